@@ -1,0 +1,91 @@
+"""Throughput: 200,000 no-op events through eventflow.App against a bare-asyncio ceiling.
+
+The ceiling is one ``asyncio.Queue(maxsize=1000)`` and 100 worker tasks calling the
+handler directly: no request IDs, no retries, no accounting. Both run in the same process,
+one after the other, several rounds, and the best round of each is compared, so machine
+noise hits both alike. Logging is configured as the README recommends for production.
+
+    python benchmarks/throughput.py [--events 200000] [--rounds 3] [--concurrency 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import time
+
+import structlog
+
+import eventflow
+
+
+async def handler_fn(event: object, context: object) -> None:
+    return None
+
+
+async def ceiling(n: int) -> float:
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1000)
+
+    async def worker() -> None:
+        while True:
+            item = await queue.get()
+            await handler_fn(item, None)
+            queue.task_done()
+
+    workers = [asyncio.create_task(worker()) for _ in range(100)]
+    t0 = time.perf_counter()
+    for i in range(n):
+        await queue.put({"i": i})
+    await queue.join()
+    elapsed = time.perf_counter() - t0
+    for w in workers:
+        w.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    return n / elapsed
+
+
+async def through_app(n: int, concurrency: int) -> float:
+    eventflow.reset_default_registry()
+    noop = eventflow.handler(handler_fn)
+    async with eventflow.App(concurrency=concurrency) as app:
+        t0 = time.perf_counter()
+        for i in range(n):
+            await app.invoke(noop, {"i": i})
+        await app.drain()
+        elapsed = time.perf_counter() - t0
+        stats = app.stats()
+    assert stats.succeeded == n, stats
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=1000)
+    args = parser.parse_args()
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        cache_logger_on_first_use=True,
+    )
+    best_ceiling = best_app = 0.0
+    for r in range(args.rounds):
+        gc.collect()
+        c = asyncio.run(ceiling(args.events))
+        gc.collect()
+        a = asyncio.run(through_app(args.events, args.concurrency))
+        best_ceiling, best_app = max(best_ceiling, c), max(best_app, a)
+        print(f"round {r + 1}: ceiling {c:,.0f} events/s, eventflow {a:,.0f} events/s")
+    ratio = best_app / best_ceiling
+    print(f"bare asyncio ceiling : {best_ceiling:12,.0f} events/s")
+    print(f"eventflow.App        : {best_app:12,.0f} events/s  (concurrency={args.concurrency})")
+    print(
+        f"ratio                : {ratio:.2f} of the ceiling (target >= 0.40) "
+        f"{'PASS' if ratio >= 0.4 else 'FAIL'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""eventflow: AWS Lambda's asynchronous invocation model inside any asyncio service.
+
+Layout: ``_app`` (the App) builds on the core (``_queue``, ``_scheduler`` + ``_wheel``,
+``_delivery``, ``_records``), which reads time only through ``_clock`` and never imports
+AWS code; ``sinks``, ``events`` and ``testing`` are public modules; AWS adapters live in
+``eventflow.aws`` and are imported only when you import them.
+"""
+
+from __future__ import annotations
+
+from ._app import App as App
+from ._app import InvocationType as InvocationType
+from ._clock import Clock as Clock
+from ._context import Context as Context
+from ._errors import AppClosed as AppClosed
+from ._errors import ConfigurationError as ConfigurationError
+from ._errors import EventflowError as EventflowError
+from ._errors import InvalidEvent as InvalidEvent
+from ._errors import InvalidPayload as InvalidPayload
+from ._errors import QueueFull as QueueFull
+from ._errors import SchedulerFull as SchedulerFull
+from ._errors import UnknownHandler as UnknownHandler
+from ._handler import Handler as Handler
+from ._queue import QueueStatistics as QueueStatistics
+from ._registry import handler as handler
+from ._registry import reset as reset_default_registry
+from ._results import Accepted as Accepted
+from ._results import InvocationResult as InvocationResult
+from ._results import Stats as Stats
+from ._wheel import WheelStatistics as WheelStatistics
+from .sinks import Message as Message
+from .sinks import Sink as Sink
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "Accepted",
+    "App",
+    "AppClosed",
+    "Clock",
+    "ConfigurationError",
+    "Context",
+    "EventflowError",
+    "Handler",
+    "InvalidEvent",
+    "InvalidPayload",
+    "InvocationResult",
+    "InvocationType",
+    "Message",
+    "QueueFull",
+    "QueueStatistics",
+    "SchedulerFull",
+    "Sink",
+    "Stats",
+    "UnknownHandler",
+    "WheelStatistics",
+    "handler",
+    "reset_default_registry",
+)
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if hasattr(_obj, "__module__") and isinstance(_obj, type):
+        _obj.__module__ = "eventflow"
+del _name, _obj

@@ -1,0 +1,973 @@
+"""The App: Lambda's asynchronous invocation model inside one asyncio process.
+
+``invoke`` puts an :class:`Event` on the bounded :class:`EventQueue` and answers 202 at
+once; ``concurrency`` worker tasks take events only when free and run one attempt each;
+a failed attempt goes to the :class:`RetryScheduler` (a timer wheel) and comes back on
+the queue's retry lane; an event that succeeds, runs out of retries or grows too old
+gets its dead letter / destination record sent and reaches its terminal outcome.
+
+One anyio task group owns the workers and the scheduler; it is entered by
+``async with app`` and left by it, after a graceful drain and a spill of whatever is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Literal, overload
+
+import anyio
+import structlog
+
+from . import _registry
+from ._clock import Clock, LoopClock
+from ._context import Context
+from ._delivery import Deliverer
+from ._errors import (
+    AppClosed,
+    ConfigurationError,
+    InvalidPayload,
+    QueueFull,
+    SchedulerFull,
+    UnknownHandler,
+)
+from ._event import Event
+from ._handler import Handler, HandlerFunction, make_decorator
+from ._ids import new_request_id
+from ._payload import json_error
+from ._queue import EventQueue, QueueStatistics
+from ._records import (
+    EVENT_AGE_EXCEEDED,
+    RETRIES_EXHAUSTED,
+    SUCCESS,
+    dead_letter_message,
+    destination_record,
+    error_object,
+    marshal_error,
+    spill_message,
+    timeout_error,
+)
+from ._results import Accepted, InvocationResult, Stats
+from ._runtime import HandlerRuntime
+from ._scheduler import RetryScheduler
+from ._wheel import TimerWheel, WheelStatistics
+from .sinks import Sink
+
+__all__ = ("App", "InvocationType")
+
+InvocationType = Literal["Event", "RequestResponse", "DryRun"]
+_INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
+_YIELD_EVERY_MASK = 63  # invoke() yields to the loop once per 64 accepted events
+_FLAT_TYPES = frozenset((str, int, bool, type(None)))
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+def _check_int(option: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{option} must be an integer >= {minimum}, got {value!r}.")
+    return value
+
+
+def _check_seconds(option: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{option} must be a number of seconds, got {value!r}.")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigurationError(f"{option} must be a positive number of seconds, got {value!r}.")
+    return float(value)
+
+
+class App:
+    """An event-processing app: handlers, a bounded event queue, workers and retries.
+
+    Use it as an async context manager inside your service::
+
+        app = eventflow.App()
+
+        async with app:
+            accepted = await app.invoke("resize", {"key": "photo.jpg"})
+
+    Args:
+        name: The app's name, for logs.
+        queue_size: Bound on events accepted and not started yet; ``invoke()`` waits
+            and ``invoke_nowait()`` raises :class:`QueueFull` beyond it.
+        concurrency: Number of workers: attempts that may run at once, all handlers together.
+        shutdown_timeout: Seconds that leaving ``async with`` waits for queued, running
+            and scheduled events before it cancels and spills the rest.
+        handlers: Handlers to serve. ``None`` serves every handler registered with
+            ``@eventflow.handler`` (plus those registered with ``@app.handler``).
+        spill: Sink that receives events not finished at shutdown (body = payload,
+            attributes ``RequestID``, ``Handler``, ``Attempt``); without one they are
+            logged at error level with their payload. Either way ``undelivered`` counts them.
+        clock: The clock to use; :class:`eventflow.testing.VirtualClock` in tests.
+        logger: A structlog logger to log through (default: ``structlog.get_logger("eventflow")``).
+        tick: Resolution of the retry timer wheel in seconds (a retry fires at most one
+            tick after its due time).
+        max_scheduled: Capacity of the retry scheduler.
+        sink_timeout: Seconds a failing sink is retried (with backoff) before the
+            message is counted as a dead-letter or destination error and logged.
+        thread_limit: Threads available to plain ``def`` handlers.
+        region: AWS region used in function ARNs.
+        account_id: AWS account ID used in function ARNs.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "eventflow",
+        queue_size: int = 10_000,
+        concurrency: int = 1_000,
+        shutdown_timeout: float = 30.0,
+        handlers: Iterable[Handler] | None = None,
+        spill: Sink | None = None,
+        clock: Clock | None = None,
+        logger: Any = None,
+        tick: float = 0.01,
+        max_scheduled: int = 1_000_000,
+        sink_timeout: float = 10.0,
+        thread_limit: int = 40,
+        region: str = "us-east-1",
+        account_id: str = "000000000000",
+    ) -> None:
+        self.name = name
+        self._queue_size = _check_int("queue_size", queue_size, 1)
+        self._concurrency = _check_int("concurrency", concurrency, 1)
+        self._shutdown_timeout = _check_seconds("shutdown_timeout", shutdown_timeout)
+        self._tick = _check_seconds("tick", tick)
+        self._max_scheduled = _check_int("max_scheduled", max_scheduled, 1)
+        self._sink_timeout = _check_seconds("sink_timeout", sink_timeout)
+        self._thread_limit = _check_int("thread_limit", thread_limit, 1)
+        if spill is not None and not callable(getattr(spill, "send", None)):
+            raise ConfigurationError(
+                f"spill must be a sink (an object with 'async def send(self, message)'), "
+                f"got {spill!r}."
+            )
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigurationError(
+                f"clock must have now() and call_at(when, callback) methods, got {clock!r}."
+            )
+        self._spill = spill
+        self._clock: Clock = clock if clock is not None else LoopClock()
+        self._logger_arg = logger
+        self._region = region
+        self._account_id = account_id
+        self._uses_default_registry = handlers is None
+        self._handlers: dict[str, Handler] = {}
+        for h in handlers or ():
+            if not isinstance(h, Handler):
+                raise ConfigurationError(
+                    f"handlers must hold functions decorated with @eventflow.handler, got {h!r}."
+                )
+            self._add_handler(h)
+        self._state = _State.NEW
+        self._runtimes: dict[str, HandlerRuntime] = {}
+        # name -> runtime and Handler object -> runtime, so invoke() needs one lookup
+        self._index: dict[object, HandlerRuntime] = {}
+        self._now = self._clock.now
+        self._queue = EventQueue(self._queue_size)
+        self._wheel: TimerWheel[Event] = TimerWheel(tick=self._tick, capacity=self._max_scheduled)
+        self._scheduler = RetryScheduler(self._wheel, self._clock, self._queue.put_retry)
+        self._log: Any = None
+        self._info = True
+        self._deliverer: Deliverer | None = None
+        self._tg: Any = None
+        self._exit_stack: AsyncExitStack | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._interrupted: list[Event] = []
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        # counters (see Stats for their meaning)
+        self._received = 0
+        self._succeeded = 0
+        self._failed = 0
+        self._undelivered = 0
+        self._in_flight = 0
+        self._retries = 0
+        self._expired = 0
+        self._attempts = 0
+        self._errors = 0
+        self._dead_lettered = 0
+        self._dead_letter_errors = 0
+        self._destination_errors = 0
+        self._deduplicated = 0
+
+    # -- handlers -------------------------------------------------------------------
+
+    def _add_handler(self, h: Handler) -> None:
+        existing = self._handlers.get(h.name)
+        if existing is not None and existing is not h:
+            raise ConfigurationError(
+                f"This app already has a handler named {h.name!r}; give one of them another "
+                "name with name=..."
+            )
+        self._handlers[h.name] = h
+
+    def _register(self, h: Handler) -> None:
+        if self._state is not _State.NEW:
+            raise ConfigurationError(
+                f"Cannot add handler {h.name!r} after the app has started; register it first."
+            )
+        self._add_handler(h)
+
+    @overload
+    def handler(self, fn: HandlerFunction, /) -> Handler: ...
+    @overload
+    def handler(self, fn: None = None, /, **options: Any) -> Any: ...
+    def handler(self, fn: HandlerFunction | None = None, /, **options: Any) -> Any:
+        """Register a handler on this app only; bare or with the options of
+        :class:`eventflow.Handler`."""
+        return make_decorator(self._register, fn, options)
+
+    @property
+    def handlers(self) -> Mapping[str, Handler]:
+        """The handlers this app serves, by name."""
+        if self._state is _State.NEW:
+            return self._resolve_handlers()
+        return {name: rt.handler for name, rt in self._runtimes.items()}
+
+    def _resolve_handlers(self) -> dict[str, Handler]:
+        out = dict(self._handlers)
+        if self._uses_default_registry:
+            for name, h in _registry.default_handlers().items():
+                mine = out.get(name)
+                if mine is not None and mine is not h:
+                    raise ConfigurationError(
+                        f"Handler name {name!r} is registered both with @eventflow.handler and "
+                        "with @app.handler; rename one of them."
+                    )
+                out[name] = h
+        return out
+
+    def _lookup(self, handler: str | Handler) -> HandlerRuntime:
+        try:
+            rt = self._index.get(handler)
+        except TypeError:  # unhashable
+            rt = None
+        if rt is None:
+            known = ", ".join(sorted(self._runtimes)) or "none"
+            name = handler.name if isinstance(handler, Handler) else handler
+            raise UnknownHandler(
+                f"No handler {name!r} in app {self.name!r} (it serves: {known}); register it "
+                "with @eventflow.handler or @app.handler, or pass it in App(handlers=[...])."
+            )
+        return rt
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def __aenter__(self) -> App:
+        if self._state is not _State.NEW:
+            raise RuntimeError(
+                "An eventflow App can be started only once; create a new App to start again."
+            )
+        log = (
+            self._logger_arg if self._logger_arg is not None else structlog.get_logger("eventflow")
+        )
+        # resolve the lazy proxy once: per-call proxy resolution costs more than a no-op event
+        self._log = log = log.bind()
+        is_enabled_for = getattr(log, "is_enabled_for", None)
+        self._info = bool(is_enabled_for(logging.INFO)) if callable(is_enabled_for) else True
+        self._clock.now()  # binds a LoopClock to this loop, so handler threads can read it
+        if isinstance(self._clock, LoopClock):
+            loop = asyncio.get_running_loop()
+            # the default loop's time() is time.monotonic() behind a Python call; skip the call
+            plain = getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
+            self._now = time.monotonic if plain else loop.time
+        self._deliverer = Deliverer(self._clock, log, timeout=self._sink_timeout)
+        self._limiter = anyio.CapacityLimiter(self._thread_limit)
+        for name, h in self._resolve_handlers().items():
+            rt = HandlerRuntime(
+                h, region=self._region, account_id=self._account_id, clock=self._clock, log=log
+            )
+            self._runtimes[name] = rt
+            self._index[name] = rt
+            self._index[h] = rt
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            seen: set[int] = set()
+            sinks = [s for rt in self._runtimes.values() for s in rt.handler.sinks()]
+            if self._spill is not None:
+                sinks.append(self._spill)
+            for sink in sinks:
+                if id(sink) not in seen and hasattr(sink, "__aenter__"):
+                    seen.add(id(sink))
+                    await stack.enter_async_context(sink)  # type: ignore[arg-type]
+            tg = anyio.create_task_group()
+            await tg.__aenter__()
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._exit_stack = stack
+        self._tg = tg
+        for _ in range(self._concurrency):
+            tg.start_soon(self._worker)
+        tg.start_soon(self._scheduler.run)
+        self._state = _State.RUNNING
+        if self._info:
+            log.info(
+                "app.started",
+                app=self.name,
+                handlers=sorted(self._runtimes),
+                concurrency=self._concurrency,
+                queue_size=self._queue_size,
+            )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._state is not _State.RUNNING:
+            return
+        self._state = _State.CLOSING
+        self._queue.wake_all_producers()
+        log = self._log
+        try:
+            if exc_type is None:
+                try:
+                    await self.drain(timeout=self._shutdown_timeout)
+                except TimeoutError:
+                    log.warning(
+                        "shutdown.timed_out",
+                        app=self.name,
+                        shutdown_timeout=self._shutdown_timeout,
+                        queued=len(self._queue),
+                        in_flight=self._in_flight,
+                        scheduled=len(self._scheduler),
+                    )
+        finally:
+            self._tg.cancel_scope.cancel()
+            try:
+                await self._tg.__aexit__(None, None, None)
+            finally:
+                try:
+                    with anyio.CancelScope(shield=True):
+                        await self._spill_leftovers()
+                finally:
+                    self._state = _State.CLOSED
+                    assert self._exit_stack is not None
+                    with anyio.CancelScope(shield=True):
+                        await self._exit_stack.aclose()
+                    if self._info:
+                        log.info("app.stopped", app=self.name, **self._stats_dict())
+
+    async def _spill_leftovers(self) -> None:
+        leftovers = list(self._interrupted)
+        self._interrupted.clear()
+        moved = self._queue.drain()
+        for rt in self._runtimes.values():
+            while rt.parked:
+                moved.append(rt.parked.popleft())
+                self._queue.unpark()
+        moved.extend(self._scheduler.drain())
+        # counted in flight while their spill is being sent, so the equation holds throughout
+        self._in_flight += len(moved)
+        leftovers.extend(moved)
+        assert self._deliverer is not None
+        for ev in leftovers:
+            ctx = {"request_id": ev.request_id, "handler": ev.rt.name, "attempt": ev.attempts}
+            if self._spill is not None:
+                sent = await self._deliverer.deliver(
+                    self._spill, spill_message(ev), role="spill", **ctx
+                )
+                if sent:
+                    self._log.warning("event.spilled", **ctx)
+            else:
+                sent = False
+            if not sent:
+                self._log.error(
+                    "event.undelivered",
+                    reason="the app stopped before this event finished",
+                    payload=ev.payload,
+                    **ctx,
+                )
+            self._in_flight -= 1
+            self._undelivered += 1
+        self._wake_idle()
+
+    # -- invoking -------------------------------------------------------------------
+
+    def _closed_error(self) -> AppClosed:
+        if self._state is _State.NEW:
+            return AppClosed(
+                f"App {self.name!r} has not started; use 'async with app:' before invoking."
+            )
+        return AppClosed(f"App {self.name!r} is shutting down and accepts no more events.")
+
+    def _new_event(self, handler: str | Handler, payload: Any) -> Event:
+        rt = self._index.get(handler) if type(handler) is str else None
+        if rt is None:
+            rt = self._lookup(handler)
+        if type(payload) is dict:
+            # flat objects of strings, ints, bools and nulls are the common case: no call
+            for k, v in payload.items():
+                if type(k) is not str or type(v) not in _FLAT_TYPES:
+                    self._check_payload(rt, payload)
+                    break
+        elif type(payload) not in _FLAT_TYPES:
+            self._check_payload(rt, payload)
+        return Event(new_request_id(), rt, payload, self._now())
+
+    @staticmethod
+    def _check_payload(rt: HandlerRuntime, payload: Any) -> None:
+        why = json_error(payload)
+        if why is not None:
+            raise InvalidPayload(
+                f"The payload for {rt.name!r} is not JSON-serialisable ({why}); "
+                "pass dicts, lists, strings, numbers, booleans and None only."
+            )
+
+    def invoke_nowait(
+        self,
+        handler: str | Handler,
+        payload: Any,
+        *,
+        invocation_type: InvocationType = "Event",
+    ) -> Accepted | InvocationResult:
+        """Like :meth:`invoke`, without waiting: raises :class:`QueueFull` when full.
+
+        Only ``Event`` and ``DryRun`` invocations can be made without waiting.
+        """
+        if invocation_type != "Event":
+            if invocation_type == "DryRun":
+                return self._dry_run(handler, payload)
+            self._check_invocation_type(invocation_type)
+            raise ConfigurationError(
+                "invoke_nowait() cannot wait for a RequestResponse result; "
+                "use 'await app.invoke(..., invocation_type=\"RequestResponse\")'."
+            )
+        if self._state is not _State.RUNNING:
+            raise self._closed_error()
+        ev = self._new_event(handler, payload)
+        self._queue.put_nowait(ev)
+        self._received += 1
+        return Accepted(ev.request_id)
+
+    @overload
+    async def invoke(
+        self, handler: str | Handler, payload: Any, *, invocation_type: Literal["Event"] = ...
+    ) -> Accepted: ...
+    @overload
+    async def invoke(
+        self,
+        handler: str | Handler,
+        payload: Any,
+        *,
+        invocation_type: Literal["RequestResponse", "DryRun"],
+    ) -> InvocationResult: ...
+    async def invoke(
+        self,
+        handler: str | Handler,
+        payload: Any,
+        *,
+        invocation_type: InvocationType = "Event",
+    ) -> Accepted | InvocationResult:
+        """Invoke a handler the way Lambda's Invoke API does.
+
+        Args:
+            handler: The handler's name or the decorated function.
+            payload: Any JSON-serialisable value; the handler receives it as ``event``.
+            invocation_type: ``"Event"`` queues the event and returns :class:`Accepted`
+                (202) at once, waiting only while the queue is full; retries, dead
+                letters and destinations follow. ``"RequestResponse"`` runs one attempt
+                now, with no retries, and returns its :class:`InvocationResult` (200).
+                ``"DryRun"`` only validates and returns a 204 result.
+
+        Raises:
+            UnknownHandler: no such handler in this app (nothing is queued).
+            InvalidPayload: the payload is not JSON-serialisable (nothing is queued).
+            AppClosed: the app has not started or is shutting down.
+        """
+        if invocation_type == "Event":
+            if self._state is not _State.RUNNING:
+                raise self._closed_error()
+            ev = self._new_event(handler, payload)
+            queue = self._queue
+            while True:
+                try:
+                    queue.put_nowait(ev)
+                except QueueFull:
+                    await queue.wait_for_room()
+                    if self._state is not _State.RUNNING:
+                        raise self._closed_error() from None
+                else:
+                    self._received += 1
+                    if not self._received & _YIELD_EVERY_MASK:
+                        # a producer that never blocks would keep workers from starting
+                        # until its burst ends; give them the loop now and then
+                        await asyncio.sleep(0)
+                    return Accepted(ev.request_id)
+        if invocation_type == "RequestResponse":
+            return await self._request_response(handler, payload)
+        if invocation_type == "DryRun":
+            return self._dry_run(handler, payload)
+        self._check_invocation_type(invocation_type)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _check_invocation_type(invocation_type: object) -> None:
+        if invocation_type not in _INVOCATION_TYPES:
+            raise ConfigurationError(
+                f"invocation_type must be 'Event', 'RequestResponse' or 'DryRun', "
+                f"got {invocation_type!r}."
+            )
+
+    def _dry_run(self, handler: str | Handler, payload: Any) -> InvocationResult:
+        ev = self._new_event(handler, payload)
+        return InvocationResult(status_code=204, request_id=ev.request_id)
+
+    async def _request_response(self, handler: str | Handler, payload: Any) -> InvocationResult:
+        if self._state is not _State.RUNNING:
+            raise self._closed_error()
+        ev = self._new_event(handler, payload)
+        rt = ev.rt
+        if rt.limit is not None:
+            while rt.running >= rt.limit:
+                # a synchronous call waits for a slot like any caller of a capped function
+                await self._wait_slot(rt)
+            rt.running += 1
+        ev.attempts = 1
+        try:
+            ok, value, exc = await self._attempt(ev, rt)
+        finally:
+            if rt.limit is not None:
+                rt.running -= 1
+                self._release_parked(rt)
+        if ok:
+            self._log_success(ev)
+            return InvocationResult(status_code=200, request_id=ev.request_id, payload=value)
+        self._log_failure(ev, value, exc)
+        return InvocationResult(
+            status_code=200, request_id=ev.request_id, payload=value, function_error="Unhandled"
+        )
+
+    async def _wait_slot(self, rt: HandlerRuntime) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        rt.slot_waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if fut in rt.slot_waiters:
+                rt.slot_waiters.remove(fut)
+
+    def _release_parked(self, rt: HandlerRuntime) -> None:
+        # a capped handler's slot freed outside a worker: let a waiter or a worker use it
+        while rt.slot_waiters:
+            fut = rt.slot_waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        if rt.parked and rt.limit is not None and rt.running < rt.limit:
+            self._queue.unpark()
+            self._queue.put_retry(rt.parked.popleft())
+
+    # -- workers --------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        queue = self._queue
+        run = self._run
+        while True:
+            ev = queue.get_nowait()
+            if ev is None:
+                ev = await queue.get()
+            rt = ev.rt
+            limit = rt.limit
+            if limit is None:
+                await run(ev)
+                continue
+            if rt.running >= limit:
+                rt.parked.append(ev)
+                queue.park()
+                continue
+            await run(ev)
+            # this worker is free and the handler has room: take its oldest parked event
+            while rt.parked and rt.running < limit and not rt.slot_waiters:
+                ev = rt.parked.popleft()
+                queue.unpark()
+                await run(ev)
+            if rt.slot_waiters and rt.running < limit:
+                self._release_parked(rt)
+
+    async def _run(self, ev: Event) -> None:
+        """Run one attempt of ``ev`` and everything that follows from its outcome."""
+        self._in_flight += 1
+        rt = ev.rt
+        try:
+            if self._now() - ev.enqueued_at > rt.max_event_age:
+                await self._fail(ev, EVENT_AGE_EXCEEDED, self._age_reason(ev, rt.max_event_age))
+                return
+            ev.attempts += 1
+            self._attempts += 1
+            exc: BaseException | None = None
+            if rt.simple:
+                # the common case, inlined: an async handler with no timeout and no cap
+                if self._info:
+                    self._log.info(
+                        "attempt.started",
+                        request_id=ev.request_id,
+                        handler=rt.name,
+                        attempt=ev.attempts,
+                    )
+                try:
+                    value = await rt.fn(ev.payload, Context(ev, None))
+                except asyncio.CancelledError as cancelled:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        ev.attempts -= 1  # a cancelled attempt is not a failed attempt
+                        self._attempts -= 1
+                        raise
+                    ok, value, exc = False, error_object(cancelled, ev.request_id), cancelled
+                except Exception as error:
+                    ok, value, exc = False, error_object(error, ev.request_id), error
+                else:
+                    ok = True
+                    if type(value) not in _FLAT_TYPES:
+                        err = marshal_error(value, ev.request_id)
+                        if err is not None:
+                            ok, value = False, err
+            else:
+                limited = rt.limit is not None
+                if limited:
+                    rt.running += 1
+                try:
+                    ok, value, exc = await self._attempt(ev, rt)
+                except asyncio.CancelledError:
+                    ev.attempts -= 1  # a cancelled attempt is not a failed attempt
+                    self._attempts -= 1
+                    raise
+                finally:
+                    if limited:
+                        rt.running -= 1
+            if ok:
+                if self._info:
+                    self._log_success(ev)
+                if rt.on_success is None:
+                    self._in_flight -= 1
+                    self._succeeded += 1
+                    if self._idle_waiters:
+                        self._wake_idle()
+                    return
+                await self._succeed_with_destination(ev, value)
+            else:
+                await self._after_failure(ev, value, exc)
+        except asyncio.CancelledError:
+            self._interrupted.append(ev)  # still in flight; spilled at shutdown
+            raise
+        except Exception as bug:  # a bug in eventflow itself: keep the worker, account the event
+            self._log.critical(
+                "worker.internal_error",
+                request_id=ev.request_id,
+                handler=rt.name,
+                payload=ev.payload,
+                exc_info=bug,
+            )
+            self._in_flight -= 1
+            self._undelivered += 1
+            self._wake_idle()
+
+    async def _attempt(
+        self, ev: Event, rt: HandlerRuntime
+    ) -> tuple[bool, Any, BaseException | None]:
+        """One attempt: (True, result, None) or (False, error object, exception or None)."""
+        if self._info:
+            self._log.info(
+                "attempt.started", request_id=ev.request_id, handler=rt.name, attempt=ev.attempts
+            )
+        timeout = rt.timeout
+        if timeout is None:
+            ctx = Context(ev, None)
+            try:
+                if rt.is_async:
+                    result = await rt.fn(ev.payload, ctx)
+                else:
+                    result = await anyio.to_thread.run_sync(
+                        rt.fn, ev.payload, ctx, limiter=self._limiter
+                    )
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                # the handler itself raised CancelledError: that is its error, not ours
+                return False, error_object(exc, ev.request_id), exc
+            except Exception as exc:
+                return False, error_object(exc, ev.request_id), exc
+        else:
+            ok, result, error = await self._attempt_with_timeout(ev, rt, timeout)
+            if not ok:
+                return False, result, error
+        if type(result) not in _FLAT_TYPES:
+            err = marshal_error(result, ev.request_id)
+            if err is not None:
+                return False, err, None
+        return True, result, None
+
+    async def _attempt_with_timeout(
+        self, ev: Event, rt: HandlerRuntime, timeout: float
+    ) -> tuple[bool, Any, BaseException | None]:
+        task = asyncio.current_task()
+        assert task is not None
+        deadline = self._now() + timeout
+        ctx = Context(ev, deadline)
+        timed_out = False
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            task.cancel()
+
+        handle = self._clock.call_at(deadline, expire)
+        try:
+            if rt.is_async:
+                result = await rt.fn(ev.payload, ctx)
+            else:
+                result = await anyio.to_thread.run_sync(
+                    rt.fn, ev.payload, ctx, limiter=self._limiter, abandon_on_cancel=True
+                )
+        except asyncio.CancelledError as exc:
+            if timed_out and task.uncancel() == 0:
+                return False, timeout_error(ev.request_id, timeout), None
+            if timed_out or task.cancelling():
+                raise
+            return False, error_object(exc, ev.request_id), exc
+        except Exception as exc:
+            if timed_out:
+                task.uncancel()
+                return False, timeout_error(ev.request_id, timeout), None
+            return False, error_object(exc, ev.request_id), exc
+        finally:
+            handle.cancel()
+        if timed_out:
+            # the handler swallowed the cancellation and returned late: still a timeout
+            task.uncancel()
+            return False, timeout_error(ev.request_id, timeout), None
+        return True, result, None
+
+    # -- outcomes -------------------------------------------------------------------
+
+    def _log_success(self, ev: Event) -> None:
+        if self._info:
+            self._log.info(
+                "attempt.succeeded",
+                request_id=ev.request_id,
+                handler=ev.rt.name,
+                attempt=ev.attempts,
+            )
+
+    def _log_failure(self, ev: Event, error: dict[str, Any], exc: BaseException | None) -> None:
+        self._log.error(
+            "attempt.failed",
+            request_id=ev.request_id,
+            handler=ev.rt.name,
+            attempt=ev.attempts,
+            error_type=error.get("errorType"),
+            error_message=error.get("errorMessage"),
+            exc_info=exc if exc is not None else False,
+        )
+
+    async def _succeed_with_destination(self, ev: Event, result: Any) -> None:
+        sink = ev.rt.handler.on_success
+        assert sink is not None and self._deliverer is not None
+        record = destination_record(ev, SUCCESS, response=result)
+        sent = await self._deliverer.deliver(
+            sink, record, role="on_success", **self._log_context(ev)
+        )
+        if not sent:
+            self._destination_errors += 1
+        self._in_flight -= 1
+        self._succeeded += 1
+        self._wake_idle()
+
+    async def _after_failure(
+        self, ev: Event, error: dict[str, Any], exc: BaseException | None
+    ) -> None:
+        self._errors += 1
+        ev.error = error
+        self._log_failure(ev, error, exc)
+        h = ev.rt.handler
+        if ev.attempts > h.max_retries:
+            await self._fail(ev, RETRIES_EXHAUSTED, str(error.get("errorMessage", "")))
+            return
+        delay = h.retry_delay(ev.attempts)
+        due = self._now() + delay
+        if due - ev.enqueued_at > h.max_event_age:
+            reason = self._age_reason(ev, h.max_event_age, next_retry_in=delay)
+            await self._fail(ev, EVENT_AGE_EXCEEDED, reason)
+            return
+        try:
+            self._scheduler.schedule(due, ev)
+        except SchedulerFull as full:
+            self._log.error("retry.not_scheduled", reason=str(full), **self._log_context(ev))
+            await self._fail(ev, RETRIES_EXHAUSTED, f"{error.get('errorMessage')} ({full})")
+            return
+        self._in_flight -= 1
+        self._retries += 1
+        if self._info:
+            self._log.info(
+                "retry.scheduled", delay_s=delay, retry=ev.attempts, **self._log_context(ev)
+            )
+
+    def _age_reason(self, ev: Event, max_age: float, next_retry_in: float | None = None) -> str:
+        age = self._now() - ev.enqueued_at
+        last = f" Last error: {ev.error['errorMessage']}" if ev.error else ""
+        if next_retry_in is None:
+            return (
+                f"Event age exceeded: the event is {age:.3f} s old, older than its "
+                f"max_event_age of {max_age:g} s.{last}"
+            )
+        return (
+            f"Event age exceeded: the event is {age:.3f} s old and its next retry, in "
+            f"{next_retry_in:g} s, would be past its max_event_age of {max_age:g} s.{last}"
+        )
+
+    async def _fail(self, ev: Event, condition: str, reason: str) -> None:
+        """The event failed for good: dead letter and/or on-failure record, then count it."""
+        h = ev.rt.handler
+        ctx = self._log_context(ev)
+        expired = condition == EVENT_AGE_EXCEEDED
+        if expired:
+            self._log.warning("event.expired", reason=reason, **ctx)
+        # Lambda fires both at once when both are set (spec §3.3); so do we
+        if h.dead_letter is not None and h.on_failure is not None:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._send_dead_letter, ev, reason, condition)
+                tg.start_soon(self._send_failure_record, ev, condition)
+        elif h.dead_letter is not None:
+            await self._send_dead_letter(ev, reason, condition)
+        elif h.on_failure is not None:
+            await self._send_failure_record(ev, condition)
+        if h.dead_letter is None and h.on_failure is None:
+            # no DLQ and no destination: Lambda drops the event; eventflow at least logs it all
+            self._log.error(
+                "event.failed", condition=condition, reason=reason, payload=ev.payload, **ctx
+            )
+        self._in_flight -= 1
+        self._failed += 1
+        if expired:
+            self._expired += 1
+        self._wake_idle()
+
+    async def _send_dead_letter(self, ev: Event, reason: str, condition: str) -> None:
+        sink = ev.rt.handler.dead_letter
+        assert sink is not None and self._deliverer is not None
+        ctx = self._log_context(ev)
+        message = dead_letter_message(ev, reason)
+        if await self._deliverer.deliver(sink, message, role="dead_letter", **ctx):
+            self._dead_lettered += 1
+            self._log.warning("event.dead_lettered", condition=condition, **ctx)
+        else:
+            self._dead_letter_errors += 1
+
+    async def _send_failure_record(self, ev: Event, condition: str) -> None:
+        sink = ev.rt.handler.on_failure
+        assert sink is not None and self._deliverer is not None
+        record = destination_record(
+            ev, condition, response=ev.error, function_error=ev.error is not None
+        )
+        ctx = self._log_context(ev)
+        if not await self._deliverer.deliver(sink, record, role="on_failure", **ctx):
+            self._destination_errors += 1
+
+    @staticmethod
+    def _log_context(ev: Event) -> dict[str, Any]:
+        return {"request_id": ev.request_id, "handler": ev.rt.name, "attempt": ev.attempts}
+
+    # -- draining and statistics ----------------------------------------------------
+
+    def _idle(self) -> bool:
+        return not self._in_flight and not len(self._queue) and not len(self._scheduler)
+
+    def _wake_idle(self) -> None:
+        if self._idle_waiters and self._idle():
+            for fut in self._idle_waiters:
+                if not fut.done():
+                    fut.set_result(None)
+            self._idle_waiters.clear()
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until no event is queued, running or waiting for a retry.
+
+        Args:
+            timeout: Seconds (on the app's clock) to wait at most; ``None`` waits as long
+                as it takes.
+
+        Raises:
+            TimeoutError: the timeout passed first.
+        """
+        if self._idle():
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._idle_waiters.append(fut)
+        handle = None
+        if timeout is not None:
+            seconds = timeout
+
+            def expire() -> None:
+                if not fut.done():
+                    fut.set_exception(
+                        TimeoutError(
+                            f"App {self.name!r} did not drain within {seconds:g} s: "
+                            f"{len(self._queue)} queued, {self._in_flight} in flight, "
+                            f"{len(self._scheduler)} waiting for a retry."
+                        )
+                    )
+
+            handle = self._clock.call_at(self._now() + timeout, expire)
+        try:
+            await fut
+        finally:
+            if handle is not None:
+                handle.cancel()
+            if fut in self._idle_waiters:
+                self._idle_waiters.remove(fut)
+
+    def _stats_dict(self) -> dict[str, int]:
+        return {
+            "received": self._received,
+            "succeeded": self._succeeded,
+            "failed": self._failed,
+            "undelivered": self._undelivered,
+            "queued": len(self._queue),
+            "in_flight": self._in_flight,
+            "scheduled": len(self._scheduler),
+            "retries": self._retries,
+            "expired": self._expired,
+            "attempts": self._attempts,
+            "errors": self._errors,
+            "dead_lettered": self._dead_lettered,
+            "dead_letter_errors": self._dead_letter_errors,
+            "destination_errors": self._destination_errors,
+            "deduplicated": self._deduplicated,
+        }
+
+    def stats(self) -> Stats:
+        """A frozen snapshot of the app's counters (see :class:`eventflow.Stats`)."""
+        return Stats(**self._stats_dict())
+
+    def queue_statistics(self) -> QueueStatistics:
+        """A snapshot of the event queue."""
+        return self._queue.statistics()
+
+    def scheduler_statistics(self) -> WheelStatistics:
+        """A snapshot of the retry scheduler's timer wheel."""
+        return self._scheduler.statistics()
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this app runs on."""
+        return self._clock
+
+    def __repr__(self) -> str:
+        return f"<eventflow.App {self.name!r} {self._state.value}>"

@@ -1,0 +1,77 @@
+"""The ``context`` argument of a handler, shaped like the Lambda Python runtime's."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._event import Event
+
+__all__ = ("Context",)
+
+# Lambda's longest allowed timeout; what a handler without a timeout is told it has left.
+NO_TIMEOUT_REMAINING_MS = 900_000
+
+
+class Context:
+    """What a handler gets as its second argument, as in AWS Lambda's Python runtime.
+
+    Attributes:
+        aws_request_id: The event's request ID, the same on every attempt.
+        function_name: The handler's name.
+        function_version: Always ``"$LATEST"``.
+        invoked_function_arn: ``arn:aws:lambda:<region>:<account>:function:<name>``.
+        attempt: 1 on the first attempt, 2 on the first retry, ...
+        log: A structlog logger bound with ``request_id``, ``handler`` and ``attempt``.
+    """
+
+    __slots__ = ("_deadline", "_event", "_log")
+
+    function_version = "$LATEST"
+    client_context = None
+    identity = None
+
+    def __init__(self, event: Event, deadline: float | None) -> None:
+        self._event = event
+        self._deadline = deadline
+        self._log: Any = None
+
+    @property
+    def aws_request_id(self) -> str:
+        return self._event.request_id
+
+    @property
+    def function_name(self) -> str:
+        return self._event.rt.name
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return self._event.rt.arn
+
+    @property
+    def attempt(self) -> int:
+        return self._event.attempts
+
+    @property
+    def log(self) -> Any:
+        log = self._log
+        if log is None:
+            ev = self._event
+            log = self._log = ev.rt.log.bind(
+                request_id=ev.request_id, handler=ev.rt.name, attempt=ev.attempts
+            )
+        return log
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the attempt times out (900,000 without a timeout)."""
+        if self._deadline is None:
+            return NO_TIMEOUT_REMAINING_MS
+        left = self._deadline - self._event.rt.clock.now()
+        return max(0, math.floor(left * 1000))
+
+    def __repr__(self) -> str:
+        return (
+            f"<Context request_id={self.aws_request_id!r} function_name={self.function_name!r} "
+            f"attempt={self.attempt}>"
+        )

@@ -1,0 +1,60 @@
+"""The exception hierarchy of eventflow.
+
+::
+
+    EventflowError
+    ├── ConfigurationError (also ValueError)   bad option, raised when it is given
+    ├── UnknownHandler (also LookupError)      invoke() named no registered handler
+    ├── InvalidPayload (also ValueError)       the payload is not JSON-serialisable
+    ├── QueueFull                              invoke_nowait() found the event queue full
+    ├── AppClosed                              invoke() after shutdown began, or before start
+    ├── SchedulerFull                          the retry timer wheel is at capacity
+    └── InvalidEvent (also ValueError)         a typed event view met a malformed event
+
+Every message is a sentence that says what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "AppClosed",
+    "ConfigurationError",
+    "EventflowError",
+    "InvalidEvent",
+    "InvalidPayload",
+    "QueueFull",
+    "SchedulerFull",
+    "UnknownHandler",
+)
+
+
+class EventflowError(Exception):
+    """The root of every exception eventflow raises on purpose."""
+
+
+class ConfigurationError(EventflowError, ValueError):
+    """An option has a value outside its accepted range; raised when the option is given."""
+
+
+class UnknownHandler(EventflowError, LookupError):
+    """An invocation named a handler that this app does not serve."""
+
+
+class InvalidPayload(EventflowError, ValueError):
+    """A payload cannot be serialised as JSON, so no Lambda-style event can carry it."""
+
+
+class QueueFull(EventflowError):
+    """``invoke_nowait()`` found the bounded event queue full; wait with ``invoke()`` or retry."""
+
+
+class AppClosed(EventflowError):
+    """The app does not accept events: it has not started yet, or its shutdown has begun."""
+
+
+class SchedulerFull(EventflowError):
+    """The retry timer wheel holds as many timers as its capacity allows."""
+
+
+class InvalidEvent(EventflowError, ValueError):
+    """An event does not have the shape a typed view expects; the message names the field."""

@@ -1,0 +1,38 @@
+"""The engine's record of one accepted event, from ``invoke`` to its terminal outcome."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._runtime import HandlerRuntime
+
+__all__ = ("Event",)
+
+
+class Event:
+    """One event: its request ID (fixed for every attempt), payload and progress.
+
+    Attributes:
+        request_id: The invocation's request ID, reused by every attempt.
+        rt: The per-app runtime state of the handler that runs it.
+        payload: The JSON-serialisable payload, handed to the handler as is.
+        enqueued_at: Clock time of acceptance; the event's age counts from here.
+        attempts: Attempts started so far (a cancelled attempt is taken back).
+        error: The error object of the last failed attempt, or ``None``.
+        timer: The retry timer while one is pending.
+    """
+
+    __slots__ = ("attempts", "enqueued_at", "error", "payload", "request_id", "rt", "timer")
+
+    def __init__(self, request_id: str, rt: HandlerRuntime, payload: Any, enqueued_at: float):
+        self.request_id = request_id
+        self.rt = rt
+        self.payload = payload
+        self.enqueued_at = enqueued_at
+        self.attempts = 0
+        self.error: dict[str, Any] | None = None
+        self.timer: object | None = None
+
+    def __repr__(self) -> str:
+        return f"<Event {self.request_id} handler={self.rt.name!r} attempts={self.attempts}>"

@@ -1,0 +1,80 @@
+"""Structured logs: one request ID across attempts, levels by outcome, no global config."""
+
+from __future__ import annotations
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+import eventflow
+from eventflow.sinks import MemorySink
+from eventflow.testing import VirtualClock
+
+
+async def test_every_entry_about_an_event_carries_its_context() -> None:
+    clock = VirtualClock()
+
+    @eventflow.handler(dead_letter=MemorySink())
+    async def broken(event: object, context: eventflow.Context) -> None:
+        context.log.info("handler.working", step="resize")
+        raise ValueError("Simulating error")
+
+    with capture_logs() as logs:
+        async with eventflow.App(clock=clock) as app:
+            accepted = await app.invoke(broken, {"key1": "value1"})
+            async with clock.autojump():
+                await app.drain()
+
+    about_event = [e for e in logs if "request_id" in e]
+    assert about_event, logs
+    for entry in about_event:
+        assert entry["request_id"] == accepted.request_id
+        assert entry["handler"] == "broken"
+        assert entry["attempt"] in (1, 2, 3)
+    by_name: dict[str, list[dict[str, object]]] = {}
+    for e in about_event:
+        by_name.setdefault(str(e["event"]), []).append(e)
+    failed = by_name["attempt.failed"]
+    assert [e["attempt"] for e in failed] == [1, 2, 3]
+    assert all(e["log_level"] == "error" for e in failed)
+    assert all(isinstance(e["exc_info"], ValueError) for e in failed)
+    assert [e["attempt"] for e in by_name["attempt.started"]] == [1, 2, 3]
+    assert [e["delay_s"] for e in by_name["retry.scheduled"]] == [60.0, 120.0]
+    assert by_name["event.dead_lettered"][0]["log_level"] == "warning"
+    # the handler's own logger is bound to the event too
+    assert [e["attempt"] for e in by_name["handler.working"]] == [1, 2, 3]
+
+
+async def test_success_logs_below_error_level() -> None:
+    @eventflow.handler
+    async def fine(event: object, context: eventflow.Context) -> int:
+        return 1
+
+    with capture_logs() as logs:
+        async with eventflow.App() as app:
+            await app.invoke(fine, None)
+            await app.drain()
+    levels = {e["event"]: e["log_level"] for e in logs if "request_id" in e}
+    assert levels == {"attempt.started": "info", "attempt.succeeded": "info"}
+
+
+def test_library_never_configures_structlog(capsys: pytest.CaptureFixture[str]) -> None:
+    # importing and using eventflow leaves structlog's configuration to the application
+    import asyncio
+
+    structlog.reset_defaults()
+
+    @eventflow.handler
+    async def h(event: object, context: eventflow.Context) -> None:
+        return None
+
+    async def main() -> str:
+        async with eventflow.App() as app:
+            accepted = await app.invoke(h, None)
+            await app.drain()
+        return accepted.request_id
+
+    request_id = asyncio.run(main())
+    assert not structlog.is_configured()
+    # structlog's own defaults printed the entries
+    assert request_id in capsys.readouterr().out

@@ -1,0 +1,47 @@
+"""The suite also holds the code to its standards: ruff and mypy --strict, and the public API."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import eventflow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool(name: str) -> str:
+    exe = Path(sys.executable).with_name(name)
+    found = str(exe) if exe.exists() else shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed; install the dev extra: pip install -e '.[dev]'")
+    return found
+
+
+def test_ruff_is_clean() -> None:
+    result = subprocess.run(
+        [_tool("ruff"), "check", "src", "tests", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_is_clean() -> None:
+    result = subprocess.run(
+        [_tool("mypy"), "--strict", "src"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_public_api_is_exactly_all() -> None:
+    public = {name for name in dir(eventflow) if not name.startswith("_")}
+    modules = {"sinks", "testing", "events", "annotations"}  # annotations: __future__ import
+    assert public - modules - set(eventflow.__all__) == set()
+    for name in eventflow.__all__:
+        assert hasattr(eventflow, name), name
