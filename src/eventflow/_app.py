@@ -16,6 +16,7 @@ import asyncio
 import enum
 import logging
 import math
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack
@@ -24,6 +25,7 @@ from typing import Any, Literal, overload
 
 import anyio
 import structlog
+from anyio.abc import TaskStatus
 
 from . import _registry
 from ._clock import Clock, LoopClock
@@ -58,6 +60,7 @@ from ._runtime import HandlerRuntime
 from ._scheduler import RetryScheduler
 from ._wheel import TimerWheel, WheelStatistics
 from .sinks import Sink
+from .sources import Outcome, Settle, Source
 
 __all__ = ("App", "InvocationType")
 
@@ -110,6 +113,8 @@ class App:
         spill: Sink that receives events not finished at shutdown (body = payload,
             attributes ``RequestID``, ``Handler``, ``Attempt``); without one they are
             logged at error level with their payload. Either way ``undelivered`` counts them.
+            Events from a source are released back to it instead.
+        sources: Sources whose events this app runs (see :mod:`eventflow.sources`).
         clock: The clock to use; :class:`eventflow.testing.VirtualClock` in tests.
         logger: A structlog logger to log through (default: ``structlog.get_logger("eventflow")``).
         tick: Resolution of the retry timer wheel in seconds (a retry fires at most one
@@ -131,6 +136,7 @@ class App:
         shutdown_timeout: float = 30.0,
         handlers: Iterable[Handler] | None = None,
         spill: Sink | None = None,
+        sources: Iterable[Source] = (),
         clock: Clock | None = None,
         logger: Any = None,
         tick: float = 0.01,
@@ -158,6 +164,14 @@ class App:
                 f"clock must have now() and call_at(when, callback) methods, got {clock!r}."
             )
         self._spill = spill
+        self._sources = list(sources)
+        for src in self._sources:
+            if not callable(getattr(src, "run", None)):
+                raise ConfigurationError(
+                    f"sources must hold sources, objects with "
+                    f"'async def run(self, app, *, task_status)', got {src!r}."
+                )
+        self._source_scopes: list[anyio.CancelScope] = []
         self._clock: Clock = clock if clock is not None else LoopClock()
         self._logger_arg = logger
         self._region = region
@@ -298,7 +312,8 @@ class App:
             sinks = [s for rt in self._runtimes.values() for s in rt.handler.sinks()]
             if self._spill is not None:
                 sinks.append(self._spill)
-            for sink in sinks:
+            # sources are entered before and exited after the task group, like sinks
+            for sink in [*sinks, *self._sources]:
                 if id(sink) not in seen and hasattr(sink, "__aenter__"):
                     seen.add(id(sink))
                     await stack.enter_async_context(sink)  # type: ignore[arg-type]
@@ -313,6 +328,12 @@ class App:
             tg.start_soon(self._worker)
         tg.start_soon(self._scheduler.run)
         self._state = _State.RUNNING
+        try:
+            for src in self._sources:
+                await tg.start(self._run_source, src)
+        except BaseException:
+            await self.__aexit__(*sys.exc_info())
+            raise
         if self._info:
             log.info(
                 "app.started",
@@ -332,6 +353,8 @@ class App:
         if self._state is not _State.RUNNING:
             return
         self._state = _State.CLOSING
+        for scope in self._source_scopes:
+            scope.cancel()  # intake stops first
         self._queue.wake_all_producers()
         log = self._log
         try:
@@ -363,6 +386,11 @@ class App:
                     if self._info:
                         log.info("app.stopped", app=self.name, **self._stats_dict())
 
+    async def _run_source(self, source: Source, *, task_status: TaskStatus[None]) -> None:
+        with anyio.CancelScope() as scope:
+            self._source_scopes.append(scope)
+            await source.run(self, task_status=task_status)
+
     async def _spill_leftovers(self) -> None:
         leftovers = list(self._interrupted)
         self._interrupted.clear()
@@ -378,6 +406,13 @@ class App:
         assert self._deliverer is not None
         for ev in leftovers:
             ctx = {"request_id": ev.request_id, "handler": ev.rt.name, "attempt": ev.attempts}
+            if ev.settle is not None:
+                # the source still holds it (an SQS message, say): give it back, don't spill
+                self._in_flight -= 1
+                self._undelivered += 1
+                self._settle(ev, Outcome.RELEASED)
+                self._log.warning("event.released", **ctx)
+                continue
             if self._spill is not None:
                 sent = await self._deliverer.deliver(
                     self._spill, spill_message(ev), role="spill", **ctx
@@ -515,6 +550,57 @@ class App:
             return self._dry_run(handler, payload)
         self._check_invocation_type(invocation_type)
         raise AssertionError("unreachable")
+
+    async def submit(
+        self, handler: str | Handler, payload: Any, *, settle: Settle | None = None
+    ) -> Accepted:
+        """Accept an event from a source: ``invoke(..., "Event")`` plus a settle callback.
+
+        ``settle(request_id, outcome)`` is called exactly once, when the event reaches its
+        terminal outcome (see :class:`eventflow.sources.Outcome`).
+        """
+        if self._state is not _State.RUNNING:
+            raise self._closed_error()
+        ev = self._new_event(handler, payload)
+        ev.settle = settle
+        while True:
+            try:
+                self._queue.put_nowait(ev)
+            except QueueFull:
+                await self._queue.wait_for_room()
+                if self._state is not _State.RUNNING:
+                    raise self._closed_error() from None
+            else:
+                self._received += 1
+                return Accepted(ev.request_id)
+
+    async def reject(
+        self,
+        handler: str | Handler,
+        payload: Any,
+        reason: str,
+        *,
+        settle: Settle | None = None,
+    ) -> Accepted:
+        """Accept an event that cannot run (say, a body that is not JSON) and send it
+        straight down the failure path, with ``reason`` as its error message; no retries.
+        """
+        if self._state is not _State.RUNNING:
+            raise self._closed_error()
+        rt = self._lookup(handler)
+        ev = Event(new_request_id(), rt, payload, self._now())
+        ev.settle = settle
+        ev.error = {
+            "errorMessage": reason,
+            "errorType": "InvalidEvent",
+            "requestId": ev.request_id,
+            "stackTrace": [],
+        }
+        self._received += 1
+        self._in_flight += 1
+        self._log.error("event.rejected", reason=reason, **self._log_context(ev))
+        await self._fail(ev, RETRIES_EXHAUSTED, reason)
+        return Accepted(ev.request_id)
 
     @staticmethod
     def _check_invocation_type(invocation_type: object) -> None:
@@ -656,6 +742,8 @@ class App:
                 if rt.on_success is None:
                     self._in_flight -= 1
                     self._succeeded += 1
+                    if ev.settle is not None:
+                        self._settle(ev, Outcome.SUCCEEDED)
                     if self._idle_waiters:
                         self._wake_idle()
                     return
@@ -787,6 +875,8 @@ class App:
             self._destination_errors += 1
         self._in_flight -= 1
         self._succeeded += 1
+        if ev.settle is not None:
+            self._settle(ev, Outcome.SUCCEEDED)
         self._wake_idle()
 
     async def _after_failure(
@@ -856,7 +946,19 @@ class App:
         self._failed += 1
         if expired:
             self._expired += 1
+        if ev.settle is not None:
+            self._settle(ev, Outcome.FAILED)
         self._wake_idle()
+
+    def _settle(self, ev: Event, outcome: Outcome) -> None:
+        settle, ev.settle = ev.settle, None
+        assert settle is not None
+        try:
+            settle(ev.request_id, outcome)
+        except Exception as exc:  # a source's bug must not take the worker down
+            self._log.error(
+                "source.settle_failed", outcome=outcome.value, exc_info=exc, **self._log_context(ev)
+            )
 
     async def _send_dead_letter(self, ev: Event, reason: str, condition: str) -> None:
         sink = ev.rt.handler.dead_letter

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._runtime import HandlerRuntime
+    from .sources import Settle
 
 __all__ = ("Event",)
 
@@ -21,9 +22,19 @@ class Event:
         attempts: Attempts started so far (a cancelled attempt is taken back).
         error: The error object of the last failed attempt, or ``None``.
         timer: The retry timer while one is pending.
+        settle: The submitting source's callback for the terminal outcome, if any.
     """
 
-    __slots__ = ("attempts", "enqueued_at", "error", "payload", "request_id", "rt", "timer")
+    __slots__ = (
+        "attempts",
+        "enqueued_at",
+        "error",
+        "payload",
+        "request_id",
+        "rt",
+        "settle",
+        "timer",
+    )
 
     def __init__(self, request_id: str, rt: HandlerRuntime, payload: Any, enqueued_at: float):
         self.request_id = request_id
@@ -33,6 +44,7 @@ class Event:
         self.attempts = 0
         self.error: dict[str, Any] | None = None
         self.timer: object | None = None
+        self.settle: Settle | None = None
 
     def __repr__(self) -> str:
         return f"<Event {self.request_id} handler={self.rt.name!r} attempts={self.attempts}>"
