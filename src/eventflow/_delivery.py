@@ -11,7 +11,7 @@ import random
 from typing import Any
 
 from ._clock import Clock, sleep_until
-from .sinks import Message, Sink
+from .sinks import Message, Sink, SinkRejected
 
 __all__ = ("Deliverer",)
 
@@ -55,7 +55,7 @@ class Deliverer:
                 await sink.send(message)
             except Exception as exc:
                 now = clock.now()
-                if now >= give_up_at:
+                if now >= give_up_at or isinstance(exc, SinkRejected):
                     self._log.error(
                         "sink.gave_up",
                         role=role,

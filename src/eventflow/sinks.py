@@ -2,7 +2,8 @@
 
 A sink is any object with ``async def send(self, message: Message) -> None``. eventflow
 calls ``send`` once per message and treats an exception as a failed send, which it
-retries with backoff (see :class:`eventflow.App`'s ``sink_timeout``). A sink that is
+retries with backoff (see :class:`eventflow.App`'s ``sink_timeout``), except
+:class:`SinkRejected`, which says retrying cannot help. A sink that is
 also an async context manager is entered when the app starts and exited when it stops,
 so it can open and close connections there (the AWS sinks do).
 
@@ -23,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ("JsonlSink", "MemorySink", "Message", "Sink")
+__all__ = ("JsonlSink", "MemorySink", "Message", "Sink", "SinkRejected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,14 @@ class Message:
     def json(self) -> Any:
         """The body parsed as JSON."""
         return json.loads(self.body)
+
+
+class SinkRejected(Exception):
+    """Raised by a sink for a message that can never be sent (too large for the target, say).
+
+    eventflow does not retry it: the message is counted as a dead-letter or destination
+    error at once and logged at error level with its whole body.
+    """
 
 
 @runtime_checkable

@@ -273,3 +273,25 @@ async def test_jsonl_sink_appends_lines(tmp_path: Path) -> None:
     assert sorted(line["attributes"]["RequestID"] for line in lines) == sorted(ids)
     assert {json.loads(line["body"])["i"] for line in lines} == {0, 1, 2}
     assert [m.attributes["ErrorMessage"] for m in sink.read()] == ["to the file"] * 3
+
+
+async def test_sink_rejected_is_not_retried() -> None:
+    from eventflow.sinks import SinkRejected
+
+    class TooSmall:
+        calls = 0
+
+        async def send(self, message: Message) -> None:
+            TooSmall.calls += 1
+            raise SinkRejected(f"message of {len(message.body)} bytes is over the 10-byte limit")
+
+    @eventflow.handler(max_retries=0, dead_letter=TooSmall())
+    async def h(event: object, context: eventflow.Context) -> None:
+        raise RuntimeError("x")
+
+    async with eventflow.App() as app:
+        await app.invoke(h, {"big": "x" * 100})
+        await app.drain()
+        stats = app.stats()
+    assert TooSmall.calls == 1
+    assert stats.dead_letter_errors == 1 and stats.failed == 1
