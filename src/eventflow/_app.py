@@ -381,8 +381,8 @@ class App:
                 finally:
                     self._state = _State.CLOSED
                     assert self._exit_stack is not None
-                    with anyio.CancelScope(shield=True):
-                        await self._exit_stack.aclose()
+                    # not shielded: sources may hold task groups entered before ours
+                    await self._exit_stack.aclose()
                     if self._info:
                         log.info("app.stopped", app=self.name, **self._stats_dict())
 
@@ -582,13 +582,14 @@ class App:
         *,
         settle: Settle | None = None,
     ) -> Accepted:
-        """Accept an event that cannot run (say, a body that is not JSON) and send it
-        straight down the failure path, with ``reason`` as its error message; no retries.
+        """Accept an event that cannot run (say, a body that is not JSON) and send it down
+        the failure path, with ``reason`` as its error message: no attempt, no retries.
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
         rt = self._lookup(handler)
-        ev = Event(new_request_id(), rt, payload, self._now())
+        # an age of infinity routes it to the slow path of _run, which sees the reason
+        ev = Event(new_request_id(), rt, payload, -math.inf)
         ev.settle = settle
         ev.error = {
             "errorMessage": reason,
@@ -596,11 +597,17 @@ class App:
             "requestId": ev.request_id,
             "stackTrace": [],
         }
-        self._received += 1
-        self._in_flight += 1
         self._log.error("event.rejected", reason=reason, **self._log_context(ev))
-        await self._fail(ev, RETRIES_EXHAUSTED, reason)
-        return Accepted(ev.request_id)
+        while True:
+            try:
+                self._queue.put_nowait(ev)
+            except QueueFull:
+                await self._queue.wait_for_room()
+                if self._state is not _State.RUNNING:
+                    raise self._closed_error() from None
+            else:
+                self._received += 1
+                return Accepted(ev.request_id)
 
     @staticmethod
     def _check_invocation_type(invocation_type: object) -> None:
@@ -692,7 +699,11 @@ class App:
         rt = ev.rt
         try:
             if self._now() - ev.enqueued_at > rt.max_event_age:
-                await self._fail(ev, EVENT_AGE_EXCEEDED, self._age_reason(ev, rt.max_event_age))
+                if ev.enqueued_at == -math.inf and ev.error is not None:  # from reject()
+                    await self._fail(ev, RETRIES_EXHAUSTED, ev.error["errorMessage"])
+                else:
+                    reason = self._age_reason(ev, rt.max_event_age)
+                    await self._fail(ev, EVENT_AGE_EXCEEDED, reason)
                 return
             ev.attempts += 1
             self._attempts += 1

@@ -572,8 +572,8 @@ class EventBridgeEvent:
             that decodes to an object is decoded.
         time: ``time`` (RFC 3339).
         resources: ``resources``, ARNs (may be empty).
-        account: ``account``.
-        region: ``region``.
+        account: ``account``, or None when absent (some emulators leave it out).
+        region: ``region``, or None when absent.
         version: ``version`` ("0"), or None when absent (SAM CLI's generated scheduled event
             leaves it out).
         raw: The envelope mapping as received.
@@ -585,8 +585,8 @@ class EventBridgeEvent:
     detail: dict[str, Any]
     time: str
     resources: tuple[str, ...]
-    account: str
-    region: str
+    account: str | None
+    region: str | None
     version: str | None
     raw: dict[str, Any]
 
@@ -649,8 +649,8 @@ def _eventbridge_envelope(envelope: dict[str, Any], ctx: _Ctx) -> EventBridgeEve
         detail=detail,
         time=_str(envelope, "time", ctx),
         resources=_str_tuple(envelope, "resources", ctx),
-        account=_str(envelope, "account", ctx),
-        region=_str(envelope, "region", ctx),
+        account=_opt_str(envelope, "account", ctx),
+        region=_opt_str(envelope, "region", ctx),
         version=_opt_str(envelope, "version", ctx),
         raw=envelope,
     )

@@ -3,10 +3,10 @@
 A source is an object with ``async def run(self, app, *, task_status)``: the app starts
 it in its task group once the workers run, and it submits events with
 :meth:`eventflow.App.submit`, passing a ``settle`` callback that the app calls exactly
-once with the event's request ID and terminal :class:`Outcome`. That is how a queue-backed
-source knows when to delete a message (``SUCCEEDED`` / ``FAILED``: the event is done, its dead letter
-sent) or to give it back (``RELEASED``: the app stopped first; the source makes it visible
-again instead of the app spilling it).
+once with the event's request ID and terminal :class:`Outcome`. That is how a
+queue-backed source knows when to delete a message (``SUCCEEDED`` / ``FAILED``: the event
+is done, its dead letter sent) or to give it back (``RELEASED``: the app stopped first;
+the source makes it visible again instead of the app spilling it).
 
 ``run`` is cancelled when the app starts shutting down (intake stops first); a source that
 is also an async context manager is entered before the app starts and exited after every

@@ -12,5 +12,7 @@ from __future__ import annotations
 
 from ._errors import AWSError as AWSError
 from ._errors import ResourceCheckFailed as ResourceCheckFailed
+from ._sqs_source import SQSSource as SQSSource
+from ._sqs_source import SQSSourceStatistics as SQSSourceStatistics
 
-__all__ = ("AWSError", "ResourceCheckFailed")
+__all__ = ("AWSError", "ResourceCheckFailed", "SQSSource", "SQSSourceStatistics")

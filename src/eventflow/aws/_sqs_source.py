@@ -1,0 +1,422 @@
+"""SQSSource: events from an SQS queue, deleted only when they reach a terminal outcome.
+
+S3 notifications, SNS subscriptions and EventBridge rules all deliver to SQS; this source
+long-polls the queue in batches, decodes each body into the payload Lambda would have
+given the function (see ``_shapes.decode_body``), and submits it to the app with a settle
+callback. The message stays invisible (its visibility extended by a heartbeat) while the
+event runs and waits for retries; it is deleted (batched) once the event succeeded or
+was dead-lettered, and made visible again (batched) if the app stops first.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import structlog
+from aiobotocore.session import AioSession
+from anyio.abc import TaskStatus
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .._errors import AppClosed, ConfigurationError
+from ..sources import Outcome
+from ._clients import shared_client
+from ._errors import check_resource, error_code
+from ._shapes import BodyKind, decode_body
+
+if TYPE_CHECKING:
+    from .._app import App
+    from .._handler import Handler
+
+__all__ = ("SQSSource", "SQSSourceStatistics")
+
+_log = structlog.get_logger("eventflow.sqs")
+_BATCH = 10
+
+
+@dataclass(frozen=True, slots=True)
+class SQSSourceStatistics:
+    """Counters of one :class:`SQSSource`.
+
+    Attributes:
+        received: Messages received.
+        submitted: Events submitted to the app.
+        rejected: Messages whose body could not be an event (sent down the failure path).
+        test_events: S3 test events deleted without an invocation.
+        deleted: Messages deleted after a terminal outcome.
+        released: Messages made visible again (the app stopped first).
+        held: Messages received and not yet deleted or released.
+        api_calls: SQS API calls made (receive, delete, change visibility).
+    """
+
+    received: int
+    submitted: int
+    rejected: int
+    test_events: int
+    deleted: int
+    released: int
+    held: int
+    api_calls: int
+
+
+class _Held:
+    __slots__ = ("id", "receipt", "visible_until")
+
+    def __init__(self, message_id: str, receipt: str, visible_until: float) -> None:
+        self.id = message_id
+        self.receipt = receipt
+        self.visible_until = visible_until
+
+
+class SQSSource:
+    """Take events for ``handler`` from the SQS queue at ``queue_url``.
+
+    Args:
+        queue_url: The queue's URL.
+        handler: The handler (or its name) that runs every event of this queue.
+        batch_size: Messages per ReceiveMessage call (1 to 10).
+        wait_time_seconds: Long-polling wait (0 to 20 s).
+        pollers: Concurrent ReceiveMessage loops.
+        max_in_flight: Messages held at once (received, not yet deleted or released);
+            polling pauses at this bound. Events waiting for a retry count, so allow for
+            them.
+        visibility_timeout: Seconds each extension keeps a message invisible (default: the
+            queue's own VisibilityTimeout).
+        delete_linger: Seconds a delete or release waits for nine others, to batch them.
+        endpoint_url: AWS endpoint (LocalStack, moto); ``None`` for AWS or the
+            ``AWS_ENDPOINT_URL*`` environment.
+        region_name: AWS region; ``None`` for the standard AWS configuration.
+        session: An aiobotocore session to use.
+        check: Check at start that the queue exists and is reachable.
+    """
+
+    def __init__(
+        self,
+        queue_url: str,
+        handler: str | Handler,
+        *,
+        batch_size: int = 10,
+        wait_time_seconds: int = 20,
+        pollers: int = 2,
+        max_in_flight: int = 1000,
+        visibility_timeout: int | None = None,
+        delete_linger: float = 0.05,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        session: AioSession | None = None,
+        check: bool = True,
+    ) -> None:
+        if not 1 <= batch_size <= _BATCH:
+            raise ConfigurationError(f"batch_size must be between 1 and 10, got {batch_size!r}.")
+        if not 0 <= wait_time_seconds <= 20:
+            raise ConfigurationError(
+                f"wait_time_seconds must be between 0 and 20 (SQS long polling), "
+                f"got {wait_time_seconds!r}."
+            )
+        if pollers < 1 or max_in_flight < batch_size:
+            raise ConfigurationError(
+                f"pollers must be >= 1 and max_in_flight >= batch_size, got pollers={pollers!r}, "
+                f"max_in_flight={max_in_flight!r}."
+            )
+        if visibility_timeout is not None and not 2 <= visibility_timeout <= 43_200:
+            raise ConfigurationError(
+                f"visibility_timeout must be between 2 and 43200 seconds, "
+                f"got {visibility_timeout!r}."
+            )
+        self.queue_url = queue_url
+        self.handler = handler
+        self._batch_size = batch_size
+        self._wait = wait_time_seconds
+        self._pollers = pollers
+        self._max_in_flight = max_in_flight
+        self._vt_arg = visibility_timeout
+        self._vt = visibility_timeout or 30
+        self._linger = delete_linger
+        self._endpoint_url = endpoint_url
+        self._region_name = region_name
+        self._session = session
+        self._check = check
+        self._client: Any = None
+        self._stack: AsyncExitStack | None = None
+        self._tg: Any = None
+        self._held: dict[str, _Held] = {}
+        self._to_delete: list[_Held] = []
+        self._to_release: list[_Held] = []
+        self._wake_flusher = anyio.Event()
+        self._room = anyio.Event()
+        self._closing = False
+        self._closed = anyio.Event()
+        self._received = self._submitted = self._rejected = self._test_events = 0
+        self._deleted = self._released = self._api_calls = 0
+
+    def __repr__(self) -> str:
+        return f"SQSSource({self.queue_url!r})"
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def __aenter__(self) -> SQSSource:
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            self._client = await stack.enter_async_context(
+                shared_client(
+                    "sqs",
+                    region_name=self._region_name,
+                    endpoint_url=self._endpoint_url,
+                    session=self._session,
+                )
+            )
+            if self._check:
+                result = await check_resource(
+                    self._client,
+                    "get_queue_attributes",
+                    {"QueueUrl": self.queue_url, "AttributeNames": ["VisibilityTimeout"]},
+                    what="source queue",
+                    resource=self.queue_url,
+                    iam_action="sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility",
+                )
+                if self._vt_arg is None:
+                    self._vt = max(
+                        2, int(result.get("Attributes", {}).get("VisibilityTimeout", 30))
+                    )
+            self._tg = await stack.enter_async_context(anyio.create_task_group())
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self._tg.start_soon(self._flusher)
+        self._tg.start_soon(self._heartbeat)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        # the app has settled every event it took from us; flush deletes and releases
+        self._closing = True
+        self._closed.set()
+        self._wake_flusher.set()
+        for held in list(self._held.values()):
+            self._release(held)  # received but never submitted
+        assert self._stack is not None
+        await self._stack.aclose()
+        self._stack = None
+
+    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
+        """Poll the queue and submit its events until cancelled."""
+        if self._client is None:
+            raise RuntimeError(
+                "SQSSource is not open: pass it in App(sources=[...]); the app opens it."
+            )
+        async with anyio.create_task_group() as tg:
+            for _ in range(self._pollers):
+                tg.start_soon(self._poll, app)
+            task_status.started()
+
+    # -- receiving ------------------------------------------------------------------
+
+    async def _poll(self, app: App) -> None:
+        backoff = 1.0
+        while True:
+            while len(self._held) >= self._max_in_flight:
+                self._room = anyio.Event()
+                await self._room.wait()
+            room = min(self._batch_size, self._max_in_flight - len(self._held))
+            try:
+                self._api_calls += 1
+                response = await self._client.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=room,
+                    WaitTimeSeconds=self._wait,
+                    VisibilityTimeout=self._vt,
+                    MessageAttributeNames=["All"],
+                    MessageSystemAttributeNames=["All"],
+                )
+            except (ClientError, BotoCoreError) as exc:
+                _log.error(
+                    "sqs.receive_failed",
+                    queue_url=self.queue_url,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=backoff,
+                )
+                await anyio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 20.0)
+                continue
+            backoff = 1.0
+            messages = response.get("Messages", [])
+            visible_until = anyio.current_time() + self._vt
+            batch = []
+            for m in messages:
+                held = _Held(m["MessageId"], m["ReceiptHandle"], visible_until)
+                self._held[held.id] = held
+                batch.append((held, m.get("Body", "")))
+            self._received += len(batch)
+            accepted = 0
+            try:
+                for held, body in batch:
+                    if not await self._dispatch(app, held, body):
+                        break  # the app is closing
+                    accepted += 1
+            finally:
+                # stopped mid-batch: give back what was not handed to the app
+                for held, _ in batch[accepted:]:
+                    self._release(held)
+            if accepted < len(batch):
+                return
+
+    async def _dispatch(self, app: App, held: _Held, body: str) -> bool:
+        kind, payload = decode_body(body)
+        settle = functools.partial(self._settle, held)
+        if kind is BodyKind.S3_TEST_EVENT:
+            self._test_events += 1
+            _log.info(
+                "sqs.s3_test_event_deleted",
+                queue_url=self.queue_url,
+                bucket=payload.get("Bucket"),
+                message_id=held.id,
+            )
+            self._delete(held)
+            return True
+        try:
+            if kind is BodyKind.INVALID:
+                await app.reject(self.handler, body, payload, settle=settle)
+                self._rejected += 1
+            else:
+                await app.submit(self.handler, payload, settle=settle)
+                self._submitted += 1
+        except AppClosed:
+            return False
+        return True
+
+    def _settle(self, held: _Held, request_id: str, outcome: Outcome) -> None:
+        if outcome is Outcome.RELEASED:
+            self._release(held)
+        else:
+            self._delete(held)
+
+    def _delete(self, held: _Held) -> None:
+        if self._held.pop(held.id, None) is None:
+            return
+        self._to_delete.append(held)
+        self._room.set()
+        if len(self._to_delete) >= _BATCH or self._closing:
+            self._wake_flusher.set()
+
+    def _release(self, held: _Held) -> None:
+        if self._held.pop(held.id, None) is None:
+            return
+        self._to_release.append(held)
+        self._room.set()
+        if len(self._to_release) >= _BATCH or self._closing:
+            self._wake_flusher.set()
+
+    # -- deleting, releasing, heartbeats --------------------------------------------
+
+    async def _flusher(self) -> None:
+        while True:
+            if not self._to_delete and not self._to_release:
+                if self._closing:
+                    return
+                self._wake_flusher = anyio.Event()
+                await self._wake_flusher.wait()
+                continue
+            if (
+                len(self._to_delete) < _BATCH
+                and len(self._to_release) < _BATCH
+                and not self._closing
+            ):
+                # linger a moment so a batch fills up: one call per ten messages
+                self._wake_flusher = anyio.Event()
+                with anyio.move_on_after(self._linger):
+                    await self._wake_flusher.wait()
+            if self._to_delete:
+                chunk, self._to_delete = self._to_delete[:_BATCH], self._to_delete[_BATCH:]
+                await self._batch_call("delete_message_batch", chunk)
+            if self._to_release:
+                chunk, self._to_release = self._to_release[:_BATCH], self._to_release[_BATCH:]
+                await self._batch_call("change_message_visibility_batch", chunk, visibility=0)
+
+    async def _batch_call(
+        self, operation: str, chunk: list[_Held], *, visibility: int | None = None
+    ) -> None:
+        entries: list[dict[str, Any]] = []
+        for i, held in enumerate(chunk):
+            entry: dict[str, Any] = {"Id": str(i), "ReceiptHandle": held.receipt}
+            if visibility is not None:
+                entry["VisibilityTimeout"] = visibility
+            entries.append(entry)
+        try:
+            self._api_calls += 1
+            response = await getattr(self._client, operation)(
+                QueueUrl=self.queue_url, Entries=entries
+            )
+        except (ClientError, BotoCoreError) as exc:
+            # the messages reappear after their visibility timeout: a duplicate, not a loss
+            _log.error(
+                "sqs.batch_failed",
+                operation=operation,
+                queue_url=self.queue_url,
+                messages=len(chunk),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return
+        failed = {f["Id"]: f for f in response.get("Failed", [])}
+        done = len(chunk) - len(failed)
+        if operation == "delete_message_batch":
+            self._deleted += done
+        else:
+            self._released += done
+        for fid, failure in failed.items():
+            _log.error(
+                "sqs.batch_entry_failed",
+                operation=operation,
+                queue_url=self.queue_url,
+                message_id=chunk[int(fid)].id,
+                code=failure.get("Code"),
+                error=failure.get("Message"),
+            )
+
+    async def _heartbeat(self) -> None:
+        while not self._closing:
+            with anyio.move_on_after(max(0.5, self._vt / 3)):
+                await self._closed.wait()
+            if self._closing:
+                return
+            now = anyio.current_time()
+            due = [h for h in self._held.values() if h.visible_until - now < self._vt / 2]
+            for start in range(0, len(due), _BATCH):
+                chunk = due[start : start + _BATCH]
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": self._vt}
+                    for i, h in enumerate(chunk)
+                ]
+                try:
+                    self._api_calls += 1
+                    response = await self._client.change_message_visibility_batch(
+                        QueueUrl=self.queue_url, Entries=entries
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    _log.error(
+                        "sqs.heartbeat_failed",
+                        queue_url=self.queue_url,
+                        code=error_code(exc),
+                        error=str(exc),
+                    )
+                    continue
+                failed = {f["Id"] for f in response.get("Failed", [])}
+                for i, h in enumerate(chunk):
+                    if str(i) not in failed:
+                        h.visible_until = now + self._vt
+
+    def statistics(self) -> SQSSourceStatistics:
+        return SQSSourceStatistics(
+            received=self._received,
+            submitted=self._submitted,
+            rejected=self._rejected,
+            test_events=self._test_events,
+            deleted=self._deleted,
+            released=self._released,
+            held=len(self._held),
+            api_calls=self._api_calls,
+        )

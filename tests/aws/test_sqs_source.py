@@ -1,0 +1,263 @@
+"""SQSSource against a real moto server: S3, SNS and EventBridge events arrive via SQS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+
+import eventflow
+from eventflow.aws import ResourceCheckFailed
+from eventflow.aws._sqs_source import SQSSource
+from eventflow.events import EventBridgeEvent, S3Event, SNSEvent
+from eventflow.sinks import MemorySink
+from eventflow.sources import Outcome
+
+Seen = list[tuple[Any, eventflow.Context]]
+
+
+async def make_queue(aws: dict[str, Any], name: str, **attributes: str) -> tuple[str, str]:
+    url = (await aws["sqs"].create_queue(QueueName=name, Attributes=attributes))["QueueUrl"]
+    attrs = await aws["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return url, attrs["Attributes"]["QueueArn"]
+
+
+async def queue_depth(aws: dict[str, Any], url: str) -> int:
+    attrs = (
+        await aws["sqs"].get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+            ],
+        )
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(
+        attrs["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def recorder(count: int) -> tuple[Seen, anyio.Event, Callable[..., Awaitable[None]]]:
+    seen: Seen = []
+    done = anyio.Event()
+
+    async def record(event: Any, context: eventflow.Context) -> None:
+        seen.append((event, context))
+        if len(seen) >= count:
+            done.set()
+
+    return seen, done, record
+
+
+def source(url: str, handler: Any, endpoint: str, **kw: Any) -> SQSSource:
+    kw.setdefault("wait_time_seconds", 1)
+    return SQSSource(url, handler, endpoint_url=endpoint, **kw)
+
+
+async def test_s3_notification_reaches_handler_with_decoded_key(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    url, arn = await make_queue(aws, unique_name)
+    await aws["s3"].create_bucket(Bucket=unique_name)
+    await aws["s3"].put_bucket_notification_configuration(
+        Bucket=unique_name,
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+    key = "uploads/red flower+1 (2).jpg"
+    await aws["s3"].put_object(Bucket=unique_name, Key=key, Body=b"picture")
+    seen, done, record = recorder(1)
+    h = eventflow.handler(record, name="on_upload")
+    src = source(url, h, aws["endpoint"])
+    async with eventflow.App(sources=[src]) as app:
+        with anyio.fail_after(15):
+            await done.wait()
+        await app.drain()
+    event, _ = seen[0]
+    view = S3Event.from_dict(event)
+    assert view.records[0].bucket == unique_name
+    assert view.records[0].key == key
+    assert view.records[0].event_name.startswith("ObjectCreated:")
+    stats = src.statistics()
+    assert stats.submitted == 1 and stats.deleted == stats.received
+    # the test event moto sends when the notification is configured is deleted, not run
+    assert len(seen) == 1
+    assert await queue_depth(aws, url) == 0
+
+
+@pytest.mark.parametrize("raw", [False, True])
+async def test_sns_subscription_delivers_lambda_sns_shape_or_raw_json(
+    aws: dict[str, Any], unique_name: str, raw: bool
+) -> None:
+    url, arn = await make_queue(aws, unique_name)
+    topic = (await aws["sns"].create_topic(Name=unique_name))["TopicArn"]
+    await aws["sns"].subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true" if raw else "false"},
+    )
+    await aws["sns"].publish(
+        TopicArn=topic,
+        Message=json.dumps({"orderId": 42}),
+        Subject="order",
+        MessageAttributes={"kind": {"DataType": "String", "StringValue": "created"}},
+    )
+    seen, done, record = recorder(1)
+    h = eventflow.handler(record, name="on_order")
+    async with eventflow.App(sources=[source(url, h, aws["endpoint"])]) as app:
+        with anyio.fail_after(15):
+            await done.wait()
+        await app.drain()
+    event, _ = seen[0]
+    if raw:
+        assert event == {"orderId": 42}
+    else:
+        record0 = event["Records"][0]
+        assert record0["EventSource"] == "aws:sns"
+        assert record0["EventSubscriptionArn"].startswith(topic + ":")
+        sns = record0["Sns"]
+        assert sns["TopicArn"] == topic and sns["Subject"] == "order"
+        assert json.loads(sns["Message"]) == {"orderId": 42}
+        assert "SigningCertUrl" in sns and "UnsubscribeUrl" in sns
+        assert "SigningCertURL" not in sns
+        assert sns["MessageAttributes"] == {"kind": {"Type": "String", "Value": "created"}}
+        assert SNSEvent.from_dict(event).records[0].message_id
+    assert await queue_depth(aws, url) == 0
+
+
+async def test_eventbridge_rule_to_sqs_delivers_the_envelope(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    url, arn = await make_queue(aws, unique_name)
+    await aws["events"].put_rule(
+        Name=unique_name, EventPattern=json.dumps({"source": ["com.example.orders"]})
+    )
+    await aws["events"].put_targets(Rule=unique_name, Targets=[{"Id": "q", "Arn": arn}])
+    await aws["events"].put_events(
+        Entries=[
+            {
+                "Source": "com.example.orders",
+                "DetailType": "Order Placed",
+                "Detail": json.dumps({"orderId": 7}),
+            }
+        ]
+    )
+    seen, done, record = recorder(1)
+    h = eventflow.handler(record, name="on_event")
+    async with eventflow.App(sources=[source(url, h, aws["endpoint"])]) as app:
+        with anyio.fail_after(15):
+            await done.wait()
+        await app.drain()
+    view = EventBridgeEvent.from_dict(seen[0][0])
+    assert view.source == "com.example.orders"
+    assert view.detail_type == "Order Placed"
+    assert view.detail == {"orderId": 7}
+
+
+async def test_body_that_is_not_json_goes_to_the_dead_letter_path_without_retries(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    url, _ = await make_queue(aws, unique_name)
+    await aws["sqs"].send_message(QueueUrl=url, MessageBody="this is { not json")
+    dlq = MemorySink()
+    ran: list[Any] = []
+
+    @eventflow.handler(dead_letter=dlq)
+    async def strict(event: Any, context: eventflow.Context) -> None:
+        ran.append(event)
+
+    src = source(url, strict, aws["endpoint"])
+    async with eventflow.App(sources=[src]) as app:
+        with anyio.fail_after(15):
+            while not dlq.messages:
+                await anyio.sleep(0.05)
+        await app.drain()
+        stats = app.stats()
+    assert ran == []
+    assert "not valid JSON" in dlq.messages[0].attributes["ErrorMessage"]
+    assert json.loads(dlq.messages[0].body) == "this is { not json"
+    assert stats.failed == 1 and stats.retries == 0
+    assert src.statistics().rejected == 1
+    assert await queue_depth(aws, url) == 0
+
+
+async def test_stop_with_retry_pending_leaves_message_and_next_app_finishes_it(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    url, _ = await make_queue(aws, unique_name)
+    await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 1}))
+    attempts: list[int] = []
+    first_failed = anyio.Event()
+
+    @eventflow.handler(retry_delays=(600.0,))
+    async def flaky(event: Any, context: eventflow.Context) -> str:
+        attempts.append(context.attempt)
+        if len(attempts) == 1:
+            first_failed.set()
+            raise RuntimeError("not yet")
+        return "done"
+
+    first = source(url, flaky, aws["endpoint"])
+    async with eventflow.App(sources=[first], shutdown_timeout=0.1) as app:
+        with anyio.fail_after(15):
+            await first_failed.wait()
+    assert app.stats().undelivered == 1 and app.stats().scheduled == 0
+    assert first.statistics().released == 1 and first.statistics().deleted == 0
+    assert await queue_depth(aws, url) == 1  # still in SQS, visible again
+
+    second = source(url, flaky, aws["endpoint"])
+    async with eventflow.App(sources=[second]) as app:
+        with anyio.fail_after(15):
+            while app.stats().succeeded < 1:
+                await anyio.sleep(0.05)
+    assert attempts == [1, 1]  # a new app starts the event afresh
+    assert second.statistics().deleted == 1
+    assert await queue_depth(aws, url) == 0
+
+
+async def test_pending_retry_keeps_message_invisible_with_heartbeats(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    # a 2 s visibility timeout, and a retry 3 s later: without heartbeats SQS would
+    # redeliver the message while its retry is pending
+    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="2")
+    await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 2}))
+    attempts: list[str] = []
+
+    @eventflow.handler(retry_delays=(3.0,))
+    async def flaky(event: Any, context: eventflow.Context) -> None:
+        attempts.append(context.aws_request_id)
+        if len(attempts) == 1:
+            raise RuntimeError("first attempt fails")
+
+    src = source(url, flaky, aws["endpoint"])
+    async with eventflow.App(sources=[src]) as app:
+        with anyio.fail_after(20):
+            while app.stats().succeeded < 1:
+                await anyio.sleep(0.05)
+    assert len(attempts) == 2 and len(set(attempts)) == 1  # one event, not a redelivery
+    assert src.statistics().received == 1
+    assert await queue_depth(aws, url) == 0
+
+
+async def test_missing_source_queue_fails_start_with_its_url(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    url = f"{aws['endpoint']}/123456789012/{unique_name}-missing"
+
+    @eventflow.handler
+    async def h(event: Any, context: eventflow.Context) -> None:
+        return None
+
+    with pytest.raises(ResourceCheckFailed, match=unique_name):
+        async with eventflow.App(sources=[source(url, h, aws["endpoint"])]):
+            pass
+
+
+def test_settle_outcomes_are_the_public_enum() -> None:
+    assert {o.value for o in Outcome} == {"succeeded", "failed", "released"}
