@@ -164,7 +164,14 @@ async def test_body_that_is_not_json_goes_to_the_dead_letter_path_without_retrie
 ) -> None:
     url, _ = await make_queue(aws, unique_name)
     await aws["sqs"].send_message(QueueUrl=url, MessageBody="this is { not json")
-    dlq = MemorySink()
+    arrived = anyio.Event()
+
+    class SignalingSink(MemorySink):
+        async def send(self, message: eventflow.Message) -> None:
+            await super().send(message)
+            arrived.set()
+
+    dlq = SignalingSink()
     ran: list[Any] = []
 
     @eventflow.handler(dead_letter=dlq)
@@ -174,8 +181,7 @@ async def test_body_that_is_not_json_goes_to_the_dead_letter_path_without_retrie
     src = source(url, strict, aws["endpoint"])
     async with eventflow.App(sources=[src]) as app:
         with anyio.fail_after(15):
-            while not dlq.messages:
-                await anyio.sleep(0.05)
+            await arrived.wait()
         await app.drain()
         stats = app.stats()
     assert ran == []
@@ -193,6 +199,7 @@ async def test_stop_with_retry_pending_leaves_message_and_next_app_finishes_it(
     await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 1}))
     attempts: list[int] = []
     first_failed = anyio.Event()
+    succeeded = anyio.Event()
 
     @eventflow.handler(retry_delays=(600.0,))
     async def flaky(event: Any, context: eventflow.Context) -> str:
@@ -200,6 +207,7 @@ async def test_stop_with_retry_pending_leaves_message_and_next_app_finishes_it(
         if len(attempts) == 1:
             first_failed.set()
             raise RuntimeError("not yet")
+        succeeded.set()
         return "done"
 
     first = source(url, flaky, aws["endpoint"])
@@ -213,8 +221,8 @@ async def test_stop_with_retry_pending_leaves_message_and_next_app_finishes_it(
     second = source(url, flaky, aws["endpoint"])
     async with eventflow.App(sources=[second]) as app:
         with anyio.fail_after(15):
-            while app.stats().succeeded < 1:
-                await anyio.sleep(0.05)
+            await succeeded.wait()
+        await app.drain()
     assert attempts == [1, 1]  # a new app starts the event afresh
     assert second.statistics().deleted == 1
     assert await queue_depth(aws, url) == 0
@@ -228,18 +236,20 @@ async def test_pending_retry_keeps_message_invisible_with_heartbeats(
     url, _ = await make_queue(aws, unique_name, VisibilityTimeout="2")
     await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 2}))
     attempts: list[str] = []
+    succeeded = anyio.Event()
 
     @eventflow.handler(retry_delays=(3.0,))
     async def flaky(event: Any, context: eventflow.Context) -> None:
         attempts.append(context.aws_request_id)
         if len(attempts) == 1:
             raise RuntimeError("first attempt fails")
+        succeeded.set()
 
     src = source(url, flaky, aws["endpoint"])
     async with eventflow.App(sources=[src]) as app:
         with anyio.fail_after(20):
-            while app.stats().succeeded < 1:
-                await anyio.sleep(0.05)
+            await succeeded.wait()
+        await app.drain()
     assert len(attempts) == 2 and len(set(attempts)) == 1  # one event, not a redelivery
     assert src.statistics().received == 1
     assert await queue_depth(aws, url) == 0
