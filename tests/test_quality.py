@@ -41,7 +41,7 @@ def test_mypy_strict_is_clean() -> None:
 
 def test_public_api_is_exactly_all() -> None:
     public = {name for name in dir(eventflow) if not name.startswith("_")}
-    modules = {"sinks", "testing", "events", "annotations"}  # annotations: __future__ import
+    modules = {"sinks", "sources", "testing", "events", "annotations"}  # + __future__ import
     assert public - modules - set(eventflow.__all__) == set()
     for name in eventflow.__all__:
         assert hasattr(eventflow, name), name

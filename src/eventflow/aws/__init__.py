@@ -12,7 +12,28 @@ from __future__ import annotations
 
 from ._errors import AWSError as AWSError
 from ._errors import ResourceCheckFailed as ResourceCheckFailed
+from ._sinks import EventBridgeSink as EventBridgeSink
+from ._sinks import SinkStatistics as SinkStatistics
+from ._sinks import SNSSink as SNSSink
+from ._sinks import SQSSink as SQSSink
+from ._sns_http import SignatureError as SignatureError
+from ._sns_http import SNSEndpoint as SNSEndpoint
+from ._sns_http import SNSEndpointStatistics as SNSEndpointStatistics
+from ._sns_http import verify_sns_signature as verify_sns_signature
 from ._sqs_source import SQSSource as SQSSource
 from ._sqs_source import SQSSourceStatistics as SQSSourceStatistics
 
-__all__ = ("AWSError", "ResourceCheckFailed", "SQSSource", "SQSSourceStatistics")
+__all__ = (
+    "AWSError",
+    "EventBridgeSink",
+    "ResourceCheckFailed",
+    "SNSEndpoint",
+    "SNSEndpointStatistics",
+    "SNSSink",
+    "SQSSink",
+    "SQSSource",
+    "SQSSourceStatistics",
+    "SignatureError",
+    "SinkStatistics",
+    "verify_sns_signature",
+)

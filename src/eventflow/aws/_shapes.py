@@ -31,7 +31,7 @@ def _subscription_arn(envelope: Mapping[str, Any]) -> str:
     found = parse_qs(urlsplit(str(url)).query).get("SubscriptionArn")
     if found:
         return found[0]
-    return f"{envelope.get('TopicArn', '')}:unknown-subscription"
+    return str(envelope.get("TopicArn"))  # the best that is known
 
 
 def _lambda_attributes(attributes: Any) -> dict[str, Any]:
@@ -39,11 +39,11 @@ def _lambda_attributes(attributes: Any) -> dict[str, Any]:
     if isinstance(attributes, Mapping):
         for name, attr in attributes.items():
             if isinstance(attr, Mapping):
-                kind = str(attr.get("Type", "String"))
+                attr = dict(attr)
                 # SNS delivers Number and String.Array attributes to Lambda as String
-                if kind in ("Number", "String.Array"):
-                    kind = "String"
-                out[name] = {"Type": kind, "Value": attr.get("Value")}
+                if attr.get("Type") in ("Number", "String.Array"):
+                    attr["Type"] = "String"
+            out[name] = attr
     return out
 
 
@@ -53,9 +53,15 @@ def sns_lambda_event(
     """The SNS → Lambda event (spec §6.3) for an SNS Notification envelope.
 
     Args:
-        envelope: The notification as delivered over HTTP or in an SQS body.
+        envelope: The notification as delivered over HTTP or in an SQS body (either URL
+            spelling).
         subscription_arn: The subscription's ARN when known (the HTTP header); otherwise it
-            is read from the ``UnsubscribeURL``.
+            is read from the ``UnsubscribeURL``, and failing that the topic ARN is used.
+
+    Returns:
+        The event with Lambda's spellings (``SigningCertUrl``, ``UnsubscribeUrl``),
+        ``Subject`` null when absent, ``MessageAttributes`` ``{}`` when absent, and
+        ``Number`` / ``String.Array`` attributes typed ``String`` as Lambda delivers them.
     """
     return {
         "Records": [

@@ -1,0 +1,897 @@
+"""SNS → HTTP(S) delivery into an eventflow App: an ASGI endpoint that verifies SNS signatures.
+
+:class:`SNSEndpoint` is a plain ASGI 3 application (no web framework needed). Mount it in
+Starlette or FastAPI, or serve it alone with uvicorn while the :class:`eventflow.App` runs::
+
+    app = eventflow.App(handlers=[on_order])
+    endpoint = SNSEndpoint(app, on_order, topic_arns=["arn:aws:sns:us-east-1:123456789012:orders"])
+    async with app:
+        await uvicorn.Server(uvicorn.Config(endpoint, host="0.0.0.0", port=8080)).serve()
+
+Every POST goes through these checks, in order; the first that fails answers the request,
+is counted in :meth:`SNSEndpoint.statistics` under its reason and is logged at warning
+level on ``structlog.get_logger("eventflow.sns")``. A refused request never reaches the
+handler.
+
+=============================  ======  ==========================================================
+reason                         status  cause
+=============================  ======  ==========================================================
+method_not_allowed             405     not a POST (the answer carries ``Allow: POST``)
+raw_delivery                   400     ``x-amz-sns-rawdelivery: true``: a raw body has no envelope
+                                       and no signature, so it cannot be verified; turn raw
+                                       message delivery off for HTTP(S) subscriptions
+body_too_large                 413     the body exceeds ``max_body_bytes``
+malformed_json                 400     the body is not UTF-8 JSON, or not a JSON object
+unknown_type                   400     ``Type`` is not Notification, SubscriptionConfirmation or
+                                       UnsubscribeConfirmation
+type_mismatch                  400     the ``x-amz-sns-message-type`` header differs from ``Type``
+malformed_message              400     a field the message type needs is missing or not a string
+foreign_topic                  403     ``TopicArn`` is not in ``topic_arns``
+missing_signature              403     no ``Signature``, ``SignatureVersion`` or ``SigningCertURL``
+unsupported_signature_version  403     ``SignatureVersion`` is neither "1" (SHA1) nor "2" (SHA256)
+bad_certificate_url            403     ``SigningCertURL`` is not https, not on an SNS host
+                                       (``sns.<region>.amazonaws.com[.cn]``) or not a ``.pem``
+bad_certificate                403     the fetched certificate is no PEM X.509 RSA certificate
+certificate_unavailable        502     the certificate could not be fetched (SNS retries a 5xx)
+bad_signature                  403     the signature does not match the message
+bad_subscribe_url              403     ``SubscribeURL`` is not an https URL on an SNS host
+confirmation_failed            502     the GET on ``SubscribeURL`` failed (SNS retries a 5xx)
+unknown_handler                500     the App does not serve the endpoint's handler
+=============================  ======  ==========================================================
+
+Signature problems answer 403 (not 400) because the request may be well formed yet is not
+proven to come from SNS. SNS does not retry a 4xx, so a refused message is not redelivered.
+
+A verified ``Notification`` becomes the event SNS gives a Lambda function (see
+:func:`lambda_event`) and is queued with ``app.invoke_nowait``: 200 once accepted, 503 with
+``Retry-After`` when the queue is full or the App is not running (a 5xx, so SNS retries the
+delivery). A ``SubscriptionConfirmation`` is confirmed with a GET on its ``SubscribeURL``
+(200 once confirmed). An ``UnsubscribeConfirmation`` is logged and answered 200; the
+subscription is not restored.
+
+Certificates are not checked for expiry or subject: as in AWS's own validators, trust comes
+from fetching them over https from an SNS host named by the (checked) ``SigningCertURL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from .._errors import AppClosed, ConfigurationError, EventflowError, QueueFull, UnknownHandler
+from .._handler import Handler
+from ._errors import AWSError
+from ._shapes import sns_lambda_event as lambda_event
+
+if TYPE_CHECKING:
+    from .._app import App
+
+__all__ = (
+    "SNSEndpoint",
+    "SNSEndpointStatistics",
+    "SignatureError",
+    "verify_sns_signature",
+    "check_signing_cert_url",
+    "lambda_event",
+    "fetch_certificate",
+    "http_get_status",
+    "DEFAULT_MAX_BODY_BYTES",
+)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+CertFetcher = Callable[[str], Awaitable[bytes]]
+HttpGet = Callable[[str], Awaitable[int]]
+
+#: SNS messages are at most 256 KiB; JSON escaping in the envelope can double that (every
+#: quote or backslash of the message gains a backslash), plus room for the other fields.
+DEFAULT_MAX_BODY_BYTES: Final = 2 * 262_144 + 65_536
+#: Certificates kept, by URL (SNS uses one certificate per region at a time).
+DEFAULT_CERT_CACHE_SIZE: Final = 100
+#: Seconds the default fetchers wait; SNS gives an HTTP(S) delivery 15 s in all.
+DEFAULT_TIMEOUT: Final = 5.0
+_MAX_CERT_BYTES: Final = 65_536
+_RETRY_AFTER: Final = "1"
+
+_log = structlog.get_logger("eventflow.sns")
+
+_MESSAGE_TYPES: Final = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
+_NOTIFICATION_KEYS: Final = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+_CONFIRMATION_KEYS: Final = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
+# The Lambda event spells these URLs differently from the HTTP(S) and SQS envelopes.
+_SPELLINGS: Final = {
+    "SigningCertURL": ("SigningCertURL", "SigningCertUrl"),
+    "UnsubscribeURL": ("UnsubscribeURL", "UnsubscribeUrl"),
+    "SubscribeURL": ("SubscribeURL", "SubscribeUrl"),
+}
+_HASHES: Final[Mapping[str, Callable[[], hashes.HashAlgorithm]]] = {
+    "1": hashes.SHA1,
+    "2": hashes.SHA256,
+}
+_SNS_HOST: Final = re.compile(r"sns\.[a-zA-Z0-9\-]{3,}\.amazonaws\.com(\.cn)?")
+# Lambda delivers these attribute types as "String" (spec §6.3).
+_LAMBDA_ATTRIBUTE_TYPES: Final = {"Number": "String", "String.Array": "String"}
+
+
+class SignatureError(AWSError):
+    """An SNS message failed signature verification.
+
+    Attributes:
+        reason: Which check failed: ``missing_signature``, ``unsupported_signature_version``,
+            ``bad_certificate_url``, ``bad_certificate``, ``bad_signature`` or
+            ``malformed_message`` (a signed field is not a string, or ``Type`` is unknown).
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def _get(message: Mapping[str, Any], key: str) -> Any:
+    """The value of ``key`` under any of its spellings, or None (absent and null alike)."""
+    for spelling in _SPELLINGS.get(key, (key,)):
+        value = message.get(spelling)
+        if value is not None:
+            return value
+    return None
+
+
+def _string_to_sign(message: Mapping[str, Any]) -> bytes:
+    """The canonical text SNS signs: ``key\\nvalue\\n`` for each signed key present."""
+    message_type = message.get("Type")
+    if message_type == "Notification":
+        keys: tuple[str, ...] = _NOTIFICATION_KEYS
+    elif message_type in ("SubscriptionConfirmation", "UnsubscribeConfirmation"):
+        keys = _CONFIRMATION_KEYS
+    else:
+        raise SignatureError(
+            f"The message has Type {message_type!r}, so its signed fields are unknown; SNS sends "
+            "Notification, SubscriptionConfirmation and UnsubscribeConfirmation messages.",
+            reason="malformed_message",
+        )
+    parts: list[str] = []
+    for key in keys:
+        value = _get(message, key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise SignatureError(
+                f"The message's {key!r} is a {type(value).__name__}, not a string, so it cannot "
+                "have been signed by SNS; pass the message exactly as decoded from its JSON.",
+                reason="malformed_message",
+            )
+        parts.append(f"{key}\n{value}\n")
+    return "".join(parts).encode("utf-8")
+
+
+def _public_key(certificate_pem: bytes) -> rsa.RSAPublicKey:
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
+    except ValueError as exc:
+        raise SignatureError(
+            f"The signing certificate is not a PEM-encoded X.509 certificate ({exc}); pass the "
+            "bytes served at the message's SigningCertURL.",
+            reason="bad_certificate",
+        ) from exc
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise SignatureError(
+            f"The signing certificate holds a {type(key).__name__}, but SNS signs with RSA "
+            "keys; this certificate cannot belong to SNS.",
+            reason="bad_certificate",
+        )
+    return key
+
+
+def _signature(message: Mapping[str, Any]) -> tuple[str, bytes]:
+    """The message's signature version and decoded signature, checked before any fetch."""
+    version = message.get("SignatureVersion")
+    signature = message.get("Signature")
+    if version is None or signature is None:
+        missing = "SignatureVersion" if version is None else "Signature"
+        raise SignatureError(
+            f"The message has no {missing!r}, so it cannot be verified; SNS signs every "
+            "message it delivers over HTTP(S).",
+            reason="missing_signature",
+        )
+    if not isinstance(version, str) or version not in _HASHES:
+        raise SignatureError(
+            f"The message has SignatureVersion {version!r}; only '1' (SHA1) and '2' (SHA256) "
+            "are SNS signature versions.",
+            reason="unsupported_signature_version",
+        )
+    if not isinstance(signature, str):
+        raise SignatureError(
+            f"The message's 'Signature' is a {type(signature).__name__}, not base64 text.",
+            reason="bad_signature",
+        )
+    try:
+        return version, base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError(
+            f"The message's 'Signature' is not valid base64 ({exc}).", reason="bad_signature"
+        ) from exc
+
+
+def _verify_with_key(message: Mapping[str, Any], key: rsa.RSAPublicKey) -> None:
+    version, raw = _signature(message)
+    data = _string_to_sign(message)
+    try:
+        key.verify(raw, data, padding.PKCS1v15(), _HASHES[version]())
+    except InvalidSignature:
+        raise SignatureError(
+            f"The signature of message {message.get('MessageId')!r} does not match its content "
+            "and certificate: the message was altered, or not signed by SNS.",
+            reason="bad_signature",
+        ) from None
+
+
+def verify_sns_signature(message: Mapping[str, Any], certificate_pem: bytes) -> None:
+    """Verify the signature of an SNS message against its signing certificate.
+
+    Accepts HTTP(S)/SQS envelopes (``SigningCertURL``) and the ``Sns`` object of a Lambda
+    event (``SigningCertUrl``, ``"Subject": null`` when there is no subject) alike. The
+    certificate URL is not checked here: check it with :func:`check_signing_cert_url` before
+    fetching the certificate it names.
+
+    Args:
+        message: The message as decoded from JSON.
+        certificate_pem: The PEM certificate served at the message's signing certificate URL.
+
+    Raises:
+        SignatureError: The message is unsigned, has an unknown ``SignatureVersion``, the
+            certificate is unusable, or the signature does not match; ``reason`` says which.
+    """
+    _verify_with_key(message, _public_key(certificate_pem))
+
+
+def _aws_url_problem(url: object) -> str | None:
+    """Why ``url`` is not an https URL on an SNS host, or None when it is one."""
+    if not isinstance(url, str):
+        return f"is a {type(url).__name__}, not a URL"
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
+        return "contains whitespace or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme != "https":
+        return f"uses {parts.scheme or 'no'} scheme instead of https"
+    if parts.username is not None or parts.password is not None:
+        return "carries user information before its host"
+    if port not in (None, 443):
+        return f"names port {port} instead of the https default"
+    host = parts.hostname or ""
+    if not _SNS_HOST.fullmatch(host):
+        return (
+            f"has host {host!r}, which is not an SNS host "
+            "(sns.<region>.amazonaws.com or sns.<region>.amazonaws.com.cn)"
+        )
+    return None
+
+
+def check_signing_cert_url(url: object) -> str:
+    """Check that a signing certificate URL is one SNS would use, before fetching it.
+
+    The rules are those of AWS's message validators: scheme https, host matching
+    ``sns.<region>.amazonaws.com`` (or ``.com.cn``), path ending in ``.pem``.
+
+    Args:
+        url: The ``SigningCertURL`` (or ``SigningCertUrl``) of a message.
+
+    Returns:
+        The URL, for chaining.
+
+    Raises:
+        SignatureError: The URL breaks a rule (reason ``bad_certificate_url``).
+    """
+    problem = _aws_url_problem(url)
+    if problem is None and not urlsplit(str(url)).path.endswith(".pem"):
+        problem = "does not name a .pem file"
+    if problem is not None:
+        raise SignatureError(
+            f"The signing certificate URL {url!r} {problem}; SNS certificates are served over "
+            "https from sns.<region>.amazonaws.com as .pem files, so this message is refused.",
+            reason="bad_certificate_url",
+        )
+    return str(url)
+
+
+# --------------------------------------------------------------------------- Lambda event
+
+
+# --------------------------------------------------------------------------- default HTTP
+
+
+async def fetch_certificate(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+    """The default ``cert_fetcher``: GET ``url`` with aiohttp, without following redirects.
+
+    Args:
+        url: The certificate URL (already checked by the endpoint).
+        timeout: Seconds to wait for the whole response.
+
+    Returns:
+        The response body.
+
+    Raises:
+        AWSError: The answer is not 200 or is larger than 64 KiB.
+        aiohttp.ClientError: The request failed.
+        TimeoutError: No answer in time.
+    """
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with (
+        aiohttp.ClientSession(timeout=client_timeout) as session,
+        session.get(url, allow_redirects=False) as response,
+    ):
+        if response.status != 200:
+            raise AWSError(
+                f"The signing certificate at {url} could not be fetched: the server answered "
+                f"{response.status}."
+            )
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(8192):
+            body += chunk
+            if len(body) > _MAX_CERT_BYTES:
+                raise AWSError(
+                    f"The signing certificate at {url} is larger than {_MAX_CERT_BYTES} bytes, "
+                    "so it is not an SNS certificate."
+                )
+    return bytes(body)
+
+
+async def http_get_status(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> int:
+    """The default ``http_get``: GET ``url`` with aiohttp and return the status code.
+
+    Args:
+        url: The ``SubscribeURL`` (already checked by the endpoint).
+        timeout: Seconds to wait for the whole response.
+
+    Returns:
+        The HTTP status of the answer; redirects are not followed.
+
+    Raises:
+        aiohttp.ClientError: The request failed.
+        TimeoutError: No answer in time.
+    """
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with (
+        aiohttp.ClientSession(timeout=client_timeout) as session,
+        session.get(url, allow_redirects=False) as response,
+    ):
+        await response.read()
+        return response.status
+
+
+# --------------------------------------------------------------------------- the endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class SNSEndpointStatistics:
+    """A snapshot of an :class:`SNSEndpoint`'s counters.
+
+    Attributes:
+        accepted: Notifications queued on the App (answered 200).
+        confirmed: Subscriptions confirmed by a GET on their ``SubscribeURL``.
+        unsubscribed: UnsubscribeConfirmation messages received.
+        busy: Notifications answered 503 because the queue was full or the App not running.
+        refused: Refused requests by reason (see the module documentation for the reasons).
+    """
+
+    accepted: int
+    confirmed: int
+    unsubscribed: int
+    busy: int
+    refused: Mapping[str, int]
+
+    @property
+    def refused_total(self) -> int:
+        """All refused requests, whatever the reason."""
+        return sum(self.refused.values())
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class _CertificateUnavailable(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Reply:
+    status: int
+    body: dict[str, Any]
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+def _refuse(status: int, reason: str, message: str) -> NoReturn:
+    raise _Refusal(status, reason, message)
+
+
+class SNSEndpoint:
+    """An ASGI 3 application that receives SNS HTTP(S) deliveries and queues them on an App.
+
+    See the module documentation for the checks, their status codes and reasons. The App
+    must be running (``async with app``) for notifications to be accepted; until then they
+    are answered 503 and SNS retries them. The endpoint answers ``lifespan`` startup and
+    shutdown itself (startup fails if the App does not serve ``handler``), so uvicorn can
+    serve it alone.
+
+    Args:
+        app: The App that runs the handler.
+        handler: The handler (name or decorated function) that receives each notification
+            as the SNS event for Lambda.
+        topic_arns: Topics whose messages are accepted; None accepts every topic. Give it
+            whenever the URL is reachable by others: anyone can subscribe an endpoint to
+            their own topic, and their messages carry valid SNS signatures.
+        verify_signatures: Verify every message's signature (turn off only for local tests
+            that send unsigned messages).
+        cert_fetcher: ``async (url) -> bytes`` returning the PEM at a signing certificate
+            URL (default: :func:`fetch_certificate`). Certificates are cached by URL.
+        http_get: ``async (url) -> status`` making the GET that confirms a subscription
+            (default: :func:`http_get_status`).
+        max_body_bytes: Largest accepted body in bytes; larger ones are answered 413. The
+            default, 589,824, is twice SNS's 256 KiB message limit (JSON escaping can double
+            a message) plus 64 KiB for the envelope's other fields.
+        cert_cache_size: Certificates kept, least recently used evicted first.
+
+    Raises:
+        ConfigurationError: An argument has the wrong type or an impossible value.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        handler: str | Handler,
+        *,
+        topic_arns: Iterable[str] | None = None,
+        verify_signatures: bool = True,
+        cert_fetcher: CertFetcher | None = None,
+        http_get: HttpGet | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        cert_cache_size: int = DEFAULT_CERT_CACHE_SIZE,
+    ) -> None:
+        if not isinstance(handler, str | Handler):
+            raise ConfigurationError(
+                f"handler must be a handler name or a function decorated with "
+                f"@eventflow.handler, got {handler!r}."
+            )
+        if isinstance(topic_arns, str):
+            raise ConfigurationError(
+                f"topic_arns must be a collection of topic ARNs, got the string {topic_arns!r}; "
+                "write topic_arns=[...] around it."
+            )
+        topics = None if topic_arns is None else frozenset(topic_arns)
+        if topics is not None:
+            if not topics:
+                raise ConfigurationError(
+                    "topic_arns is empty, so every message would be refused; list the topics "
+                    "to accept, or pass None to accept every topic."
+                )
+            wrong = sorted(repr(t) for t in topics if not str(t).startswith("arn:"))
+            if wrong:
+                raise ConfigurationError(
+                    f"topic_arns must hold topic ARNs (arn:aws:sns:<region>:<account>:<name>), "
+                    f"got {', '.join(wrong)}."
+                )
+        for option, value, least in (
+            ("max_body_bytes", max_body_bytes, 1024),
+            ("cert_cache_size", cert_cache_size, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigurationError(
+                    f"{option} must be an integer of at least {least}, got {value!r}."
+                )
+        for option, function in (("cert_fetcher", cert_fetcher), ("http_get", http_get)):
+            if function is not None and not callable(function):
+                raise ConfigurationError(
+                    f"{option} must be an async function taking a URL, got {function!r}."
+                )
+        self._app = app
+        self._handler = handler
+        self._handler_name = handler if isinstance(handler, str) else handler.name
+        self._topics = topics
+        self._verify = bool(verify_signatures)
+        self._fetch: CertFetcher = cert_fetcher if cert_fetcher is not None else fetch_certificate
+        self._http_get: HttpGet = http_get if http_get is not None else http_get_status
+        self._max_body = max_body_bytes
+        self._cache_size = cert_cache_size
+        self._keys: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[rsa.RSAPublicKey]] = {}
+        self._accepted = 0
+        self._confirmed = 0
+        self._unsubscribed = 0
+        self._busy = 0
+        self._refused: Counter[str] = Counter()
+        if not self._verify:
+            _log.warning(
+                "sns.signatures_not_verified",
+                handler=self._handler_name,
+                detail="verify_signatures=False: anyone who can reach this endpoint can invoke "
+                "the handler; turn verification on outside local tests.",
+            )
+
+    def statistics(self) -> SNSEndpointStatistics:
+        """A frozen snapshot of the endpoint's counters."""
+        return SNSEndpointStatistics(
+            accepted=self._accepted,
+            confirmed=self._confirmed,
+            unsubscribed=self._unsubscribed,
+            busy=self._busy,
+            refused=MappingProxyType(dict(self._refused)),
+        )
+
+    # -- ASGI ---------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection: ``http`` requests and the ``lifespan`` protocol."""
+        kind = scope.get("type")
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            raise ValueError(f"SNSEndpoint serves http and lifespan scopes, not {kind!r}.")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                problem = self._handler_problem()
+                if problem is None:
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.startup.failed", "message": problem})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _handler_problem(self) -> str | None:
+        try:
+            served = self._app.handlers
+        except EventflowError as exc:
+            return str(exc)
+        if self._handler_name not in served:
+            known = ", ".join(sorted(served)) or "none"
+            return (
+                f"The SNS endpoint's handler {self._handler_name!r} is not served by app "
+                f"{self._app.name!r} (it serves: {known}); register it on the app or pass it "
+                "in App(handlers=[...])."
+            )
+        return None
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers: dict[str, str] = {}
+        for name, value in scope.get("headers", ()):
+            headers[bytes(name).decode("latin-1").lower()] = bytes(value).decode("latin-1")
+        context: dict[str, Any] = {"client": _client(scope)}
+        try:
+            reply = await self._handle(scope, headers, receive, context)
+        except _Refusal as refusal:
+            self._refused[refusal.reason] += 1
+            _log.warning(
+                "sns.refused",
+                reason=refusal.reason,
+                status=refusal.status,
+                detail=refusal.message,
+                **context,
+            )
+            extra: tuple[tuple[bytes, bytes], ...] = ()
+            if refusal.status == 405:
+                extra = ((b"allow", b"POST"),)
+            reply = _Reply(
+                refusal.status, {"error": refusal.reason, "message": refusal.message}, extra
+            )
+        except _Disconnected:
+            return
+        data = json.dumps(reply.body).encode("utf-8")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode("ascii")),
+                    *reply.headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+    async def _handle(
+        self,
+        scope: Scope,
+        headers: Mapping[str, str],
+        receive: Receive,
+        context: dict[str, Any],
+    ) -> _Reply:
+        if scope.get("method") != "POST":
+            _refuse(
+                405,
+                "method_not_allowed",
+                f"This SNS endpoint accepts only POST requests, not {scope.get('method')}.",
+            )
+        if headers.get("x-amz-sns-rawdelivery", "").strip().lower() == "true":
+            _refuse(
+                400,
+                "raw_delivery",
+                "Raw message delivery sends no SNS envelope and no signature, so this message "
+                "cannot be verified; turn off RawMessageDelivery on the HTTP(S) subscription.",
+            )
+        message = _parse(await self._read_body(headers, receive))
+        message_type = message.get("Type")
+        if message_type not in _MESSAGE_TYPES:
+            _refuse(
+                400,
+                "unknown_type",
+                f"The message has Type {message_type!r}; SNS sends Notification, "
+                "SubscriptionConfirmation and UnsubscribeConfirmation messages.",
+            )
+        context["message_type"] = message_type
+        header_type = headers.get("x-amz-sns-message-type")
+        if header_type is not None and header_type != message_type:
+            _refuse(
+                400,
+                "type_mismatch",
+                f"The x-amz-sns-message-type header says {header_type!r} but the message's Type "
+                f"is {message_type!r}; SNS sends the same type in both.",
+            )
+        _check_fields(message, message_type)
+        context["message_id"] = message["MessageId"]
+        topic = message["TopicArn"]
+        context["topic_arn"] = topic
+        if self._topics is not None and topic not in self._topics:
+            _refuse(
+                403,
+                "foreign_topic",
+                f"Messages from topic {topic} are not accepted here; add it to the endpoint's "
+                "topic_arns if this subscription is yours.",
+            )
+        if self._verify:
+            await self._check_signature(message)
+        if message_type == "Notification":
+            subscription = headers.get("x-amz-sns-subscription-arn")
+            return self._notify(lambda_event(message, subscription), context)
+        if message_type == "SubscriptionConfirmation":
+            return await self._confirm(message, context)
+        self._unsubscribed += 1
+        _log.info(
+            "sns.unsubscribed",
+            detail="SNS reports that a subscription of this endpoint was deleted; it is not "
+            "restored.",
+            **context,
+        )
+        return _Reply(200, {"status": "unsubscribe_noted"})
+
+    async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes:
+        declared = headers.get("content-length", "")
+        too_large = (
+            f"The body is larger than this endpoint's limit of {self._max_body} bytes; SNS "
+            "messages are at most 256 KiB, raise max_body_bytes if yours are escaped heavily."
+        )
+        if declared.isdigit() and int(declared) > self._max_body:
+            _refuse(413, "body_too_large", too_large)
+        body = bytearray()
+        while True:
+            event = await receive()
+            if event["type"] == "http.disconnect":
+                raise _Disconnected
+            body += event.get("body", b"")
+            if len(body) > self._max_body:
+                _refuse(413, "body_too_large", too_large)
+            if not event.get("more_body", False):
+                return bytes(body)
+
+    async def _check_signature(self, message: Mapping[str, Any]) -> None:
+        try:
+            _signature(message)  # refuse unsigned messages before fetching anything
+            url = _get(message, "SigningCertURL")
+            if url is None:
+                raise SignatureError(
+                    "The message has no 'SigningCertURL', so its signature cannot be verified; "
+                    "SNS names its certificate in every message it delivers over HTTP(S).",
+                    reason="missing_signature",
+                )
+            key = await self._key(check_signing_cert_url(url))
+            _verify_with_key(message, key)
+        except SignatureError as exc:
+            _refuse(403, exc.reason, str(exc))
+        except _CertificateUnavailable as exc:
+            _refuse(502, "certificate_unavailable", str(exc))
+
+    async def _key(self, url: str) -> rsa.RSAPublicKey:
+        key = self._keys.get(url)
+        if key is not None:
+            self._keys.move_to_end(url)
+            return key
+        loading = self._loading.get(url)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_key(url))
+            loading.add_done_callback(_retrieve)
+            self._loading[url] = loading
+        # shielded: one request giving up must not cancel the fetch others wait for
+        return await asyncio.shield(loading)
+
+    async def _load_key(self, url: str) -> rsa.RSAPublicKey:
+        try:
+            try:
+                pem = await self._fetch(url)
+            except Exception as exc:
+                raise _CertificateUnavailable(
+                    f"The signing certificate {url} could not be fetched ({exc}); the message "
+                    "is answered 502 so that SNS delivers it again."
+                ) from exc
+            if not isinstance(pem, bytes | bytearray):
+                raise _CertificateUnavailable(
+                    f"cert_fetcher returned a {type(pem).__name__} for {url}; it must return "
+                    "the certificate's bytes."
+                )
+            key = _public_key(bytes(pem))
+            self._keys[url] = key
+            while len(self._keys) > self._cache_size:
+                self._keys.popitem(last=False)
+            return key
+        finally:
+            self._loading.pop(url, None)
+
+    def _notify(self, event: dict[str, Any], context: dict[str, Any]) -> _Reply:
+        try:
+            accepted = self._app.invoke_nowait(self._handler, event)
+        except (QueueFull, AppClosed) as exc:
+            self._busy += 1
+            why = "queue_full" if isinstance(exc, QueueFull) else "app_closed"
+            _log.warning("sns.busy", reason=why, detail=str(exc), **context)
+            sentence = (
+                "The event queue is full"
+                if why == "queue_full"
+                else "The app is not accepting events"
+            )
+            return _Reply(
+                503,
+                {
+                    "error": why,
+                    "message": f"{sentence}; deliver the message again later.",
+                },
+                ((b"retry-after", _RETRY_AFTER.encode("ascii")),),
+            )
+        except UnknownHandler as exc:
+            _refuse(500, "unknown_handler", str(exc))
+        self._accepted += 1
+        _log.debug("sns.accepted", request_id=accepted.request_id, **context)
+        return _Reply(200, {"status": "accepted", "requestId": accepted.request_id})
+
+    async def _confirm(self, message: Mapping[str, Any], context: dict[str, Any]) -> _Reply:
+        url = _get(message, "SubscribeURL")
+        problem = _aws_url_problem(url)
+        if problem is not None:
+            _refuse(
+                403,
+                "bad_subscribe_url",
+                f"The SubscribeURL {url!r} {problem}; SNS subscribe URLs are https URLs on "
+                "sns.<region>.amazonaws.com, so the subscription is not confirmed.",
+            )
+        try:
+            status = await self._http_get(url)
+        except Exception as exc:
+            _refuse(
+                502,
+                "confirmation_failed",
+                f"Confirming the subscription to {message['TopicArn']} failed ({exc!r}); "
+                "answering 502 so that SNS sends the confirmation again.",
+            )
+        if not isinstance(status, int) or not 200 <= status < 300:
+            _refuse(
+                502,
+                "confirmation_failed",
+                f"Confirming the subscription to {message['TopicArn']} failed: the "
+                f"SubscribeURL answered {status!r}; answering 502 so that SNS sends the "
+                "confirmation again.",
+            )
+        self._confirmed += 1
+        _log.info("sns.subscription_confirmed", **context)
+        return _Reply(200, {"status": "confirmed"})
+
+
+class _Disconnected(Exception):
+    pass
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a certificate fetch's exception as seen, even if every waiter went away."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    if client:
+        return f"{client[0]}:{client[1]}"
+    return None
+
+
+def _parse(body: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        _refuse(
+            400,
+            "malformed_json",
+            f"The body is not valid UTF-8 JSON ({exc}); SNS sends its messages as JSON objects.",
+        )
+    if not isinstance(message, dict):
+        _refuse(
+            400,
+            "malformed_json",
+            f"The body is a JSON {type(message).__name__}, not an object; SNS sends its "
+            "messages as JSON objects.",
+        )
+    return message
+
+
+def _check_fields(message: Mapping[str, Any], message_type: str) -> None:
+    required = ["MessageId", "TopicArn", "Message", "Timestamp"]
+    if message_type != "Notification":
+        required += ["Token", "SubscribeURL"]
+    for key in required:
+        value = _get(message, key)
+        if not isinstance(value, str):
+            found = "missing" if value is None else f"a {type(value).__name__}"
+            _refuse(
+                400,
+                "malformed_message",
+                f"The {message_type} message's {key!r} is {found}, not a string; every SNS "
+                f"{message_type} has one.",
+            )
+    subject = message.get("Subject")
+    if subject is not None and not isinstance(subject, str):
+        _refuse(
+            400,
+            "malformed_message",
+            f"The message's 'Subject' is a {type(subject).__name__}; SNS sends it as a string.",
+        )
+    attributes = message.get("MessageAttributes")
+    if attributes is not None and (
+        not isinstance(attributes, dict)
+        or not all(isinstance(value, dict) for value in attributes.values())
+    ):
+        _refuse(
+            400,
+            "malformed_message",
+            "The message's 'MessageAttributes' is not an object of "
+            '{"Type": ..., "Value": ...} objects, as SNS sends them.',
+        )
