@@ -21,6 +21,7 @@ from ._errors import QueueFull as QueueFull
 from ._errors import SchedulerFull as SchedulerFull
 from ._errors import UnknownHandler as UnknownHandler
 from ._handler import Handler as Handler
+from ._handler import HandlerConfig as HandlerConfig
 from ._queue import QueueStatistics as QueueStatistics
 from ._registry import handler as handler
 from ._registry import reset as reset_default_registry
@@ -42,6 +43,7 @@ __all__ = (
     "Context",
     "EventflowError",
     "Handler",
+    "HandlerConfig",
     "InvalidEvent",
     "InvalidPayload",
     "InvocationResult",

@@ -40,7 +40,7 @@ from ._errors import (
     UnknownHandler,
 )
 from ._event import Event
-from ._handler import Handler, HandlerFunction, make_decorator
+from ._handler import Handler, HandlerConfig, HandlerFunction, make_decorator
 from ._ids import new_request_id
 from ._payload import json_error
 from ._queue import EventQueue, QueueStatistics
@@ -172,6 +172,7 @@ class App:
                     f"'async def run(self, app, *, task_status)', got {src!r}."
                 )
         self._source_scopes: list[anyio.CancelScope] = []
+        self._entered: set[int] = set()  # ids of the sinks and sources this app has opened
         self._clock: Clock = clock if clock is not None else LoopClock()
         self._logger_arg = logger
         self._region = region
@@ -276,6 +277,47 @@ class App:
             )
         return rt
 
+    def handler_config(self, handler: str | Handler) -> HandlerConfig:
+        """The settings that events accepted now for ``handler`` will run with."""
+        if self._state is _State.NEW:
+            h = self._resolve_handlers().get(handler if isinstance(handler, str) else handler.name)
+            if h is None:
+                raise UnknownHandler(f"No handler {handler!r} in app {self.name!r}.")
+            return h.config
+        return self._lookup(handler).config
+
+    async def configure_handler(
+        self, handler: str | Handler, config: HandlerConfig | None = None, **changes: Any
+    ) -> HandlerConfig:
+        """Change a handler's settings for the events accepted from now on.
+
+        Events already accepted keep the settings they were accepted with, as in Lambda
+        when PutFunctionEventInvokeConfig changes retries, age or destinations.
+
+        Args:
+            handler: The handler's name or the decorated function.
+            config: A whole new :class:`eventflow.HandlerConfig` (``handler.config`` restores
+                the decorator's options), or ``None`` to change only ``changes``.
+            changes: Settings to change: ``max_retries``, ``retry_delays``,
+                ``max_event_age``, ``timeout``, ``dead_letter``, ``on_success``,
+                ``on_failure``.
+
+        Returns:
+            The new settings. New sinks are opened (entered) before they are used.
+        """
+        if self._state is not _State.RUNNING:
+            raise self._closed_error()
+        rt = self._lookup(handler)
+        new = (config or rt.config).replace(**changes) if changes else (config or rt.config)
+        assert self._exit_stack is not None
+        for sink in new.sinks():
+            if id(sink) not in self._entered and hasattr(sink, "__aenter__"):
+                await self._exit_stack.enter_async_context(sink)  # type: ignore[arg-type]
+                self._entered.add(id(sink))
+        rt.config = new
+        self._log.info("handler.configured", handler=rt.name, config=repr(new))
+        return new
+
     # -- lifecycle ------------------------------------------------------------------
 
     async def __aenter__(self) -> App:
@@ -308,8 +350,8 @@ class App:
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:
-            seen: set[int] = set()
-            sinks = [s for rt in self._runtimes.values() for s in rt.handler.sinks()]
+            seen = self._entered
+            sinks = [s for rt in self._runtimes.values() for s in rt.config.sinks()]
             if self._spill is not None:
                 sinks.append(self._spill)
             # sources are entered before and exited after the task group, like sinks
@@ -698,17 +740,18 @@ class App:
         self._in_flight += 1
         rt = ev.rt
         try:
-            if self._now() - ev.enqueued_at > rt.max_event_age:
+            cfg = ev.cfg
+            if self._now() - ev.enqueued_at > cfg.max_event_age:
                 if ev.enqueued_at == -math.inf and ev.error is not None:  # from reject()
                     await self._fail(ev, RETRIES_EXHAUSTED, ev.error["errorMessage"])
                 else:
-                    reason = self._age_reason(ev, rt.max_event_age)
+                    reason = self._age_reason(ev, cfg.max_event_age)
                     await self._fail(ev, EVENT_AGE_EXCEEDED, reason)
                 return
             ev.attempts += 1
             self._attempts += 1
             exc: BaseException | None = None
-            if rt.simple:
+            if rt.simple and cfg.timeout is None:
                 # the common case, inlined: an async handler with no timeout and no cap
                 if self._info:
                     self._log.info(
@@ -750,7 +793,7 @@ class App:
             if ok:
                 if self._info:
                     self._log_success(ev)
-                if rt.on_success is None:
+                if cfg.on_success is None:
                     self._in_flight -= 1
                     self._succeeded += 1
                     if ev.settle is not None:
@@ -784,7 +827,7 @@ class App:
             self._log.info(
                 "attempt.started", request_id=ev.request_id, handler=rt.name, attempt=ev.attempts
             )
-        timeout = rt.timeout
+        timeout = ev.cfg.timeout
         if timeout is None:
             ctx = Context(ev, None)
             try:
@@ -876,7 +919,7 @@ class App:
         )
 
     async def _succeed_with_destination(self, ev: Event, result: Any) -> None:
-        sink = ev.rt.handler.on_success
+        sink = ev.cfg.on_success
         assert sink is not None and self._deliverer is not None
         record = destination_record(ev, SUCCESS, response=result)
         sent = await self._deliverer.deliver(
@@ -896,7 +939,7 @@ class App:
         self._errors += 1
         ev.error = error
         self._log_failure(ev, error, exc)
-        h = ev.rt.handler
+        h = ev.cfg
         if ev.attempts > h.max_retries:
             await self._fail(ev, RETRIES_EXHAUSTED, str(error.get("errorMessage", "")))
             return
@@ -934,7 +977,7 @@ class App:
 
     async def _fail(self, ev: Event, condition: str, reason: str) -> None:
         """The event failed for good: dead letter and/or on-failure record, then count it."""
-        h = ev.rt.handler
+        h = ev.cfg
         ctx = self._log_context(ev)
         expired = condition == EVENT_AGE_EXCEEDED
         if expired:
@@ -972,7 +1015,7 @@ class App:
             )
 
     async def _send_dead_letter(self, ev: Event, reason: str, condition: str) -> None:
-        sink = ev.rt.handler.dead_letter
+        sink = ev.cfg.dead_letter
         assert sink is not None and self._deliverer is not None
         ctx = self._log_context(ev)
         message = dead_letter_message(ev, reason)
@@ -983,7 +1026,7 @@ class App:
             self._dead_letter_errors += 1
 
     async def _send_failure_record(self, ev: Event, condition: str) -> None:
-        sink = ev.rt.handler.on_failure
+        sink = ev.cfg.on_failure
         assert sink is not None and self._deliverer is not None
         record = destination_record(
             ev, condition, response=ev.error, function_error=ev.error is not None

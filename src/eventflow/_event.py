@@ -17,6 +17,7 @@ class Event:
     Attributes:
         request_id: The invocation's request ID, reused by every attempt.
         rt: The per-app runtime state of the handler that runs it.
+        cfg: The handler's settings when the event was accepted (retries, age, sinks).
         payload: The JSON-serialisable payload, handed to the handler as is.
         enqueued_at: Clock time of acceptance; the event's age counts from here.
         attempts: Attempts started so far (a cancelled attempt is taken back).
@@ -27,6 +28,7 @@ class Event:
 
     __slots__ = (
         "attempts",
+        "cfg",
         "enqueued_at",
         "error",
         "payload",
@@ -39,6 +41,7 @@ class Event:
     def __init__(self, request_id: str, rt: HandlerRuntime, payload: Any, enqueued_at: float):
         self.request_id = request_id
         self.rt = rt
+        self.cfg = rt.config
         self.payload = payload
         self.enqueued_at = enqueued_at
         self.attempts = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
 from ._errors import ConfigurationError
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from ._context import Context
     from .sinks import Sink
 
-__all__ = ("Handler", "HandlerFunction", "make_decorator")
+__all__ = ("Handler", "HandlerConfig", "HandlerFunction", "make_decorator")
 
 HandlerFunction = Callable[[Any, "Context"], Any] | Callable[[Any, "Context"], Awaitable[Any]]
 
@@ -52,6 +53,89 @@ def _check_sink(option: str, sink: object) -> Sink | None:
             f"method (for example eventflow.sinks.MemorySink()), got {sink!r}."
         )
     return sink  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerConfig:
+    """The asynchronous-invocation settings of a handler at one moment.
+
+    An event keeps the settings in force when it was accepted, so changing them (as
+    Lambda's PutFunctionEventInvokeConfig does) applies to events accepted afterwards.
+    Build one with :meth:`build`, which validates every value.
+    """
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
+    max_event_age: float = DEFAULT_MAX_EVENT_AGE
+    timeout: float | None = None
+    dead_letter: Sink | None = None
+    on_success: Sink | None = None
+    on_failure: Sink | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        max_event_age: float = DEFAULT_MAX_EVENT_AGE,
+        timeout: float | None = None,
+        dead_letter: Sink | None = None,
+        on_success: Sink | None = None,
+        on_failure: Sink | None = None,
+    ) -> HandlerConfig:
+        """Validate the options and return them as a config.
+
+        Raises:
+            ConfigurationError: a value is outside its accepted range.
+        """
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(
+                f"max_retries must be an integer >= 0 (Lambda's default is 2), got {max_retries!r}."
+            )
+        if isinstance(retry_delays, str | bytes) or not isinstance(retry_delays, Sequence):
+            raise ConfigurationError(
+                "retry_delays must be a sequence of positive numbers of seconds, "
+                f"such as (60.0, 120.0), got {retry_delays!r}."
+            )
+        if not retry_delays:
+            raise ConfigurationError(
+                "retry_delays must hold at least one delay in seconds, such as (60.0, 120.0)."
+            )
+        delays = tuple(_positive(f"retry_delays[{i}]", d) for i, d in enumerate(retry_delays))
+        return cls(
+            max_retries=max_retries,
+            retry_delays=delays,  # type: ignore[arg-type]
+            max_event_age=_positive("max_event_age", max_event_age),  # type: ignore[arg-type]
+            timeout=_positive("timeout", timeout, allow_none=True),
+            dead_letter=_check_sink("dead_letter", dead_letter),
+            on_success=_check_sink("on_success", on_success),
+            on_failure=_check_sink("on_failure", on_failure),
+        )
+
+    def replace(self, **changes: Any) -> HandlerConfig:
+        """A validated copy with ``changes`` applied."""
+        values = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise ConfigurationError(
+                f"Unknown handler setting(s) {sorted(unknown)}; the settings are {sorted(values)}."
+            )
+        values.update(changes)
+        return HandlerConfig.build(**values)
+
+    def retry_delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based)."""
+        delays = self.retry_delays
+        return delays[retry - 1] if retry <= len(delays) else delays[-1]
+
+    def sinks(self) -> tuple[Sink, ...]:
+        """Every distinct sink of these settings."""
+        seen: dict[int, Sink] = {}
+        for sink in (self.dead_letter, self.on_success, self.on_failure):
+            if sink is not None:
+                seen.setdefault(id(sink), sink)
+        return tuple(seen.values())
 
 
 class Handler:
@@ -101,20 +185,6 @@ class Handler:
             raise ConfigurationError(
                 f"name must be a non-empty string of at most 64 characters, got {name!r}."
             )
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(
-                f"max_retries must be an integer >= 0 (Lambda's default is 2), got {max_retries!r}."
-            )
-        if isinstance(retry_delays, str | bytes) or not isinstance(retry_delays, Sequence):
-            raise ConfigurationError(
-                "retry_delays must be a sequence of positive numbers of seconds, "
-                f"such as (60.0, 120.0), got {retry_delays!r}."
-            )
-        if not retry_delays:
-            raise ConfigurationError(
-                "retry_delays must hold at least one delay in seconds, such as (60.0, 120.0)."
-            )
-        delays = tuple(_positive(f"retry_delays[{i}]", d) for i, d in enumerate(retry_delays))
         if concurrency is not None and (
             isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
         ):
@@ -124,29 +194,35 @@ class Handler:
         self.fn = fn
         self.__wrapped__ = fn
         self.name: str = name
-        self.max_retries: int = max_retries
-        self.retry_delays: tuple[float, ...] = delays  # type: ignore[assignment]
-        self.max_event_age: float = _positive("max_event_age", max_event_age)  # type: ignore[assignment]
-        self.timeout: float | None = _positive("timeout", timeout, allow_none=True)
         self.concurrency: int | None = concurrency
-        self.dead_letter = _check_sink("dead_letter", dead_letter)
-        self.on_success = _check_sink("on_success", on_success)
-        self.on_failure = _check_sink("on_failure", on_failure)
+        self.config = HandlerConfig.build(
+            max_retries=max_retries,
+            retry_delays=retry_delays,
+            max_event_age=max_event_age,
+            timeout=timeout,
+            dead_letter=dead_letter,
+            on_success=on_success,
+            on_failure=on_failure,
+        )
         self.is_async: bool = inspect.iscoroutinefunction(fn)
         self.__doc__ = getattr(fn, "__doc__", None)
 
+    # the decorator's options, as read-only attributes of the handler
+    max_retries = property(lambda self: self.config.max_retries)
+    retry_delays = property(lambda self: self.config.retry_delays)
+    max_event_age = property(lambda self: self.config.max_event_age)
+    timeout = property(lambda self: self.config.timeout)
+    dead_letter = property(lambda self: self.config.dead_letter)
+    on_success = property(lambda self: self.config.on_success)
+    on_failure = property(lambda self: self.config.on_failure)
+
     def retry_delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
-        delays = self.retry_delays
-        return delays[retry - 1] if retry <= len(delays) else delays[-1]
+        return self.config.retry_delay(retry)
 
     def sinks(self) -> tuple[Sink, ...]:
         """Every distinct sink this handler sends to."""
-        seen: dict[int, Sink] = {}
-        for sink in (self.dead_letter, self.on_success, self.on_failure):
-            if sink is not None:
-                seen.setdefault(id(sink), sink)
-        return tuple(seen.values())
+        return self.config.sinks()
 
     def __call__(self, event: Any, context: Any) -> Any:
         return self.fn(event, context)

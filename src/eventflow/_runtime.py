@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._event import Event
-    from ._handler import Handler
+    from ._handler import Handler, HandlerConfig
 
 __all__ = ("HandlerRuntime",)
 
@@ -20,20 +20,18 @@ class HandlerRuntime:
     __slots__ = (
         "arn",
         "clock",
+        "config",
         "fn",
         "handler",
         "is_async",
         "limit",
         "log",
-        "max_event_age",
         "name",
-        "on_success",
         "parked",
         "qualified_arn",
         "running",
         "simple",
         "slot_waiters",
-        "timeout",
     )
 
     def __init__(
@@ -43,12 +41,11 @@ class HandlerRuntime:
         self.name = handler.name
         self.fn = handler.fn
         self.is_async = handler.is_async
-        self.timeout = handler.timeout
         self.limit = handler.concurrency
-        self.max_event_age = handler.max_event_age
-        self.on_success = handler.on_success
-        # async, no timeout, no cap: the worker runs these inline
-        self.simple = self.is_async and self.timeout is None and self.limit is None
+        # the settings new events take; PutFunctionEventInvokeConfig-style changes swap it
+        self.config: HandlerConfig = handler.config
+        # async and uncapped: the worker runs these inline when no timeout is set
+        self.simple = self.is_async and self.limit is None
         self.running = 0
         # events taken by a worker while the handler was at its cap, in arrival order
         self.parked: deque[Event] = deque()

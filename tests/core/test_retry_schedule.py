@@ -244,3 +244,33 @@ async def test_retry_never_fires_early_and_within_one_tick(tick: float) -> None:
     for got, want in zip(starts, expected, strict=True):
         assert got >= want
         assert got - want <= tick
+
+
+async def test_configure_handler_applies_to_events_accepted_afterwards() -> None:
+    clock = VirtualClock()
+    old_dlq, new_dlq = MemorySink(), MemorySink()
+    attempts: dict[str, int] = {}
+
+    @eventflow.handler(max_retries=2, retry_delays=(1.0,), dead_letter=old_dlq)
+    async def h(event: str, context: eventflow.Context) -> None:
+        attempts[event] = context.attempt
+        raise RuntimeError(event)
+
+    async with eventflow.App(clock=clock) as app:
+        await app.invoke(h, "before")
+        await clock.advance(0)
+        new = await app.configure_handler(h, max_retries=0, dead_letter=new_dlq)
+        assert new.max_retries == 0 and app.handler_config(h) is new
+        assert h.max_retries == 2  # the decorator's options are unchanged
+        await app.invoke(h, "after")
+        async with clock.autojump():
+            await app.drain()
+        with pytest.raises(eventflow.ConfigurationError, match="max_retries"):
+            await app.configure_handler(h, max_retries=-1)
+        with pytest.raises(eventflow.ConfigurationError, match="Unknown handler setting"):
+            await app.configure_handler(h, retries=1)
+        restored = await app.configure_handler(h, h.config)
+        assert restored == h.config
+    assert attempts == {"before": 3, "after": 1}
+    assert [m.body for m in old_dlq.messages] == ['"before"']
+    assert [m.body for m in new_dlq.messages] == ['"after"']
