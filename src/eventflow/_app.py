@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import logging
 import math
 import sys
@@ -58,6 +59,7 @@ from ._records import (
 from ._results import Accepted, InvocationResult, Stats
 from ._runtime import HandlerRuntime
 from ._scheduler import RetryScheduler
+from ._tail import TailLog
 from ._wheel import TimerWheel, WheelStatistics
 from .sinks import Sink
 from .sources import Outcome, Settle, Source
@@ -674,18 +676,37 @@ class App:
                 await self._wait_slot(rt)
             rt.running += 1
         ev.attempts = 1
+        lines = [TailLog.start(ev.request_id)]
+        tail = TailLog(
+            rt.log.bind(request_id=ev.request_id, handler=rt.name, attempt=1), ev.request_id, lines
+        )
+        started = time.perf_counter()
         try:
-            ok, value, exc = await self._attempt(ev, rt)
+            ok, value, exc = await self._attempt(ev, rt, tail)
         finally:
             if rt.limit is not None:
                 rt.running -= 1
                 self._release_parked(rt)
+        duration = time.perf_counter() - started
         if ok:
             self._log_success(ev)
-            return InvocationResult(status_code=200, request_id=ev.request_id, payload=value)
+            lines.extend(TailLog.end(ev.request_id, duration, None))
+            return InvocationResult(
+                status_code=200, request_id=ev.request_id, payload=value, log="\n".join(lines)
+            )
         self._log_failure(ev, value, exc)
+        error_line = json.dumps(
+            {k: value.get(k) for k in ("errorMessage", "errorType", "requestId", "stackTrace")}
+        )
+        lines.append(f"[ERROR]\t{value.get('errorType')}: {value.get('errorMessage')}")
+        lines.append(error_line)
+        lines.extend(TailLog.end(ev.request_id, duration, value.get("errorType")))
         return InvocationResult(
-            status_code=200, request_id=ev.request_id, payload=value, function_error="Unhandled"
+            status_code=200,
+            request_id=ev.request_id,
+            payload=value,
+            function_error="Unhandled",
+            log="\n".join(lines),
         )
 
     async def _wait_slot(self, rt: HandlerRuntime) -> None:
@@ -820,7 +841,7 @@ class App:
             self._wake_idle()
 
     async def _attempt(
-        self, ev: Event, rt: HandlerRuntime
+        self, ev: Event, rt: HandlerRuntime, log: Any = None
     ) -> tuple[bool, Any, BaseException | None]:
         """One attempt: (True, result, None) or (False, error object, exception or None)."""
         if self._info:
@@ -829,7 +850,7 @@ class App:
             )
         timeout = ev.cfg.timeout
         if timeout is None:
-            ctx = Context(ev, None)
+            ctx = Context(ev, None, log)
             try:
                 if rt.is_async:
                     result = await rt.fn(ev.payload, ctx)
@@ -846,7 +867,7 @@ class App:
             except Exception as exc:
                 return False, error_object(exc, ev.request_id), exc
         else:
-            ok, result, error = await self._attempt_with_timeout(ev, rt, timeout)
+            ok, result, error = await self._attempt_with_timeout(ev, rt, timeout, log)
             if not ok:
                 return False, result, error
         if type(result) not in _FLAT_TYPES:
@@ -856,12 +877,12 @@ class App:
         return True, result, None
 
     async def _attempt_with_timeout(
-        self, ev: Event, rt: HandlerRuntime, timeout: float
+        self, ev: Event, rt: HandlerRuntime, timeout: float, log: Any = None
     ) -> tuple[bool, Any, BaseException | None]:
         task = asyncio.current_task()
         assert task is not None
         deadline = self._now() + timeout
-        ctx = Context(ev, deadline)
+        ctx = Context(ev, deadline, log)
         timed_out = False
 
         def expire() -> None:

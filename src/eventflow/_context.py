@@ -32,10 +32,10 @@ class Context:
     client_context = None
     identity = None
 
-    def __init__(self, event: Event, deadline: float | None) -> None:
+    def __init__(self, event: Event, deadline: float | None, log: Any = None) -> None:
         self._event = event
         self._deadline = deadline
-        self._log: Any = None
+        self._log = log
 
     @property
     def aws_request_id(self) -> str:

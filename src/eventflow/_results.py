@@ -45,12 +45,15 @@ class InvocationResult:
         payload: The handler's return value, or on error the Lambda Python runtime's
             error object ``{"errorMessage", "errorType", "requestId", "stackTrace"}``.
         function_error: ``None`` on success, ``"Unhandled"`` when the function failed.
+        log: The attempt's log in Lambda's format (START, the handler's ``context.log``
+            lines, the error, END, REPORT); what ``LogType: Tail`` returns, base64-encoded.
     """
 
     status_code: int
     request_id: str
     payload: Any = None
     function_error: str | None = None
+    log: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -296,3 +296,23 @@ def test_generous_values_beyond_lambda_ranges_are_accepted() -> None:
 def test_invalid_app_options(options: dict[str, object], message: str) -> None:
     with pytest.raises(eventflow.ConfigurationError, match=message):
         eventflow.App(**options)  # type: ignore[arg-type]
+
+
+async def test_request_response_log_is_lambda_shaped() -> None:
+    @eventflow.handler
+    async def chatty(event: dict[str, bool], context: eventflow.Context) -> str:
+        context.log.info("resizing", size=3)
+        if event.get("fail"):
+            raise ValueError("uh oh")
+        return "ok"
+
+    async with eventflow.App() as app:
+        ok = await app.invoke(chatty, {}, invocation_type="RequestResponse")
+        bad = await app.invoke(chatty, {"fail": True}, invocation_type="RequestResponse")
+    lines = ok.log.splitlines()
+    assert lines[0] == f"START RequestId: {ok.request_id} Version: $LATEST"
+    assert "resizing size=3" in lines[1] and ok.request_id in lines[1]
+    assert lines[-2] == f"END RequestId: {ok.request_id}"
+    assert lines[-1].startswith(f"REPORT RequestId: {ok.request_id}\tDuration: ")
+    assert "Status: error\tError Type: ValueError" in bad.log.splitlines()[-1]
+    assert "[ERROR]\tValueError: uh oh" in bad.log

@@ -1,0 +1,83 @@
+"""The log of one synchronous attempt, as Lambda returns it with ``LogType: Tail``.
+
+A handler's ``context.log`` during a ``RequestResponse`` invocation is a :class:`TailLog`:
+it logs through the app's structlog logger as usual and also keeps a plain-text copy in
+Lambda's CloudWatch format (START / the handler's lines / END / REPORT), which
+``InvocationResult.log`` carries and the Lambda API returns base64-encoded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+__all__ = ("TailLog",)
+
+
+def _stamp() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+class TailLog:
+    """A bound logger that also records the lines of one attempt."""
+
+    __slots__ = ("_inner", "_lines", "_request_id")
+
+    def __init__(self, inner: Any, request_id: str, lines: list[str]) -> None:
+        self._inner = inner
+        self._request_id = request_id
+        self._lines = lines
+
+    def bind(self, **kw: Any) -> TailLog:
+        return TailLog(self._inner.bind(**kw), self._request_id, self._lines)
+
+    def _record(self, level: str, event: str, kw: dict[str, Any]) -> None:
+        extras = " ".join(f"{k}={v!r}" for k, v in kw.items() if k != "exc_info")
+        text = f"{event} {extras}".rstrip()
+        self._lines.append(f"[{level.upper()}]\t{_stamp()}\t{self._request_id}\t{text}")
+
+    def _log(self, level: str, event: str, kw: dict[str, Any]) -> Any:
+        self._record(level, event, kw)
+        return getattr(self._inner, level)(event, **kw)
+
+    def debug(self, event: str, **kw: Any) -> Any:
+        return self._log("debug", event, kw)
+
+    def info(self, event: str, **kw: Any) -> Any:
+        return self._log("info", event, kw)
+
+    def warning(self, event: str, **kw: Any) -> Any:
+        return self._log("warning", event, kw)
+
+    warn = warning
+
+    def error(self, event: str, **kw: Any) -> Any:
+        return self._log("error", event, kw)
+
+    def critical(self, event: str, **kw: Any) -> Any:
+        return self._log("critical", event, kw)
+
+    def exception(self, event: str, **kw: Any) -> Any:
+        self._record("error", event, kw)
+        return self._inner.exception(event, **kw)
+
+    @staticmethod
+    def start(request_id: str) -> str:
+        return f"START RequestId: {request_id} Version: $LATEST"
+
+    @staticmethod
+    def end(request_id: str, duration_s: float, error_type: str | None) -> list[str]:
+        ms = duration_s * 1000
+        report = (
+            f"REPORT RequestId: {request_id}\tDuration: {ms:.2f} ms\t"
+            f"Billed Duration: {max(1, math.ceil(ms))} ms\tMemory Size: 128 MB\t"
+            f"Max Memory Used: 0 MB"
+        )
+        if error_type is not None:
+            status = "timeout" if error_type == "Sandbox.Timedout" else "error"
+            report += f"\tStatus: {status}"
+            if status == "error":
+                report += f"\tError Type: {error_type}"
+        return [f"END RequestId: {request_id}", report]
