@@ -15,6 +15,7 @@ from ._context import Context as Context
 from ._errors import AppClosed as AppClosed
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import EventflowError as EventflowError
+from ._errors import IdempotencyConflict as IdempotencyConflict
 from ._errors import InvalidEvent as InvalidEvent
 from ._errors import InvalidPayload as InvalidPayload
 from ._errors import QueueFull as QueueFull
@@ -22,6 +23,7 @@ from ._errors import SchedulerFull as SchedulerFull
 from ._errors import UnknownHandler as UnknownHandler
 from ._handler import Handler as Handler
 from ._handler import HandlerConfig as HandlerConfig
+from ._idempotency import Idempotency as Idempotency
 from ._queue import QueueStatistics as QueueStatistics
 from ._registry import handler as handler
 from ._registry import reset as reset_default_registry
@@ -44,6 +46,8 @@ __all__ = (
     "EventflowError",
     "Handler",
     "HandlerConfig",
+    "Idempotency",
+    "IdempotencyConflict",
     "InvalidEvent",
     "InvalidPayload",
     "InvocationResult",

@@ -35,6 +35,7 @@ from ._delivery import Deliverer
 from ._errors import (
     AppClosed,
     ConfigurationError,
+    IdempotencyConflict,
     InvalidPayload,
     QueueFull,
     SchedulerFull,
@@ -42,8 +43,9 @@ from ._errors import (
 )
 from ._event import Event
 from ._handler import Handler, HandlerConfig, HandlerFunction, make_decorator
+from ._idempotency import DEFAULT_LEASE, Idempotency, resolve_key
 from ._ids import new_request_id
-from ._payload import json_error
+from ._payload import json_error, to_json
 from ._queue import EventQueue, QueueStatistics
 from ._records import (
     EVENT_AGE_EXCEEDED,
@@ -63,6 +65,7 @@ from ._tail import TailLog
 from ._wheel import TimerWheel, WheelStatistics
 from .sinks import Sink
 from .sources import Outcome, Settle, Source
+from .stores import ClaimStatus
 
 __all__ = ("App", "InvocationType")
 
@@ -175,7 +178,11 @@ class App:
                 )
         self._source_scopes: list[anyio.CancelScope] = []
         self._entered: set[int] = set()  # ids of the sinks and sources this app has opened
+        self._key_waiters: dict[str, list[Event]] = {}  # duplicates waiting for a claim
+        self._key_futures: dict[str, list[asyncio.Future[None]]] = {}
         self._clock: Clock = clock if clock is not None else LoopClock()
+        # a custom (virtual) clock moves wall time too, so leases and records follow it
+        self._wall_offset = time.time() - clock.now() if clock is not None else None
         self._logger_arg = logger
         self._region = region
         self._account_id = account_id
@@ -312,9 +319,9 @@ class App:
         rt = self._lookup(handler)
         new = (config or rt.config).replace(**changes) if changes else (config or rt.config)
         assert self._exit_stack is not None
-        for sink in new.sinks():
+        for sink in new.resources():
             if id(sink) not in self._entered and hasattr(sink, "__aenter__"):
-                await self._exit_stack.enter_async_context(sink)  # type: ignore[arg-type]
+                await self._exit_stack.enter_async_context(sink)
                 self._entered.add(id(sink))
         rt.config = new
         self._log.info("handler.configured", handler=rt.name, config=repr(new))
@@ -353,14 +360,14 @@ class App:
         await stack.__aenter__()
         try:
             seen = self._entered
-            sinks = [s for rt in self._runtimes.values() for s in rt.config.sinks()]
+            sinks = [s for rt in self._runtimes.values() for s in rt.config.resources()]
             if self._spill is not None:
                 sinks.append(self._spill)
             # sources are entered before and exited after the task group, like sinks
             for sink in [*sinks, *self._sources]:
                 if id(sink) not in seen and hasattr(sink, "__aenter__"):
                     seen.add(id(sink))
-                    await stack.enter_async_context(sink)  # type: ignore[arg-type]
+                    await stack.enter_async_context(sink)
             tg = anyio.create_task_group()
             await tg.__aenter__()
         except BaseException:
@@ -675,14 +682,25 @@ class App:
                 # a synchronous call waits for a slot like any caller of a capped function
                 await self._wait_slot(rt)
             rt.running += 1
-        ev.attempts = 1
         lines = [TailLog.start(ev.request_id)]
         tail = TailLog(
             rt.log.bind(request_id=ev.request_id, handler=rt.name, attempt=1), ev.request_id, lines
         )
         started = time.perf_counter()
         try:
-            ok, value, exc = await self._attempt(ev, rt, tail)
+            if ev.cfg.idempotency is None:
+                ok, value, exc = await self._attempt(ev, rt, tail)
+            else:
+                while True:
+                    outcome, value, exc = await self._idempotent(ev, rt, tail)
+                    if outcome != "wait":
+                        break
+                    # a duplicate in progress: wait for it to settle (here or elsewhere)
+                    key, lease_until = value
+                    await self._wait_key_settled(key, lease_until)
+                if outcome == "dedup":
+                    self._deduplicated += 1
+                ok = outcome in ("ok", "dedup")
         finally:
             if rt.limit is not None:
                 rt.running -= 1
@@ -769,11 +787,11 @@ class App:
                     reason = self._age_reason(ev, cfg.max_event_age)
                     await self._fail(ev, EVENT_AGE_EXCEEDED, reason)
                 return
-            ev.attempts += 1
-            self._attempts += 1
             exc: BaseException | None = None
-            if rt.simple and cfg.timeout is None:
+            if rt.simple and cfg.inline:
                 # the common case, inlined: an async handler with no timeout and no cap
+                ev.attempts += 1
+                self._attempts += 1
                 if self._info:
                     self._log.info(
                         "attempt.started",
@@ -803,11 +821,17 @@ class App:
                 if limited:
                     rt.running += 1
                 try:
-                    ok, value, exc = await self._attempt(ev, rt)
-                except asyncio.CancelledError:
-                    ev.attempts -= 1  # a cancelled attempt is not a failed attempt
-                    self._attempts -= 1
-                    raise
+                    if cfg.idempotency is None:
+                        ok, value, exc = await self._attempt(ev, rt)
+                    else:
+                        outcome, value, exc = await self._idempotent(ev, rt)
+                        ok = outcome == "ok"
+                        if outcome == "wait":
+                            self._wait_for_key(ev, *value)
+                            return
+                        if outcome == "dedup":
+                            ok = True
+                            self._deduplicated += 1
                 finally:
                     if limited:
                         rt.running -= 1
@@ -844,6 +868,18 @@ class App:
         self, ev: Event, rt: HandlerRuntime, log: Any = None
     ) -> tuple[bool, Any, BaseException | None]:
         """One attempt: (True, result, None) or (False, error object, exception or None)."""
+        ev.attempts += 1
+        self._attempts += 1
+        try:
+            return await self._attempt_once(ev, rt, log)
+        except asyncio.CancelledError:
+            ev.attempts -= 1  # a cancelled attempt is not a failed attempt
+            self._attempts -= 1
+            raise
+
+    async def _attempt_once(
+        self, ev: Event, rt: HandlerRuntime, log: Any
+    ) -> tuple[bool, Any, BaseException | None]:
         if self._info:
             self._log.info(
                 "attempt.started", request_id=ev.request_id, handler=rt.name, attempt=ev.attempts
@@ -875,6 +911,123 @@ class App:
             if err is not None:
                 return False, err, None
         return True, result, None
+
+    async def _idempotent(
+        self, ev: Event, rt: HandlerRuntime, log: Any = None
+    ) -> tuple[str, Any, BaseException | None]:
+        """Claim the event's key, then run, answer from the store, or wait.
+
+        Returns ``("ok", result, None)``, ``("error", error object, exc)``,
+        ``("dedup", stored result, None)`` or ``("wait", (key, lease_until), None)``.
+        """
+        idem = ev.cfg.idempotency
+        assert idem is not None and idem.store is not None
+        try:
+            key = resolve_key(idem, ev.payload)
+        except Exception as exc:
+            return self._idempotency_error(ev, exc)
+        now = self._wall()
+        lease = idem.lease or ev.cfg.timeout or DEFAULT_LEASE
+        try:
+            claim = await idem.store.claim(
+                key, ev.payload, now=now, lease_until=now + lease, validate=idem.validate_payload
+            )
+        except Exception as exc:
+            # an unreachable store fails the attempt; it is retried like a function error
+            return self._idempotency_error(ev, exc)
+        status = claim.status
+        if status is ClaimStatus.COMPLETED:
+            self._log.info("idempotency.duplicate", key=key, **self._log_context(ev))
+            return "dedup", json.loads(claim.result or "null"), None
+        if status is ClaimStatus.IN_PROGRESS:
+            return "wait", (key, claim.lease_until or now), None
+        if status is ClaimStatus.CONFLICT:
+            conflict = IdempotencyConflict(
+                f"Idempotency key {key!r} was first used with a different payload; the same key "
+                "must always come with the same event. Fix the key, or set "
+                "Idempotency(validate_payload=False) to answer such duplicates anyway."
+            )
+            return self._idempotency_error(ev, conflict)
+        token = claim.token
+        assert token is not None
+        try:
+            ok, value, error = await self._attempt(ev, rt, log)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._release_claim(idem, key, token, ev)
+            raise
+        if ok:
+            try:
+                result = to_json(value)
+                await idem.store.complete(
+                    key, token, result, expires_at=self._wall() + idem.expires_after
+                )
+            except Exception as store_error:
+                # the effect happened: report success, but a later duplicate may run again
+                self._log.error(
+                    "idempotency.complete_failed",
+                    key=key,
+                    error=f"{type(store_error).__name__}: {store_error}",
+                    **self._log_context(ev),
+                )
+            self._key_settled(key)
+            return "ok", value, None
+        await self._release_claim(idem, key, token, ev)
+        return "error", value, error
+
+    def _idempotency_error(
+        self, ev: Event, exc: BaseException
+    ) -> tuple[str, Any, BaseException | None]:
+        # the key, the store or a conflict failed the attempt before the handler ran:
+        # still an attempt, so retries stay bounded by max_retries
+        ev.attempts += 1
+        self._attempts += 1
+        return "error", error_object(exc, ev.request_id), exc
+
+    async def _release_claim(self, idem: Idempotency, key: str, token: str, ev: Event) -> None:
+        assert idem.store is not None
+        try:
+            await idem.store.release(key, token)
+        except Exception as store_error:
+            # the claim's lease ends by itself; until then duplicates wait
+            self._log.error(
+                "idempotency.release_failed",
+                key=key,
+                error=f"{type(store_error).__name__}: {store_error}",
+                **self._log_context(ev),
+            )
+        self._key_settled(key)
+
+    def _wait_for_key(self, ev: Event, key: str, lease_until: float) -> None:
+        """Park a duplicate until the key's claim settles here, or re-check it later."""
+        self._key_waiters.setdefault(key, []).append(ev)
+        # another process may hold the claim: look again within a second, or at its end
+        recheck = min(1.0, max(0.0, lease_until - self._wall()) + 0.001)
+        self._in_flight -= 1
+        self._scheduler.schedule(self._now() + recheck, ev)
+
+    async def _wait_key_settled(self, key: str, lease_until: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._key_futures.setdefault(key, []).append(fut)
+        recheck = min(1.0, max(0.0, lease_until - self._wall()) + 0.001)
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        handle = self._clock.call_at(self._now() + recheck, wake)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+
+    def _key_settled(self, key: str) -> None:
+        for fut in self._key_futures.pop(key, ()):
+            if not fut.done():
+                fut.set_result(None)
+        waiters = self._key_waiters.pop(key, None)
+        if waiters:
+            for waiter in waiters:
+                self._scheduler.release_now(waiter)
 
     async def _attempt_with_timeout(
         self, ev: Event, rt: HandlerRuntime, timeout: float, log: Any = None
@@ -1061,6 +1214,12 @@ class App:
         return {"request_id": ev.request_id, "handler": ev.rt.name, "attempt": ev.attempts}
 
     # -- draining and statistics ----------------------------------------------------
+
+    def _wall(self) -> float:
+        """Wall-clock seconds, moving with the app's clock (virtual in tests)."""
+        if self._wall_offset is None:
+            return time.time()
+        return self._wall_offset + self._clock.now()
 
     def _idle(self) -> bool:
         return not self._in_flight and not len(self._queue) and not len(self._scheduler)

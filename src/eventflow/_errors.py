@@ -9,7 +9,8 @@
     ├── QueueFull                              invoke_nowait() found the event queue full
     ├── AppClosed                              invoke() after shutdown began, or before start
     ├── SchedulerFull                          the retry timer wheel is at capacity
-    └── InvalidEvent (also ValueError)         a typed event view met a malformed event
+    ├── InvalidEvent (also ValueError)         a typed event view met a malformed event
+    └── IdempotencyConflict                    an idempotency key came with another payload
 
 Every message is a sentence that says what was wrong and how to fix it.
 """
@@ -20,6 +21,7 @@ __all__ = (
     "AppClosed",
     "ConfigurationError",
     "EventflowError",
+    "IdempotencyConflict",
     "InvalidEvent",
     "InvalidPayload",
     "QueueFull",
@@ -58,3 +60,10 @@ class SchedulerFull(EventflowError):
 
 class InvalidEvent(EventflowError, ValueError):
     """An event does not have the shape a typed view expects; the message names the field."""
+
+
+class IdempotencyConflict(EventflowError):
+    """An idempotency key arrived with a payload other than the one it was first used with.
+
+    It fails that event's attempt (a function error), never a silent skip.
+    """

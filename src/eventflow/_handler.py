@@ -10,10 +10,11 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
 from ._errors import ConfigurationError
+from ._idempotency import Idempotency
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -41,6 +42,15 @@ def _positive(option: str, value: object, *, allow_none: bool = False) -> float 
             f"{option} must be a positive, finite number of seconds, got {value!r}."
         )
     return float(value)
+
+
+def _check_idempotency(value: object) -> Idempotency | None:
+    if value is None or isinstance(value, Idempotency):
+        return value
+    raise ConfigurationError(
+        f"idempotency must be an eventflow.Idempotency(...), got {value!r}; for example "
+        "idempotency=eventflow.Idempotency(key='detail.orderId')."
+    )
 
 
 def _check_sink(option: str, sink: object) -> Sink | None:
@@ -71,6 +81,12 @@ class HandlerConfig:
     dead_letter: Sink | None = None
     on_success: Sink | None = None
     on_failure: Sink | None = None
+    idempotency: Idempotency | None = None
+    # no timeout and no idempotency: a worker may run the attempt inline
+    inline: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inline", self.timeout is None and self.idempotency is None)
 
     @classmethod
     def build(
@@ -83,6 +99,7 @@ class HandlerConfig:
         dead_letter: Sink | None = None,
         on_success: Sink | None = None,
         on_failure: Sink | None = None,
+        idempotency: Idempotency | None = None,
     ) -> HandlerConfig:
         """Validate the options and return them as a config.
 
@@ -111,11 +128,12 @@ class HandlerConfig:
             dead_letter=_check_sink("dead_letter", dead_letter),
             on_success=_check_sink("on_success", on_success),
             on_failure=_check_sink("on_failure", on_failure),
+            idempotency=_check_idempotency(idempotency),
         )
 
     def replace(self, **changes: Any) -> HandlerConfig:
         """A validated copy with ``changes`` applied."""
-        values = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        values = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "inline"}
         unknown = set(changes) - set(values)
         if unknown:
             raise ConfigurationError(
@@ -128,6 +146,13 @@ class HandlerConfig:
         """Seconds to wait before retry number ``retry`` (1-based)."""
         delays = self.retry_delays
         return delays[retry - 1] if retry <= len(delays) else delays[-1]
+
+    def resources(self) -> tuple[Any, ...]:
+        """The sinks and the idempotency store: what an app opens before use."""
+        out: list[Any] = list(self.sinks())
+        if self.idempotency is not None and self.idempotency.store is not None:
+            out.append(self.idempotency.store)
+        return tuple(out)
 
     def sinks(self) -> tuple[Sink, ...]:
         """Every distinct sink of these settings."""
@@ -170,6 +195,7 @@ class Handler:
         dead_letter: Sink | None = None,
         on_success: Sink | None = None,
         on_failure: Sink | None = None,
+        idempotency: Idempotency | None = None,
     ) -> None:
         if not callable(fn):
             raise ConfigurationError(
@@ -203,6 +229,7 @@ class Handler:
             dead_letter=dead_letter,
             on_success=on_success,
             on_failure=on_failure,
+            idempotency=idempotency,
         )
         self.is_async: bool = inspect.iscoroutinefunction(fn)
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -215,6 +242,7 @@ class Handler:
     dead_letter = property(lambda self: self.config.dead_letter)
     on_success = property(lambda self: self.config.on_success)
     on_failure = property(lambda self: self.config.on_failure)
+    idempotency = property(lambda self: self.config.idempotency)
 
     def retry_delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""

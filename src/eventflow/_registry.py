@@ -14,6 +14,7 @@ from ._errors import ConfigurationError
 from ._handler import Handler, HandlerFunction, make_decorator
 
 if TYPE_CHECKING:
+    from ._idempotency import Idempotency
     from .sinks import Sink
 
 __all__ = ("default_handlers", "handler", "register", "reset")
@@ -58,6 +59,7 @@ def handler(
     dead_letter: Sink | None = ...,
     on_success: Sink | None = ...,
     on_failure: Sink | None = ...,
+    idempotency: Idempotency | None = ...,
 ) -> Any: ...
 def handler(fn: HandlerFunction | None = None, /, **options: Any) -> Any:
     """Register a Lambda-style handler on the default registry.

@@ -68,6 +68,15 @@ class RetryScheduler:
                 event.timer = None
                 on_due(event)
 
+    def release_now(self, event: Event) -> bool:
+        """Release ``event`` at once if it is waiting here; False if it is not."""
+        timer = event.timer
+        if timer is None or not self._wheel.cancel(timer):  # type: ignore[arg-type]
+            return False
+        event.timer = None
+        self._on_due(event)
+        return True
+
     def drain(self) -> list[Event]:
         """Remove and return every event still waiting for its retry."""
         events = self._wheel.drain()

@@ -1,0 +1,176 @@
+"""Idempotency: exactly-once effects on top of at-least-once delivery.
+
+``@eventflow.handler(idempotency=eventflow.Idempotency(...))`` makes the first attempt of
+an event claim its key in a store (``IN_PROGRESS``, with a lease); success records the
+result (``COMPLETED``, kept for ``expires_after``); failure releases the claim so the retry
+runs. A duplicate of a completed key does not run (it counts as succeeded and returns the
+stored result); a duplicate of a key in progress waits for the outcome without using a
+retry attempt; the same key with a different payload is an :class:`IdempotencyConflict`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .stores import IdempotencyStore
+
+__all__ = ("DEFAULT_LEASE", "Idempotency", "fingerprint", "natural_key", "resolve_key")
+
+# How long a claim lasts when the handler has no timeout: Lambda's longest timeout.
+DEFAULT_LEASE = 900.0
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal values give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(payload: Any) -> str:
+    """A stable hash of a payload, for stores that compare payloads by hash."""
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+def _records(event: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
+    records = event.get("Records")
+    if isinstance(records, list) and records and all(isinstance(r, Mapping) for r in records):
+        return records
+    return None
+
+
+def natural_key(event: Any) -> str:
+    """The identity AWS gives the event, or a hash of its canonical JSON.
+
+    S3 record → bucket + key + version ID (or sequencer); SNS → ``MessageId``;
+    EventBridge → ``id``; SQS record → ``messageId``; anything else → ``sha256:<hash>``.
+    Several records are joined in order.
+    """
+    if isinstance(event, Mapping):
+        records = _records(event)
+        if records is not None:
+            parts: list[str] = []
+            for r in records:
+                source = r.get("eventSource") or r.get("EventSource")
+                if source == "aws:s3" and isinstance(r.get("s3"), Mapping):
+                    s3 = r["s3"]
+                    obj = s3.get("object") or {}
+                    version = obj.get("versionId") or obj.get("sequencer") or obj.get("eTag")
+                    bucket = (s3.get("bucket") or {}).get("name")
+                    parts.append(f"s3:{bucket}/{obj.get('key')}#{version}")
+                elif source == "aws:sns" and isinstance(r.get("Sns"), Mapping):
+                    parts.append(f"sns:{r['Sns'].get('MessageId')}")
+                elif source == "aws:sqs" and "messageId" in r:
+                    parts.append(f"sqs:{r['messageId']}")
+                else:
+                    parts = []
+                    break
+            if parts:
+                return "|".join(parts)
+        if event.get("Type") == "Notification" and "MessageId" in event:
+            return f"sns:{event['MessageId']}"
+        if "detail-type" in event and "source" in event and "id" in event:
+            return f"eventbridge:{event['id']}"
+    return "sha256:" + fingerprint(event)
+
+
+def _dotted(path: str) -> Callable[[Any], Any]:
+    parts = path.split(".")
+
+    def get(event: Any) -> Any:
+        value = event
+        for i, part in enumerate(parts):
+            if isinstance(value, Mapping) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                where = ".".join(parts[: i + 1])
+                raise KeyError(
+                    f"The idempotency key path {path!r} is not in the event: it has no "
+                    f"{where!r}. Fix Idempotency(key=...) or the event."
+                )
+        return value
+
+    return get
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """The ``idempotency=`` option of a handler.
+
+    Args:
+        store: Where claims and results live: ``eventflow.stores.MemoryStore()`` (the
+            default when ``None``; one process), ``SQLiteStore(path)`` (embedded, survives
+            a restart, shared by processes on one machine) or
+            ``eventflow.aws.DynamoDBStore(table)`` (shared by every machine).
+        key: ``None`` for the event's natural identity (see :func:`natural_key`), a dotted
+            path into the payload (``"detail.orderId"``), or a callable ``key(event) -> str``.
+        expires_after: Seconds a completed result is kept (and duplicates answered).
+        validate_payload: Refuse the same key with a different payload
+            (:class:`eventflow.IdempotencyConflict`) instead of answering it silently.
+        lease: Seconds a claim lasts before another attempt may take it over; default:
+            the handler's timeout, else 900 s (Lambda's longest timeout).
+    """
+
+    store: IdempotencyStore | None = None
+    key: str | Callable[[Any], Any] | None = None
+    expires_after: float = 3600.0
+    validate_payload: bool = True
+    lease: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.store is None:
+            from .stores import MemoryStore
+
+            object.__setattr__(self, "store", MemoryStore())
+        elif not callable(getattr(self.store, "claim", None)):
+            raise ConfigurationError(
+                f"Idempotency(store=...) must be an idempotency store (MemoryStore, "
+                f"SQLiteStore, DynamoDBStore or your own), got {self.store!r}."
+            )
+        if self.key is not None and not isinstance(self.key, str) and not callable(self.key):
+            raise ConfigurationError(
+                f"Idempotency(key=...) must be None, a dotted path such as 'detail.orderId', "
+                f"or a function of the event, got {self.key!r}."
+            )
+        if isinstance(self.key, str) and (not self.key or ".." in self.key):
+            raise ConfigurationError(f"Idempotency(key={self.key!r}) is not a dotted path.")
+        for option in ("expires_after", "lease"):
+            value = getattr(self, option)
+            if value is None and option == "lease":
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (value > 0 and math.isfinite(value))
+            ):
+                raise ConfigurationError(
+                    f"Idempotency({option}=...) must be a positive number of seconds, "
+                    f"got {value!r}."
+                )
+        object.__setattr__(self, "_get_key", self._key_function())
+
+    def _key_function(self) -> Callable[[Any], Any]:
+        if self.key is None:
+            return natural_key
+        if isinstance(self.key, str):
+            return _dotted(self.key)
+        return self.key
+
+
+def resolve_key(idempotency: Idempotency, event: Any) -> str:
+    """The key for ``event``; raises ``KeyError`` / ``TypeError`` with a clear message."""
+    value = idempotency._get_key(event)  # type: ignore[attr-defined]
+    if value is None:
+        raise KeyError(
+            "The idempotency key of this event is None; give every event a key, or use "
+            "Idempotency(key=None) for the natural identity."
+        )
+    return value if isinstance(value, str) else canonical_json(value)
