@@ -1301,6 +1301,16 @@ class App:
         return self._scheduler.statistics()
 
     @property
+    def region(self) -> str:
+        """The AWS region used in this app's function ARNs."""
+        return self._region
+
+    @property
+    def account_id(self) -> str:
+        """The AWS account ID used in this app's function ARNs."""
+        return self._account_id
+
+    @property
     def clock(self) -> Clock:
         """The clock this app runs on."""
         return self._clock

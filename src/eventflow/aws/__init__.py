@@ -10,6 +10,7 @@ imports this package.
 
 from __future__ import annotations
 
+from ._dynamodb_store import DynamoDBStore as DynamoDBStore
 from ._errors import AWSError as AWSError
 from ._errors import ResourceCheckFailed as ResourceCheckFailed
 from ._sinks import EventBridgeSink as EventBridgeSink
@@ -25,6 +26,7 @@ from ._sqs_source import SQSSourceStatistics as SQSSourceStatistics
 
 __all__ = (
     "AWSError",
+    "DynamoDBStore",
     "EventBridgeSink",
     "ResourceCheckFailed",
     "SNSEndpoint",

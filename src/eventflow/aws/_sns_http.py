@@ -544,6 +544,16 @@ class SNSEndpoint:
                 "the handler; turn verification on outside local tests.",
             )
 
+    @property
+    def app(self) -> App:
+        """The app this endpoint submits events to."""
+        return self._app
+
+    @property
+    def handler_name(self) -> str:
+        """The name of the handler that receives the notifications."""
+        return self._handler_name
+
     def statistics(self) -> SNSEndpointStatistics:
         """A frozen snapshot of the endpoint's counters."""
         return SNSEndpointStatistics(
