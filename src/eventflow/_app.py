@@ -928,20 +928,29 @@ class App:
             return self._idempotency_error(ev, exc)
         now = self._wall()
         lease = idem.lease or ev.cfg.timeout or DEFAULT_LEASE
+        sync = idem._sync_store  # type: ignore[attr-defined]
+        store = idem.store
         try:
-            claim = await idem.store.claim(
-                key, ev.payload, now=now, lease_until=now + lease, validate=idem.validate_payload
-            )
+            if sync is not None:
+                claim = sync.claim_nowait(key, ev.payload, now, now + lease, idem.validate_payload)
+            else:
+                claim = await store.claim(
+                    key,
+                    ev.payload,
+                    now=now,
+                    lease_until=now + lease,
+                    validate=idem.validate_payload,
+                )
         except Exception as exc:
             # an unreachable store fails the attempt; it is retried like a function error
             return self._idempotency_error(ev, exc)
         status = claim.status
-        if status is ClaimStatus.COMPLETED:
-            self._log.info("idempotency.duplicate", key=key, **self._log_context(ev))
-            return "dedup", json.loads(claim.result or "null"), None
-        if status is ClaimStatus.IN_PROGRESS:
-            return "wait", (key, claim.lease_until or now), None
-        if status is ClaimStatus.CONFLICT:
+        if status is not ClaimStatus.CLAIMED:
+            if status is ClaimStatus.COMPLETED:
+                self._log.info("idempotency.duplicate", key=key, **self._log_context(ev))
+                return "dedup", json.loads(claim.result or "null"), None
+            if status is ClaimStatus.IN_PROGRESS:
+                return "wait", (key, claim.lease_until or now), None
             conflict = IdempotencyConflict(
                 f"Idempotency key {key!r} was first used with a different payload; the same key "
                 "must always come with the same event. Fix the key, or set "
@@ -950,8 +959,31 @@ class App:
             return self._idempotency_error(ev, conflict)
         token = claim.token
         assert token is not None
+        error: BaseException | None
         try:
-            ok, value, error = await self._attempt(ev, rt, log)
+            if rt.simple and ev.cfg.timeout is None and log is None:
+                # inline, as in _run: an async handler with no timeout and no cap
+                ev.attempts += 1
+                self._attempts += 1
+                try:
+                    value = await rt.fn(ev.payload, Context(ev, None))
+                except asyncio.CancelledError as cancelled:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        ev.attempts -= 1  # a cancelled attempt is not a failed attempt
+                        self._attempts -= 1
+                        raise
+                    ok, value, error = False, error_object(cancelled, ev.request_id), cancelled
+                except Exception as exc:
+                    ok, value, error = False, error_object(exc, ev.request_id), exc
+                else:
+                    ok, error = True, None
+                    if type(value) not in _FLAT_TYPES:
+                        err = marshal_error(value, ev.request_id)
+                        if err is not None:
+                            ok, value = False, err
+            else:
+                ok, value, error = await self._attempt(ev, rt, log)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._release_claim(idem, key, token, ev)
@@ -959,9 +991,11 @@ class App:
         if ok:
             try:
                 result = to_json(value)
-                await idem.store.complete(
-                    key, token, result, expires_at=self._wall() + idem.expires_after
-                )
+                expires_at = self._wall() + idem.expires_after
+                if sync is not None:
+                    sync.complete_nowait(key, token, result, expires_at)
+                else:
+                    await store.complete(key, token, result, expires_at=expires_at)
             except Exception as store_error:
                 # the effect happened: report success, but a later duplicate may run again
                 self._log.error(
@@ -970,7 +1004,8 @@ class App:
                     error=f"{type(store_error).__name__}: {store_error}",
                     **self._log_context(ev),
                 )
-            self._key_settled(key)
+            if self._key_waiters or self._key_futures:
+                self._key_settled(key)
             return "ok", value, None
         await self._release_claim(idem, key, token, ev)
         return "error", value, error
@@ -1010,6 +1045,7 @@ class App:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._key_futures.setdefault(key, []).append(fut)
         recheck = min(1.0, max(0.0, lease_until - self._wall()) + 0.001)
+
         def wake() -> None:
             if not fut.done():
                 fut.set_result(None)

@@ -86,7 +86,9 @@ def _dotted(path: str) -> Callable[[Any], Any]:
     def get(event: Any) -> Any:
         value = event
         for i, part in enumerate(parts):
-            if isinstance(value, Mapping) and part in value:
+            if type(value) is dict and part in value:
+                value = value[part]
+            elif isinstance(value, Mapping) and part in value:
                 value = value[part]
             elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
                 value = value[int(part)]
@@ -156,6 +158,9 @@ class Idempotency:
                     f"got {value!r}."
                 )
         object.__setattr__(self, "_get_key", self._key_function())
+        # a store that never blocks (MemoryStore) is called without an await
+        sync = self.store if callable(getattr(self.store, "claim_nowait", None)) else None
+        object.__setattr__(self, "_sync_store", sync)
 
     def _key_function(self) -> Callable[[Any], Any]:
         if self.key is None:
@@ -173,4 +178,8 @@ def resolve_key(idempotency: Idempotency, event: Any) -> str:
             "The idempotency key of this event is None; give every event a key, or use "
             "Idempotency(key=None) for the natural identity."
         )
-    return value if isinstance(value, str) else canonical_json(value)
+    if type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)  # ids are often ints: no need for the JSON encoder
+    return canonical_json(value)

@@ -50,4 +50,6 @@ def json_error(value: Any) -> str | None:
 
 def to_json(value: Any) -> str:
     """Serialise ``value`` compactly, as Lambda's runtimes do."""
+    if value is None:
+        return "null"  # most handlers return nothing; skip the encoder
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -11,6 +11,10 @@ A store is a small protocol with three coroutines, so Redis or Postgres take a p
   still holds the claim.
 - ``release(key, token)`` drops the claim, if ``token`` still holds it, so a retry runs.
 
+A store that never blocks may also offer ``claim_nowait(key, payload, now, lease_until,
+validate)``, ``complete_nowait(key, token, result, expires_at)`` and
+``release_nowait(key, token)``; the app then calls those without an ``await``.
+
 Times are wall-clock seconds (epoch) so several processes agree on leases; eventflow
 passes them in, so tests can drive them with a virtual clock. A store that cannot be
 reached raises: the attempt fails and is retried like any function error.
@@ -22,10 +26,9 @@ durable one; ``eventflow.aws.DynamoDBStore`` the distributed one.
 from __future__ import annotations
 
 import enum
-import secrets
-from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+import itertools
+import os
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ._sqlite_store import SQLiteStore
 
@@ -39,9 +42,8 @@ class ClaimStatus(enum.Enum):
     CONFLICT = "conflict"
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """A store's answer to ``claim()``.
+class Claim(NamedTuple):
+    """A store's answer to ``claim()`` (a named tuple: cheap on the hot path).
 
     Attributes:
         status: What the key's record says.
@@ -69,31 +71,38 @@ class IdempotencyStore(Protocol):
     async def release(self, key: str, token: str) -> None: ...
 
 
+_token_prefix = os.urandom(6).hex()
+_token_counter = itertools.count()
+
+
 def new_token() -> str:
-    return secrets.token_hex(8)
+    """A claim token unique across processes: a random per-process prefix and a counter."""
+    return f"{_token_prefix}-{next(_token_counter):x}"
 
 
-class _Record:
-    __slots__ = ("expires_at", "lease_until", "payload", "result", "token")
+def _reseed_tokens() -> None:
+    global _token_prefix
+    _token_prefix = os.urandom(6).hex()
 
-    def __init__(self, token: str, payload: Any, lease_until: float) -> None:
-        self.token: str | None = token
-        self.payload = payload
-        self.lease_until = lease_until
-        self.result: str | None = None
-        self.expires_at = 0.0
+
+os.register_at_fork(after_in_child=_reseed_tokens)
+
+
+# a MemoryStore record is a list (cheaper to build than an object): these are its fields
+_TOKEN, _PAYLOAD, _LEASE, _RESULT, _EXPIRES = range(5)
+_CLAIMED = ClaimStatus.CLAIMED
 
 
 class MemoryStore:
     """Claims and results in this process's memory (the default store).
 
     Payloads are compared by equality, not by hash, so validation costs nothing extra.
-    At most ``max_records`` records are kept: beyond it the oldest completed (then the
-    oldest expired) records are dropped, and an old duplicate could run again.
+    At most ``max_records`` records are kept: beyond it the oldest completed or lapsed
+    records are dropped (a tenth at a time), and so an old duplicate could run again.
     """
 
     def __init__(self, *, max_records: int = 1_000_000) -> None:
-        self._records: OrderedDict[str, _Record] = OrderedDict()
+        self._records: dict[str, list[Any]] = {}
         self._max = max_records
 
     def __len__(self) -> int:
@@ -102,38 +111,53 @@ class MemoryStore:
     async def claim(
         self, key: str, payload: Any, *, now: float, lease_until: float, validate: bool
     ) -> Claim:
-        rec = self._records.get(key)
-        if rec is not None:
-            if rec.result is not None:
-                if rec.expires_at > now:
-                    if validate and rec.payload != payload:
-                        return Claim(ClaimStatus.CONFLICT)
-                    return Claim(ClaimStatus.COMPLETED, result=rec.result)
-            elif rec.token is not None and rec.lease_until > now:
-                if validate and rec.payload != payload:
-                    return Claim(ClaimStatus.CONFLICT)
-                return Claim(ClaimStatus.IN_PROGRESS, lease_until=rec.lease_until)
-        token = new_token()
-        self._records[key] = _Record(token, payload, lease_until)
-        if len(self._records) > self._max:
-            self._evict(now)
-        return Claim(ClaimStatus.CLAIMED, token=token)
-
-    def _evict(self, now: float) -> None:
-        for k, rec in list(self._records.items()):
-            if len(self._records) <= self._max:
-                return
-            if rec.result is not None or rec.lease_until <= now:
-                del self._records[k]
+        return self.claim_nowait(key, payload, now, lease_until, validate)
 
     async def complete(self, key: str, token: str, result: str, *, expires_at: float) -> None:
-        rec = self._records.get(key)
-        if rec is not None and rec.token == token:
-            rec.result = result
-            rec.expires_at = expires_at
-            rec.token = None
+        self.complete_nowait(key, token, result, expires_at)
 
     async def release(self, key: str, token: str) -> None:
+        self.release_nowait(key, token)
+
+    # Never blocking, MemoryStore offers these too; the app calls them without an await.
+    def claim_nowait(
+        self, key: str, payload: Any, now: float, lease_until: float, validate: bool
+    ) -> Claim:
+        records = self._records
+        rec = records.get(key)
+        if rec is not None:
+            if rec[_RESULT] is not None:
+                if rec[_EXPIRES] > now:
+                    if validate and rec[_PAYLOAD] != payload:
+                        return Claim(ClaimStatus.CONFLICT)
+                    return Claim(ClaimStatus.COMPLETED, None, rec[_RESULT])
+            elif rec[_LEASE] > now:
+                if validate and rec[_PAYLOAD] != payload:
+                    return Claim(ClaimStatus.CONFLICT)
+                return Claim(ClaimStatus.IN_PROGRESS, None, None, rec[_LEASE])
+            del records[key]  # re-inserted below, so it moves to the young end
+        token = new_token()
+        records[key] = [token, payload, lease_until, None, 0.0]
+        if len(records) > self._max:
+            self._evict(now)
+        return Claim(_CLAIMED, token)
+
+    def _evict(self, now: float) -> None:
+        target = self._max - max(1, self._max // 10)
+        records = self._records
+        for k in [k for k, r in records.items() if r[_RESULT] is not None or r[_LEASE] <= now]:
+            if len(records) <= target:
+                return
+            del records[k]
+
+    def complete_nowait(self, key: str, token: str, result: str, expires_at: float) -> None:
         rec = self._records.get(key)
-        if rec is not None and rec.token == token and rec.result is None:
+        if rec is not None and rec[_TOKEN] == token:
+            rec[_RESULT] = result
+            rec[_EXPIRES] = expires_at
+            rec[_TOKEN] = None
+
+    def release_nowait(self, key: str, token: str) -> None:
+        rec = self._records.get(key)
+        if rec is not None and rec[_TOKEN] == token and rec[_RESULT] is None:
             del self._records[key]

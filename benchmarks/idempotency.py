@@ -1,0 +1,148 @@
+"""Idempotency overhead: the same no-op handler with and without each store, same run.
+
+10,000 events with distinct keys go through ``eventflow.App`` (invoke, then drain); the
+figure is µs per invocation, and each store's ratio to the handler without idempotency.
+Every event is claimed and completed (no duplicates), the expensive path. DynamoDB runs
+against a moto server in a child process, with fewer events (moto answers in ms).
+
+    python benchmarks/idempotency.py [--events 10000] [--rounds 3] [--dynamodb-events 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+import eventflow
+from eventflow.stores import MemoryStore, SQLiteStore
+
+
+async def run_once(n: int, idempotency: eventflow.Idempotency | None) -> float:
+    eventflow.reset_default_registry()
+
+    @eventflow.handler(idempotency=idempotency)
+    async def noop(event: dict[str, int], context: eventflow.Context) -> None:
+        return None
+
+    async with eventflow.App(concurrency=100) as app:
+        t0 = time.perf_counter()
+        for i in range(n):
+            await app.invoke(noop, {"id": i})
+        await app.drain()
+        elapsed = time.perf_counter() - t0
+        stats = app.stats()
+    assert stats.succeeded == n and stats.attempts == n, stats
+    return elapsed / n * 1e6
+
+
+def best(n: int, rounds: int, make: Any) -> float:
+    results = []
+    for _ in range(rounds):
+        gc.collect()
+        results.append(asyncio.run(run_once(n, make())))
+    return min(results)
+
+
+_SERVER = (
+    "import sys, threading; from moto.server import ThreadedMotoServer; "
+    "s = ThreadedMotoServer(ip_address='127.0.0.1', port=int(sys.argv[1]), verbose=False); "
+    "s.start(); threading.Event().wait()"
+)
+
+
+def dynamodb_us(n: int) -> float | None:
+    try:
+        from eventflow.aws import DynamoDBStore
+    except ImportError:
+        return None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        endpoint = f"http://127.0.0.1:{port}"
+        os.environ.update(
+            AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
+        )
+        asyncio.run(DynamoDBStore.create_table("bench-idempotency", endpoint_url=endpoint))
+        return asyncio.run(
+            run_once(
+                n,
+                eventflow.Idempotency(
+                    store=DynamoDBStore("bench-idempotency", endpoint_url=endpoint), key="id"
+                ),
+            )
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dynamodb-events", type=int, default=500)
+    args = parser.parse_args()
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        cache_logger_on_first_use=True,
+    )
+    n = args.events
+    with tempfile.TemporaryDirectory() as tmp:
+        base = best(n, args.rounds, lambda: None)
+        memory = best(n, args.rounds, lambda: eventflow.Idempotency(store=MemoryStore(), key="id"))
+        counter = iter(range(10**6))
+        sqlite = best(
+            n,
+            args.rounds,
+            lambda: eventflow.Idempotency(
+                store=SQLiteStore(Path(tmp) / f"bench-{next(counter)}.db"), key="id"
+            ),
+        )
+    print(f"{n} events, no-op handler, best of {args.rounds} rounds")
+    print(f"  without idempotency : {base:7.2f} µs/invocation")
+    print(f"  MemoryStore         : {memory:7.2f} µs/invocation  ({memory / base:.2f}x)")
+    print(
+        f"  SQLiteStore         : {sqlite:7.2f} µs/invocation  ({sqlite / base:.2f}x, "
+        f"{1e6 / sqlite:,.0f} claimed-and-completed events/s)"
+    )
+    dynamo = dynamodb_us(args.dynamodb_events)
+    if dynamo is not None:
+        print(
+            f"  DynamoDBStore (moto): {dynamo:7.0f} µs/invocation  ({dynamo / base:.0f}x, "
+            f"{args.dynamodb_events} events against a local moto server)"
+        )
+    added = memory / base - 1
+    print(f"MemoryStore adds {added:.0%} (target <= 20%) {'PASS' if added <= 0.20 else 'FAIL'}")
+    rate = 1e6 / sqlite
+    print(
+        f"SQLiteStore sustains {rate:,.0f} events/s (target >= 5,000) "
+        f"{'PASS' if rate >= 5000 else 'FAIL'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
