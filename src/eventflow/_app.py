@@ -178,6 +178,8 @@ class App:
                 )
         self._source_scopes: list[anyio.CancelScope] = []
         self._entered: set[int] = set()  # ids of the sinks and sources this app has opened
+        self._holders: Any = None
+        self._release_resources = anyio.Event()
         self._key_waiters: dict[str, list[Event]] = {}  # duplicates waiting for a claim
         self._key_futures: dict[str, list[asyncio.Future[None]]] = {}
         self._clock: Clock = clock if clock is not None else LoopClock()
@@ -318,11 +320,12 @@ class App:
             raise self._closed_error()
         rt = self._lookup(handler)
         new = (config or rt.config).replace(**changes) if changes else (config or rt.config)
-        assert self._exit_stack is not None
         for sink in new.resources():
             if id(sink) not in self._entered and hasattr(sink, "__aenter__"):
-                await self._exit_stack.enter_async_context(sink)
+                # opened and closed by a task the app owns: a sink holding a task group
+                # must be left by the task that entered it, not by the caller's
                 self._entered.add(id(sink))
+                await self._holders.start(self._hold_resource, sink)
         rt.config = new
         self._log.info("handler.configured", handler=rt.name, config=repr(new))
         return new
@@ -368,11 +371,19 @@ class App:
                 if id(sink) not in seen and hasattr(sink, "__aenter__"):
                     seen.add(id(sink))
                     await stack.enter_async_context(sink)
+            # resources opened later (configure_handler) live in tasks of this group
+            holders = anyio.create_task_group()
+            await holders.__aenter__()
             tg = anyio.create_task_group()
-            await tg.__aenter__()
+            try:
+                await tg.__aenter__()
+            except BaseException:
+                await holders.__aexit__(*sys.exc_info())
+                raise
         except BaseException:
             await stack.aclose()
             raise
+        self._holders = holders
         self._exit_stack = stack
         self._tg = tg
         for _ in range(self._concurrency):
@@ -431,11 +442,18 @@ class App:
                         await self._spill_leftovers()
                 finally:
                     self._state = _State.CLOSED
+                    self._release_resources.set()
+                    await self._holders.__aexit__(None, None, None)
                     assert self._exit_stack is not None
                     # not shielded: sources may hold task groups entered before ours
                     await self._exit_stack.aclose()
                     if self._info:
                         log.info("app.stopped", app=self.name, **self._stats_dict())
+
+    async def _hold_resource(self, resource: Any, *, task_status: TaskStatus[None]) -> None:
+        async with resource:
+            task_status.started()
+            await self._release_resources.wait()
 
     async def _run_source(self, source: Source, *, task_status: TaskStatus[None]) -> None:
         with anyio.CancelScope() as scope:

@@ -4,34 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
+from . import _cli_bench, _cli_generate, _cli_invoke, _cli_serve
+from ._cli_common import USAGE_ERROR, CommandError, configure_logging
 
 __all__ = ("main",)
 
 
 def _configure_logging(level: str, fmt: str) -> None:
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info if fmt == "json" else (lambda _, __, e: e),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
+    # the demo's log goes to stderr: its stdout is the summary
+    configure_logging(level, fmt, stream=sys.stderr)
 
 
 def _delays(text: str) -> tuple[float, ...]:
@@ -123,12 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--log-format", default="console", choices=["console", "json"])
     demo.set_defaults(func=_cmd_demo)
+    _cli_serve.add_parser(sub)
+    _cli_invoke.add_parser(sub)
+    _cli_generate.add_parser(sub)
+    _cli_bench.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except CommandError as error:
+        print(f"eventflow {args.command}: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
     return result
 
 

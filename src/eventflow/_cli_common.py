@@ -1,0 +1,112 @@
+"""What the ``eventflow`` subcommands share: usage errors, logging set-up, loading an App.
+
+A :class:`CommandError` is a mistake on the command line (a bad ``MODULE:APP``, an unknown
+handler, a payload that is not JSON); the command prints its sentence and exits with 2,
+argparse's code for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import re
+import sys
+from types import ModuleType
+from typing import TextIO
+
+import structlog
+
+from ._app import App
+
+__all__ = ("CommandError", "add_log_options", "configure_logging", "describe", "load_app")
+
+USAGE_ERROR = 2
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class CommandError(Exception):
+    """A usage mistake: the command prints the message and exits with status 2."""
+
+
+def describe(doc: str | None) -> str | None:
+    """A module docstring without its first line and reST markup, for ``--help``."""
+    if not doc or "\n\n" not in doc:
+        return doc
+    body = doc.split("\n\n", 1)[1]
+    body = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", body)  # :class:`eventflow.App` -> eventflow.App
+    return body.replace("``", "")
+
+
+def configure_logging(level: str, fmt: str, *, stream: TextIO | None = None) -> None:
+    """Configure structlog for a command: ``fmt`` is ``json`` or ``console``."""
+    out = stream if stream is not None else sys.stderr
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info if fmt == "json" else (lambda _, __, e: e),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        # a line-buffered print per entry, so a supervisor reading the pipe sees it at once
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=True,
+    )
+
+
+def add_log_options(parser: argparse.ArgumentParser, *, default_level: str = "info") -> None:
+    """Add ``--log-level`` and ``--log-format`` to a subcommand."""
+    parser.add_argument(
+        "--log-level", default=default_level, choices=LOG_LEVELS, help=f"({default_level})"
+    )
+    parser.add_argument(
+        "--log-format", default="console", choices=("console", "json"), help="(console)"
+    )
+
+
+def load_app(spec: str) -> tuple[App, ModuleType]:
+    """Import the :class:`eventflow.App` named by ``MODULE:ATTRIBUTE`` (as uvicorn does).
+
+    The current directory is importable, so ``examples.demo_lambda:app`` works from a
+    checkout. Dotted attributes (``module:factory.app``) are followed.
+
+    Raises:
+        CommandError: the string is malformed, the module cannot be imported, the
+            attribute is missing or it is not an App.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise CommandError(f"Expected MODULE:APP such as 'myservice.handlers:app', got {spec!r}.")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # like `python -m`: modules in the current directory import
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise CommandError(
+                f"Could not import module {module_name!r}: no module named {exc.name!r} "
+                "(run the command from the directory that contains it)."
+            ) from None
+        raise  # the module exists but one of its own imports failed: show the traceback
+    obj: object = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CommandError(
+                f"Module {module_name!r} has no attribute {attr!r}; "
+                "name the eventflow.App object, e.g. 'module:app'."
+            ) from None
+    if not isinstance(obj, App):
+        raise CommandError(
+            f"{spec!r} is a {type(obj).__name__}, not an eventflow.App; "
+            "name the object created with eventflow.App(...)."
+        )
+    return obj, module

@@ -1,0 +1,215 @@
+"""``eventflow serve``: run an App and serve Lambda's Invoke API (and SNS endpoints) over HTTP.
+
+``MODULE:APP`` names an :class:`eventflow.App` (like uvicorn's import string). The App runs
+with its sources; :class:`eventflow.http.LambdaAPI` is served at ``/``, and every
+:class:`eventflow.aws.SNSEndpoint` found as a module-level attribute of MODULE is served
+at ``/sns/<attribute name>`` (``orders = SNSEndpoint(app, ...)`` → ``/sns/orders``).
+
+Shutdown: on SIGTERM or SIGINT uvicorn stops accepting requests and finishes the open
+ones; then the App drains (up to its ``shutdown_timeout``) and spills what is left, and
+the process exits 0. Logs, one line per entry, go to stdout.
+
+Binding to an address other than loopback requires SigV4 credentials
+(``--credentials-env`` reads ``EVENTFLOW_ACCESS_KEY_ID`` and
+``EVENTFLOW_SECRET_ACCESS_KEY``), or ``--insecure`` to serve without authentication.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from types import FrameType, ModuleType
+from typing import Any
+
+import structlog
+
+from ._app import App
+from ._cli_common import CommandError, add_log_options, configure_logging, describe, load_app
+
+__all__ = ("Router", "add_parser", "find_sns_endpoints", "is_loopback")
+
+ASGIApp = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[MutableMapping[str, Any]]],
+        Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
+ACCESS_KEY_ENV = "EVENTFLOW_ACCESS_KEY_ID"
+SECRET_KEY_ENV = "EVENTFLOW_SECRET_ACCESS_KEY"
+SNS_PREFIX = "/sns/"
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name may resolve to anything
+
+
+def credentials_from_env(environ: Mapping[str, str]) -> tuple[str, str]:
+    """The access key ID and secret for the SigV4 check, from the environment."""
+    key, secret = environ.get(ACCESS_KEY_ENV), environ.get(SECRET_KEY_ENV)
+    if not key or not secret:
+        raise CommandError(
+            f"--credentials-env needs both {ACCESS_KEY_ENV} and {SECRET_KEY_ENV} set."
+        )
+    return key, secret
+
+
+def find_sns_endpoints(module: ModuleType, app: App) -> dict[str, Any]:
+    """The module's SNSEndpoint attributes, by URL path (``/sns/<attribute name>``)."""
+    sns_http = sys.modules.get("eventflow.aws._sns_http")
+    if sns_http is None:  # the module made no SNSEndpoint, so AWS code need not load
+        return {}
+    found: dict[str, Any] = {}
+    for name, value in sorted(vars(module).items()):
+        if isinstance(value, sns_http.SNSEndpoint):
+            # SNSEndpoint keeps these private; see the report for a public accessor
+            if value.app is not app:
+                raise CommandError(
+                    f"SNSEndpoint {name!r} in {module.__name__!r} belongs to another App; "
+                    "create it with the App that serve runs."
+                )
+            if value.handler_name not in app.handlers:
+                raise CommandError(
+                    f"SNSEndpoint {name!r} invokes {value.handler_name!r}, which the App "
+                    "does not serve."
+                )
+            found[SNS_PREFIX + name] = value
+    return found
+
+
+class Router:
+    """A minimal ASGI router: SNS endpoints by exact path, everything else to ``default``.
+
+    ``lifespan`` goes to ``default`` (the Lambda API) only; the SNS endpoints' start-up
+    check (their handler exists) is made before serving.
+    """
+
+    def __init__(self, default: ASGIApp, mounts: Mapping[str, ASGIApp]) -> None:
+        self.default = default
+        self.mounts = dict(mounts)
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["type"] == "http":
+            target = self.mounts.get(scope["path"].rstrip("/"))
+            if target is not None:
+                await target(scope, receive, send)
+                return
+        await self.default(scope, receive, send)
+
+
+def _lambda_api(app: App, credentials: tuple[str, str] | None) -> ASGIApp:
+    from .http import LambdaAPI
+
+    # the API's function ARNs must match the App's own (App keeps them private)
+    api: ASGIApp = LambdaAPI(
+        app, region=app.region, account_id=app.account_id, credentials=credentials
+    )
+    return api
+
+
+async def _serve(app: App, asgi: ASGIApp, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    log = structlog.get_logger("eventflow.serve")
+    signals: list[int] = []
+    config = uvicorn.Config(
+        asgi,
+        host=args.host,
+        port=args.port,
+        lifespan="on",
+        log_level=args.log_level,
+        # uvicorn's access lines are plain text on stdout: keep stdout pure JSON when asked
+        access_log=args.log_format == "console",
+    )
+    server = uvicorn.Server(config)
+
+    def remember(sig: int, frame: FrameType | None) -> None:
+        # uvicorn re-raises the signal it stopped on; taking it here lets the App drain
+        signals.append(sig)
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, remember) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        async with app:
+            log.info("serve.started", app=app.name, host=args.host, port=args.port)
+            await server.serve()
+            names = [signal.Signals(s).name for s in signals]
+            log.info("serve.draining", app=app.name, signals=names, **_counts(app))
+        log.info("serve.stopped", app=app.name, **_counts(app))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if server.started else 1
+
+
+def _counts(app: App) -> dict[str, int]:
+    s = app.stats()
+    return {
+        "received": s.received,
+        "succeeded": s.succeeded,
+        "failed": s.failed,
+        "undelivered": s.undelivered,
+        "queued": s.queued,
+        "in_flight": s.in_flight,
+        "scheduled": s.scheduled,
+    }
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    credentials = credentials_from_env(os.environ) if args.credentials_env else None
+    if credentials is None and not args.insecure and not is_loopback(args.host):
+        raise CommandError(
+            f"Refusing to serve on {args.host!r} without credentials: anyone who can reach it "
+            "could invoke your handlers. Pass --credentials-env (with "
+            f"{ACCESS_KEY_ENV} and {SECRET_KEY_ENV} set) or --insecure."
+        )
+    configure_logging(args.log_level, args.log_format, stream=sys.stdout)
+    app, module = load_app(args.app)
+    mounts = find_sns_endpoints(module, app)
+    api = _lambda_api(app, credentials)
+    asgi = Router(api, mounts) if mounts else api
+    return asyncio.run(_serve(app, asgi, args))
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``serve``."""
+    p = sub.add_parser(
+        "serve",
+        help="run an App and serve the Lambda Invoke API over HTTP",
+        description=describe(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "app", metavar="MODULE:APP", help="the eventflow.App, e.g. examples.demo_lambda:app"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    p.add_argument("--port", type=int, default=9000, help="port (9000)")
+    p.add_argument(
+        "--credentials-env",
+        action="store_true",
+        help=f"check SigV4 signatures with {ACCESS_KEY_ENV} / {SECRET_KEY_ENV}",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback address without credentials (no authentication)",
+    )
+    add_log_options(p)
+    p.set_defaults(func=_cmd)

@@ -1,0 +1,864 @@
+"""The Lambda REST API for an eventflow App: a plain ASGI 3 application.
+
+:class:`LambdaAPI` answers the subset of Lambda's API that a client of an asynchronously
+invoked function uses, so ``boto3.client("lambda", endpoint_url=...)`` and ``aws lambda
+... --endpoint-url ...`` work against an App's handlers (function name = handler name):
+
+============================================================  ===================================
+request                                                       operation
+============================================================  ===================================
+``POST /2015-03-31/functions/{name}/invocations``             Invoke (Event, RequestResponse,
+                                                              DryRun; ``X-Amz-Log-Type: Tail``)
+``GET /2015-03-31/functions/``                                ListFunctions
+``GET /2015-03-31/functions/{name}``                          GetFunction
+``GET /2015-03-31/functions/{name}/configuration``            GetFunctionConfiguration
+``PUT /2015-03-31/functions/{name}/configuration``            UpdateFunctionConfiguration
+                                                              (``Timeout``, ``DeadLetterConfig``)
+``PUT|POST|GET|DELETE /2019-09-25/functions/{name}/``         Put / Update / Get / Delete
+``event-invoke-config``                                       FunctionEventInvokeConfig
+``GET /2019-09-25/functions/{name}/event-invoke-config/list``  ListFunctionEventInvokeConfigs
+============================================================  ===================================
+
+``{name}`` is a name, a partial ARN (``123456789012:function:name``) or a full ARN
+(``arn:aws:lambda:region:account:function:name``), optionally qualified with ``$LATEST``;
+an ARN for another region or account, another qualifier, or an unknown name is a 404.
+
+Status codes and error codes (the code is in ``x-amzn-ErrorType``; the JSON body is
+``{"Type": "User", "message": ...}``, with ``Message`` for the two exceptions botocore's
+model spells that way, so boto3 and the CLI show the text):
+
+=====  ===================================  =================================================
+code   error                                when
+=====  ===================================  =================================================
+202                                         Event accepted (empty body)
+200                                         RequestResponse, also when the function failed
+                                            (then ``X-Amz-Function-Error: Unhandled``)
+204                                         DryRun; DeleteFunctionEventInvokeConfig
+400    InvalidRequestContentException       the body is not JSON (an empty body is ``{}``)
+400    InvalidParameterValueException       a value out of range, an unsupported field or
+                                            header value, an unusable destination ARN
+403    (see :mod:`eventflow.http._sigv4`)   with ``credentials``: a missing or bad signature
+404    ResourceNotFoundException            unknown function, or no event-invoke config
+404    UnknownOperationException            no operation at that method and path
+413    RequestTooLargeException             payload over 1,048,576 bytes (Event) or
+                                            6,291,456 bytes (RequestResponse, DryRun,
+                                            any other request)
+429    TooManyRequestsException             Event and the App's queue is full
+                                            (``Reason`` ``ConcurrentInvocationLimitExceeded``,
+                                            ``Retry-After: 1``)
+503    ServiceException                     the App is not running (not started yet, or
+                                            shutting down); ``Retry-After: 1``
+500    ServiceException                     a bug in this module (logged)
+=====  ===================================  =================================================
+
+The async payload limit is Lambda's current 1 MB, taken as 1,048,576 bytes (the exact
+value is unconfirmed, spec §4). 503 is chosen for a stopped App because it is temporary
+and SDKs retry it; Lambda's model declares ``ServiceException`` as 500.
+
+Configuration written through this API is kept per function and applied with
+``App.configure_handler``: the effective settings are always the decorator's options
+(``handler.config``, so its ``retry_delays`` are kept) with the API's ``Timeout`` and
+``DeadLetterConfig``, then the event-invoke config's ``MaximumRetryAttempts``,
+``MaximumEventAgeInSeconds`` and destinations, laid over them. A Put replaces the
+event-invoke config (what it leaves out falls back to the decorator's option), an Update
+merges into it (creating it if there is none), a Delete restores the decorator's options.
+Destination and dead-letter ARNs become :class:`eventflow.aws.SQSSink` (the queue URL is
+looked up with ``GetQueueUrl``), :class:`~eventflow.aws.SNSSink` and
+:class:`~eventflow.aws.EventBridgeSink`, created once per ARN with the standard AWS
+configuration (``AWS_ENDPOINT_URL`` and the like are honoured); the App opens each one
+(which checks the target) before it is used, and closes it when it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qs
+
+import structlog
+
+from .._errors import AppClosed, EventflowError, QueueFull, UnknownHandler
+from .._handler import Handler
+from .._ids import new_request_id
+from ._arns import parse_arn, parse_function_name
+from ._sigv4 import SignatureRejected, SigV4Verifier
+
+if TYPE_CHECKING:
+    from .._app import App
+    from ..sinks import Sink
+
+__all__ = (
+    "LambdaAPI",
+    "MAX_ASYNC_PAYLOAD_BYTES",
+    "MAX_SYNC_PAYLOAD_BYTES",
+    "DEFAULT_TIMEOUT_SECONDS",
+)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+#: Largest Event payload accepted (Lambda's "1 MB"; the exact value is unconfirmed).
+MAX_ASYNC_PAYLOAD_BYTES: Final = 1_048_576
+#: Largest RequestResponse payload, and largest body of any request.
+MAX_SYNC_PAYLOAD_BYTES: Final = 6_291_456
+#: ``Timeout`` reported for a handler without a timeout: Lambda's maximum, 15 minutes.
+DEFAULT_TIMEOUT_SECONDS: Final = 900
+_LOG_TAIL_BYTES: Final = 4096
+_RETRY_AFTER: Final = b"1"
+_RUNTIME: Final = f"python{sys.version_info.major}.{sys.version_info.minor}"
+# the two exceptions whose message member botocore's Lambda model spells "Message"
+_CAPITAL_MESSAGE: Final = frozenset({"ResourceNotFoundException", "ServiceException"})
+
+_INVOKE_PREFIX: Final = "/2015-03-31/functions"
+_CONFIG_PREFIX: Final = "/2019-09-25/functions/"
+_JSON: Final = (b"content-type", b"application/json")
+_EXECUTED: Final = (b"x-amz-executed-version", b"$LATEST")
+_UNHANDLED: Final = (b"x-amz-function-error", b"Unhandled")
+_EMPTY: Final = (b"content-length", b"0")
+
+_log = structlog.get_logger("eventflow.http")
+
+
+class _ApiError(Exception):
+    """An error answer: HTTP status, AWS error code, message and extra members/headers."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        members: dict[str, Any] | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.members = members or {}
+        self.headers = headers or []
+
+
+class _Disconnected(Exception):
+    pass
+
+
+def _invalid(message: str) -> _ApiError:
+    return _ApiError(400, "InvalidParameterValueException", message)
+
+
+def _iso(timestamp: float) -> str:
+    """Lambda's FunctionConfiguration.LastModified format, e.g. 2024-01-02T03:04:05.678+0000."""
+    millis = int(timestamp * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp)) + f".{millis:03d}+0000"
+
+
+@dataclass
+class _InvokeConfig:
+    """An event-invoke config as set through the API (None = not set)."""
+
+    max_retries: int | None = None
+    max_age: int | None = None
+    on_success: str | None = None
+    on_failure: str | None = None
+    last_modified: float = field(default_factory=time.time)
+
+
+@dataclass
+class _FunctionState:
+    """What the API has set for one function, on top of the decorator's options."""
+
+    last_modified: float = field(default_factory=time.time)
+    timeout: int | None = None
+    dead_letter_set: bool = False
+    dead_letter_arn: str | None = None
+    invoke_config: _InvokeConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+class LambdaAPI:
+    """An ASGI 3 application speaking Lambda's REST API for an App's handlers.
+
+    Serve it with any ASGI server while the App runs::
+
+        app = eventflow.App()
+        api = LambdaAPI(app, credentials=("AKIDEXAMPLE", "secret"))
+        async with app:
+            await uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=9001)).serve()
+
+    then ``aws lambda invoke --function-name resize --invocation-type Event ...
+    --endpoint-url http://127.0.0.1:9001``. The ``lifespan`` protocol is answered (startup
+    and shutdown complete) but does not start or stop the App: its owner does.
+
+    Args:
+        app: The App whose handlers are the functions.
+        region: The region in function ARNs, and the region requests must be signed for.
+        account_id: The account in function ARNs; ARNs naming another account are 404.
+        credentials: ``None`` to accept every request unsigned, or botocore ``Credentials``
+            or an ``(access_key, secret_key)`` tuple: then every request must carry a valid
+            AWS Signature V4 for them, service ``lambda``, in ``region`` (403 otherwise,
+            before any handler runs).
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        region: str = "us-east-1",
+        account_id: str = "000000000000",
+        credentials: Any = None,
+    ) -> None:
+        self._app = app
+        self.region = region
+        self.account_id = account_id
+        self._verifier = (
+            SigV4Verifier(credentials, region=region, service="lambda")
+            if credentials is not None
+            else None
+        )
+        self._functions: dict[str, _FunctionState] = {}
+        self._sinks: dict[str, Sink] = {}
+        self._config_lock = asyncio.Lock()
+        self._arn_prefix = f"arn:aws:lambda:{region}:{account_id}:function:"
+        self._created = time.time()
+
+    # -- ASGI ---------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection: ``http`` requests and the ``lifespan`` protocol."""
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            raise ValueError(f"LambdaAPI serves http and lifespan scopes, not {kind!r}.")
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            try:
+                reply = await self._dispatch(scope, receive)
+            except _ApiError as error:
+                reply = self._error_reply(error)
+            except SignatureRejected as rejected:
+                _log.warning(
+                    "lambda_api.unauthenticated",
+                    code=rejected.code,
+                    reason=str(rejected),
+                    method=scope["method"],
+                    path=scope["path"],
+                    client=_client(scope),
+                )
+                reply = self._error_reply(_ApiError(403, rejected.code, str(rejected)))
+        except _Disconnected:
+            return
+        except Exception as bug:
+            _log.exception(
+                "lambda_api.internal_error",
+                method=scope["method"],
+                path=scope["path"],
+                exc_info=bug,
+            )
+            reply = self._error_reply(
+                _ApiError(500, "ServiceException", f"The Lambda API failed internally: {bug!r}.")
+            )
+        await send(
+            {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
+        )
+        await send({"type": "http.response.body", "body": reply.body})
+
+    def _error_reply(self, error: _ApiError) -> _Reply:
+        key = "Message" if error.code in _CAPITAL_MESSAGE else "message"
+        body = {"Type": "Service" if error.status >= 500 else "User", key: error.message}
+        body.update(error.members)
+        data = json.dumps(body).encode()
+        return _Reply(
+            error.status,
+            data,
+            (
+                (b"x-amzn-requestid", new_request_id().encode()),
+                (b"x-amzn-errortype", error.code.encode()),
+                _JSON,
+                (b"content-length", str(len(data)).encode()),
+                *error.headers,
+            ),
+        )
+
+    async def _dispatch(self, scope: Scope, receive: Receive) -> _Reply:
+        method: str = scope["method"]
+        full_path: str = scope["path"]
+        # mounted under Starlette/FastAPI, the path still carries the mount's root_path
+        root = scope.get("root_path", "")
+        path = full_path[len(root) :] if root and full_path.startswith(root) else full_path
+        headers: Iterable[tuple[bytes, bytes]] = scope["headers"]
+        invocation_type = log_type = None
+        length = -1
+        for key, value in headers:
+            if key == b"x-amz-invocation-type":
+                invocation_type = value
+            elif key == b"content-length":
+                length = int(value) if value.isdigit() else -1
+            elif key == b"x-amz-log-type":
+                log_type = value
+        if length > MAX_SYNC_PAYLOAD_BYTES:
+            raise self._too_large(MAX_SYNC_PAYLOAD_BYTES)
+        body = await _read_body(receive, MAX_SYNC_PAYLOAD_BYTES)
+        if body is None:
+            raise self._too_large(MAX_SYNC_PAYLOAD_BYTES)
+        if self._verifier is not None:
+            self._verifier.verify(
+                method=method,
+                raw_path=scope.get("raw_path") or full_path.encode(),
+                query=scope.get("query_string", b""),
+                headers=headers,
+                body=body,
+            )
+        query: bytes = scope.get("query_string", b"")
+        if path.startswith(_INVOKE_PREFIX):
+            rest = path[len(_INVOKE_PREFIX) :]
+            if rest in ("", "/"):
+                if method == "GET":
+                    return self._list_functions()
+            elif rest[0] == "/":
+                name, _, tail = rest[1:].partition("/")
+                if tail == "invocations" and method == "POST":
+                    return await self._invoke(name, query, invocation_type, log_type, body)
+                if tail == "" and method == "GET":
+                    return self._get_function(self._handler(name, query))
+                if tail == "configuration":
+                    if method == "GET":
+                        return self._reply(200, self._configuration(self._handler(name, query)))
+                    if method == "PUT":
+                        return await self._update_configuration(self._handler(name, query), body)
+        elif path.startswith(_CONFIG_PREFIX):
+            name, _, tail = path[len(_CONFIG_PREFIX) :].partition("/")
+            if tail == "event-invoke-config":
+                if method == "GET":
+                    return self._get_invoke_config(self._handler(name, query))
+                if method in ("PUT", "POST"):
+                    return await self._put_invoke_config(
+                        self._handler(name, query), body, merge=method == "POST"
+                    )
+                if method == "DELETE":
+                    return await self._delete_invoke_config(self._handler(name, query))
+            elif tail == "event-invoke-config/list" and method == "GET":
+                return self._list_invoke_configs(self._handler(name, b""), query)
+        raise _ApiError(
+            404,
+            "UnknownOperationException",
+            f"No Lambda operation matches {method} {path}; see the LambdaAPI docstring for the "
+            "operations served.",
+        )
+
+    # -- helpers ------------------------------------------------------------------
+
+    @staticmethod
+    def _reply(status: int, body: Any, *headers: tuple[bytes, bytes]) -> _Reply:
+        data = json.dumps(body).encode()
+        return _Reply(
+            status,
+            data,
+            (
+                (b"x-amzn-requestid", new_request_id().encode()),
+                _JSON,
+                (b"content-length", str(len(data)).encode()),
+                *headers,
+            ),
+        )
+
+    @staticmethod
+    def _too_large(limit: int) -> _ApiError:
+        return _ApiError(
+            413,
+            "RequestTooLargeException",
+            f"Request must be smaller than {limit} bytes for the InvokeFunction operation.",
+        )
+
+    def _not_found(self, text: str, why: str = "") -> _ApiError:
+        return _ApiError(404, "ResourceNotFoundException", f"Function not found: {text}.{why}")
+
+    def _function_name(self, text: str, query: bytes) -> str:
+        """The handler name that ``text`` (a name or an ARN) and ``?Qualifier=`` denote."""
+        qualifiers = parse_qs(query.decode("latin-1")).get("Qualifier", []) if query else []
+        if ":" not in text and not qualifiers:
+            return text
+        ref = parse_function_name(text)
+        if ref is None:
+            raise self._not_found(
+                text,
+                " Name a function by its name, 'account:function:name' or its full ARN.",
+            )
+        if ref.region is not None and ref.region != self.region:
+            raise self._not_found(text, f" This endpoint serves region {self.region}.")
+        if ref.account is not None and ref.account != self.account_id:
+            raise self._not_found(text, f" This endpoint serves account {self.account_id}.")
+        for qualifier in [ref.qualifier, *qualifiers]:
+            if qualifier is not None and qualifier != "$LATEST":
+                raise self._not_found(
+                    f"{self._arn_prefix}{ref.name}:{qualifier}",
+                    " eventflow serves the version $LATEST only.",
+                )
+        return ref.name
+
+    def _handler(self, text: str, query: bytes) -> Handler:
+        name = self._function_name(text, query)
+        handler = self._app.handlers.get(name)
+        if handler is None:
+            raise self._not_found(self._arn_prefix + name)
+        return handler
+
+    def _state(self, handler: Handler) -> _FunctionState:
+        state = self._functions.get(handler.name)
+        if state is None:
+            state = self._functions[handler.name] = _FunctionState()
+        return state
+
+    # -- Invoke -------------------------------------------------------------------
+
+    async def _invoke(
+        self,
+        name_text: str,
+        query: bytes,
+        invocation_type: bytes | None,
+        log_type: bytes | None,
+        body: bytes,
+    ) -> _Reply:
+        name = self._function_name(name_text, query)
+        kind = invocation_type or b"RequestResponse"
+        if kind == b"Event" and len(body) > MAX_ASYNC_PAYLOAD_BYTES:
+            raise self._too_large(MAX_ASYNC_PAYLOAD_BYTES)
+        if kind not in (b"Event", b"RequestResponse", b"DryRun"):
+            raise _invalid(
+                f"X-Amz-Invocation-Type must be Event, RequestResponse or DryRun, got "
+                f"{kind.decode('latin-1')!r}."
+            )
+        if log_type not in (None, b"None", b"Tail"):
+            raise _invalid(
+                f"X-Amz-Log-Type must be None or Tail, got {log_type.decode('latin-1')!r}."
+            )
+        try:
+            payload = json.loads(body) if body else {}
+        except (ValueError, RecursionError) as exc:
+            raise _ApiError(
+                400,
+                "InvalidRequestContentException",
+                f"Could not parse request body into json: {exc}.",
+            ) from None
+        app = self._app
+        try:
+            if kind == b"Event":
+                accepted = app.invoke_nowait(name, payload)
+                return _Reply(
+                    202, b"", ((b"x-amzn-requestid", accepted.request_id.encode()), _EMPTY)
+                )
+            if kind == b"DryRun":
+                dry = app.invoke_nowait(name, payload, invocation_type="DryRun")
+                return _Reply(204, b"", ((b"x-amzn-requestid", dry.request_id.encode()),))
+            result = await app.invoke(name, payload, invocation_type="RequestResponse")
+        except UnknownHandler:
+            raise self._not_found(self._arn_prefix + name) from None
+        except QueueFull:
+            raise _ApiError(
+                429,
+                "TooManyRequestsException",
+                "Rate Exceeded: the function's event queue is full; retry after a second.",
+                members={"Reason": "ConcurrentInvocationLimitExceeded"},
+                headers=[(b"retry-after", _RETRY_AFTER)],
+            ) from None
+        except AppClosed as closed:
+            raise _ApiError(
+                503, "ServiceException", str(closed), headers=[(b"retry-after", _RETRY_AFTER)]
+            ) from None
+        data = json.dumps(result.payload).encode()
+        headers = [
+            (b"x-amzn-requestid", result.request_id.encode()),
+            _JSON,
+            (b"content-length", str(len(data)).encode()),
+            _EXECUTED,
+        ]
+        if result.function_error is not None:
+            headers.append(_UNHANDLED)
+        if log_type == b"Tail":
+            tail = result.log.encode("utf-8")[-_LOG_TAIL_BYTES:]
+            headers.append((b"x-amz-log-result", base64.b64encode(tail)))
+        return _Reply(200, data, tuple(headers))
+
+    # -- functions ----------------------------------------------------------------
+
+    def _configuration(self, handler: Handler) -> dict[str, Any]:
+        state = self._functions.get(handler.name) or _FunctionState(last_modified=0.0)
+        timeout = state.timeout
+        if timeout is None:
+            config_timeout = handler.config.timeout
+            timeout = (
+                DEFAULT_TIMEOUT_SECONDS
+                if config_timeout is None
+                else max(1, math.ceil(config_timeout))
+            )
+        fn = handler.fn
+        out: dict[str, Any] = {
+            "FunctionName": handler.name,
+            "FunctionArn": self._arn_prefix + handler.name,
+            "Runtime": _RUNTIME,
+            "Handler": f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}",
+            "CodeSize": 0,
+            "Description": (handler.__doc__ or "").strip().split("\n")[0][:256],
+            "Timeout": timeout,
+            "MemorySize": 128,
+            "LastModified": _iso(state.last_modified or self._created),
+            "Version": "$LATEST",
+            "State": "Active",
+            "LastUpdateStatus": "Successful",
+            "PackageType": "Zip",
+        }
+        if state.dead_letter_set and state.dead_letter_arn:
+            out["DeadLetterConfig"] = {"TargetArn": state.dead_letter_arn}
+        return out
+
+    def _get_function(self, handler: Handler) -> _Reply:
+        body: dict[str, Any] = {
+            "Configuration": self._configuration(handler),
+            "Code": {"RepositoryType": "eventflow"},
+        }
+        if handler.concurrency is not None:
+            body["Concurrency"] = {"ReservedConcurrentExecutions": handler.concurrency}
+        return self._reply(200, body)
+
+    def _list_functions(self) -> _Reply:
+        handlers = self._app.handlers
+        functions = [self._configuration(handlers[name]) for name in sorted(handlers)]
+        return self._reply(200, {"Functions": functions})
+
+    async def _update_configuration(self, handler: Handler, body: bytes) -> _Reply:
+        fields = _json_object(body)
+        unsupported = sorted(set(fields) - {"Timeout", "DeadLetterConfig"})
+        if unsupported:
+            raise _invalid(
+                f"UpdateFunctionConfiguration supports Timeout and DeadLetterConfig only; "
+                f"{', '.join(unsupported)} cannot be changed on an eventflow function."
+            )
+        async with self._config_lock:
+            state = self._state(handler)
+            timeout = state.timeout
+            if "Timeout" in fields:
+                timeout = fields["Timeout"]
+                if (
+                    isinstance(timeout, bool)
+                    or not isinstance(timeout, int)
+                    or not (1 <= timeout <= DEFAULT_TIMEOUT_SECONDS)
+                ):
+                    raise _invalid(
+                        f"Timeout must be an integer number of seconds from 1 to "
+                        f"{DEFAULT_TIMEOUT_SECONDS}, got {timeout!r}."
+                    )
+            dead_letter_set, dead_letter_arn = state.dead_letter_set, state.dead_letter_arn
+            if "DeadLetterConfig" in fields:
+                dlc = fields["DeadLetterConfig"]
+                if not isinstance(dlc, dict) or set(dlc) - {"TargetArn"}:
+                    raise _invalid(
+                        'DeadLetterConfig must be {"TargetArn": "<SQS queue or SNS topic ARN>"}, '
+                        f"got {dlc!r}."
+                    )
+                target = dlc.get("TargetArn") or None
+                if target is not None:
+                    await self._sink(target, "DeadLetterConfig.TargetArn", ("sqs", "sns"))
+                dead_letter_set, dead_letter_arn = True, target
+            candidate = _FunctionState(
+                last_modified=time.time(),
+                timeout=timeout,
+                dead_letter_set=dead_letter_set,
+                dead_letter_arn=dead_letter_arn,
+                invoke_config=state.invoke_config,
+            )
+            await self._apply(handler, candidate)
+        return self._reply(200, self._configuration(handler))
+
+    # -- event-invoke config --------------------------------------------------------
+
+    def _invoke_config_body(self, handler: Handler, config: _InvokeConfig) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "LastModified": config.last_modified,
+            "FunctionArn": f"{self._arn_prefix}{handler.name}:$LATEST",
+        }
+        if config.max_retries is not None:
+            out["MaximumRetryAttempts"] = config.max_retries
+        if config.max_age is not None:
+            out["MaximumEventAgeInSeconds"] = config.max_age
+        out["DestinationConfig"] = {
+            "OnSuccess": {"Destination": config.on_success} if config.on_success else {},
+            "OnFailure": {"Destination": config.on_failure} if config.on_failure else {},
+        }
+        return out
+
+    def _get_invoke_config(self, handler: Handler) -> _Reply:
+        state = self._functions.get(handler.name)
+        if state is None or state.invoke_config is None:
+            raise _ApiError(
+                404,
+                "ResourceNotFoundException",
+                f"The function {self._arn_prefix}{handler.name} has no asynchronous invocation "
+                "configuration; set one with PutFunctionEventInvokeConfig.",
+            )
+        return self._reply(200, self._invoke_config_body(handler, state.invoke_config))
+
+    def _list_invoke_configs(self, handler: Handler, query: bytes) -> _Reply:
+        params = parse_qs(query.decode("latin-1")) if query else {}
+        max_items = params.get("MaxItems", ["50"])[0]
+        if not max_items.isdigit() or not 1 <= int(max_items) <= 50:
+            raise _invalid(f"MaxItems must be an integer from 1 to 50, got {max_items!r}.")
+        state = self._functions.get(handler.name)
+        configs = []
+        if state is not None and state.invoke_config is not None:
+            configs.append(self._invoke_config_body(handler, state.invoke_config))
+        return self._reply(200, {"FunctionEventInvokeConfigs": configs})
+
+    async def _put_invoke_config(self, handler: Handler, body: bytes, *, merge: bool) -> _Reply:
+        fields = _json_object(body)
+        allowed = {"MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig"}
+        unknown = sorted(set(fields) - allowed)
+        if unknown:
+            raise _invalid(
+                f"Unknown field(s) {', '.join(unknown)}; an event-invoke config has "
+                "MaximumRetryAttempts, MaximumEventAgeInSeconds and DestinationConfig."
+            )
+        retries = _bounded_int(fields, "MaximumRetryAttempts", 0, 2)
+        age = _bounded_int(fields, "MaximumEventAgeInSeconds", 60, 21_600)
+        destinations = _destinations(fields.get("DestinationConfig"))
+        async with self._config_lock:
+            state = self._state(handler)
+            old = state.invoke_config if merge else None
+            new = (
+                _InvokeConfig()
+                if old is None
+                else _InvokeConfig(old.max_retries, old.max_age, old.on_success, old.on_failure)
+            )
+            if "MaximumRetryAttempts" in fields or not merge:
+                new.max_retries = retries
+            if "MaximumEventAgeInSeconds" in fields or not merge:
+                new.max_age = age
+            for side, arn in destinations.items():
+                if arn is not None:
+                    await self._sink(arn, f"DestinationConfig.{side}.Destination")
+                if side == "OnSuccess":
+                    new.on_success = arn
+                else:
+                    new.on_failure = arn
+            candidate = _FunctionState(
+                last_modified=state.last_modified,
+                timeout=state.timeout,
+                dead_letter_set=state.dead_letter_set,
+                dead_letter_arn=state.dead_letter_arn,
+                invoke_config=new,
+            )
+            await self._apply(handler, candidate)
+        return self._reply(200, self._invoke_config_body(handler, new))
+
+    async def _delete_invoke_config(self, handler: Handler) -> _Reply:
+        async with self._config_lock:
+            state = self._functions.get(handler.name)
+            if state is None or state.invoke_config is None:
+                raise _ApiError(
+                    404,
+                    "ResourceNotFoundException",
+                    f"The function {self._arn_prefix}{handler.name} has no asynchronous "
+                    "invocation configuration to delete.",
+                )
+            candidate = _FunctionState(
+                last_modified=state.last_modified,
+                timeout=state.timeout,
+                dead_letter_set=state.dead_letter_set,
+                dead_letter_arn=state.dead_letter_arn,
+            )
+            await self._apply(handler, candidate)
+        return _Reply(204, b"", ((b"x-amzn-requestid", new_request_id().encode()),))
+
+    # -- applying -------------------------------------------------------------------
+
+    async def _apply(self, handler: Handler, state: _FunctionState) -> None:
+        """Configure the App's handler from its decorator options and ``state``; keep it."""
+        changes: dict[str, Any] = {}
+        if state.timeout is not None:
+            changes["timeout"] = float(state.timeout)
+        if state.dead_letter_set:
+            arn = state.dead_letter_arn
+            changes["dead_letter"] = self._sinks[arn] if arn else None
+        ic = state.invoke_config
+        if ic is not None:
+            if ic.max_retries is not None:
+                changes["max_retries"] = ic.max_retries
+            if ic.max_age is not None:
+                changes["max_event_age"] = float(ic.max_age)
+            if ic.on_success is not None:
+                changes["on_success"] = self._sinks[ic.on_success]
+            if ic.on_failure is not None:
+                changes["on_failure"] = self._sinks[ic.on_failure]
+        config = handler.config.replace(**changes) if changes else handler.config
+        try:
+            await self._app.configure_handler(handler, config)
+        except AppClosed as closed:
+            raise _ApiError(
+                503, "ServiceException", str(closed), headers=[(b"retry-after", _RETRY_AFTER)]
+            ) from None
+        except EventflowError as exc:  # a sink's start-up check failed, say
+            raise _invalid(f"The configuration cannot be applied: {exc}") from None
+        self._functions[handler.name] = state
+
+    async def _sink(
+        self, arn: str, field_name: str, services: tuple[str, ...] = ("sqs", "sns", "events")
+    ) -> Sink:
+        """The sink for a destination or dead-letter ARN, created once per ARN."""
+        sink = self._sinks.get(arn)
+        if sink is not None:
+            return sink
+        parsed = parse_arn(arn)
+        kinds = {"sqs": "an SQS queue", "sns": "an SNS topic", "events": "an EventBridge bus"}
+        expected = " or ".join(kinds[s] for s in services)
+        if parsed is None or parsed.service not in services or not parsed.region:
+            raise _invalid(f"{field_name} must be the ARN of {expected}, got {arn!r}.")
+        from ..aws import EventBridgeSink, SNSSink, SQSSink
+
+        if parsed.service == "sqs":
+            url = await _queue_url(parsed.region, parsed.account, parsed.resource, field_name)
+            sink = SQSSink(url, endpoint_url=None, region_name=parsed.region)
+        elif parsed.service == "sns":
+            sink = SNSSink(arn, endpoint_url=None, region_name=parsed.region)
+        else:
+            kind, _, bus = parsed.resource.partition("/")
+            if kind != "event-bus" or not bus:
+                raise _invalid(
+                    f"{field_name} must be an EventBridge bus ARN "
+                    f"'arn:aws:events:region:account:event-bus/name', got {arn!r}."
+                )
+            sink = EventBridgeSink(bus, endpoint_url=None, region_name=parsed.region)
+        owned = self._sinks[arn] = sink
+        return owned
+
+
+async def _queue_url(region: str, account: str, name: str, field_name: str) -> str:
+    """Look up an SQS queue's URL with the standard AWS configuration."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ..aws._clients import shared_client
+
+    try:
+        async with shared_client("sqs", region_name=region) as client:
+            params = {"QueueName": name}
+            if account:
+                params["QueueOwnerAWSAccountId"] = account
+            response = await client.get_queue_url(**params)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise _invalid(
+            f"{field_name} names the SQS queue {name!r} in account {account or '?'}, which "
+            f"could not be found ({code}); create it first."
+        ) from None
+    except BotoCoreError as exc:
+        raise _invalid(
+            f"{field_name}: the SQS queue {name!r} could not be looked up ({exc}); check the "
+            "AWS configuration (AWS_ENDPOINT_URL, credentials, region)."
+        ) from None
+    return str(response["QueueUrl"])
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body) if body else {}
+    except (ValueError, RecursionError) as exc:
+        raise _ApiError(
+            400, "InvalidRequestContentException", f"The request body is not JSON: {exc}."
+        ) from None
+    if not isinstance(value, dict):
+        raise _ApiError(
+            400, "InvalidRequestContentException", "The request body must be a JSON object."
+        )
+    return value
+
+
+def _bounded_int(fields: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _invalid(f"{name} must be an integer from {low} to {high}, got {value!r}.")
+    return value
+
+
+def _destinations(value: Any) -> dict[str, str | None]:
+    """The sides given in a DestinationConfig: side -> ARN, or None to unset it."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or set(value) - {"OnSuccess", "OnFailure"}:
+        raise _invalid(
+            'DestinationConfig must be {"OnSuccess": {"Destination": arn}, "OnFailure": '
+            f'{{"Destination": arn}}}}, got {value!r}.'
+        )
+    out: dict[str, str | None] = {}
+    for side, target in value.items():
+        if target is None:
+            out[side] = None
+            continue
+        if not isinstance(target, dict) or set(target) - {"Destination"}:
+            raise _invalid(
+                f'DestinationConfig.{side} must be {{"Destination": arn}}, got {target!r}.'
+            )
+        arn = target.get("Destination")
+        if arn is not None and (not isinstance(arn, str) or len(arn) > 350):
+            raise _invalid(
+                f"DestinationConfig.{side}.Destination must be an ARN of at most 350 "
+                f"characters, got {arn!r}."
+            )
+        out[side] = arn or None
+    return out
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None once it grows past ``limit`` bytes."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _Disconnected
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body if len(body) <= limit else None
+    chunks = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    if client:
+        return f"{client[0]}:{client[1]}"
+    return None

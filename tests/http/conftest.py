@@ -1,0 +1,143 @@
+"""Fixtures for the Lambda API tests: uvicorn on 127.0.0.1, a moto server, a clean AWS env.
+
+Every test here runs with the AWS_* environment stripped and empty config files, so no
+client reaches a real account; the dead-letter and destination tests also point the
+standard ``AWS_ENDPOINT_URL`` at this directory's own moto server, which is how the
+LambdaAPI resolves the ARNs it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import uvicorn
+from moto.server import ThreadedMotoServer
+
+REGION = "us-east-1"
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def _serve(asgi: Any) -> AsyncIterator[str]:
+    """Run ``asgi`` under uvicorn on a free port of 127.0.0.1; yield its base URL."""
+    config = uvicorn.Config(
+        asgi, host="127.0.0.1", port=0, log_level="warning", lifespan="on", log_config=None
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+        assert server.started, "uvicorn did not start within 5 s"
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def host(context: AbstractAsyncContextManager[T]) -> tuple[T, Callable[[], Awaitable[None]]]:
+    """Enter ``context`` in a task of its own; return its value and a coroutine to leave it.
+
+    An async fixture's setup and teardown may run in different tasks, and anyio's task
+    groups (an App's, uvicorn's) must be left by the task that entered them.
+    """
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[T] = loop.create_future()
+    leave = asyncio.Event()
+
+    async def run() -> None:
+        try:
+            async with context as value:
+                ready.set_result(value)
+                await leave.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
+
+    task = asyncio.create_task(run())
+    try:
+        value = await ready
+    except BaseException:
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+
+    async def stop() -> None:
+        leave.set()
+        await task
+
+    return value, stop
+
+
+@pytest.fixture
+def serve() -> Callable[[Any], AbstractAsyncContextManager[str]]:
+    """``async with serve(asgi) as url``: the app served by uvicorn for the block."""
+    return _serve
+
+
+@asynccontextmanager
+async def _running(app: Any, asgi: Any) -> AsyncIterator[str]:
+    async with app, _serve(asgi) as url:
+        yield url
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Callable[[Any, Any], Awaitable[str]]]:
+    """``url = await running(app, asgi)``: the App started and ``asgi`` served until the
+    test ends (for fixtures; a test can use ``async with app, serve(asgi)`` directly)."""
+    stops: list[Callable[[], Awaitable[None]]] = []
+
+    async def start(app: Any, asgi: Any) -> str:
+        url, stop = await host(_running(app, asgi))
+        stops.append(stop)
+        return url
+
+    yield start
+    for stop in reversed(stops):
+        await stop()
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolate_aws_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    empty: Path = tmp_path_factory.mktemp("aws-config") / "empty"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def aws_on_moto(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> str:
+    """Dummy credentials, us-east-1 and AWS_ENDPOINT_URL = the moto server; its URL."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    return moto_url
