@@ -43,7 +43,7 @@ from ._errors import (
 )
 from ._event import Event
 from ._handler import Handler, HandlerConfig, HandlerFunction, make_decorator
-from ._idempotency import DEFAULT_LEASE, Idempotency, resolve_key
+from ._idempotency import DEFAULT_LEASE, Idempotency, key_text
 from ._ids import new_request_id
 from ._payload import json_error, to_json
 from ._queue import EventQueue, QueueStatistics
@@ -941,7 +941,9 @@ class App:
         idem = ev.cfg.idempotency
         assert idem is not None and idem.store is not None
         try:
-            key = resolve_key(idem, ev.payload)
+            key = idem._get_key(ev.payload)  # type: ignore[attr-defined]
+            if type(key) is not str:
+                key = key_text(key)
         except Exception as exc:
             return self._idempotency_error(ev, exc)
         now = self._wall()

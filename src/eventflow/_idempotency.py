@@ -22,7 +22,14 @@ from ._errors import ConfigurationError
 if TYPE_CHECKING:
     from .stores import IdempotencyStore
 
-__all__ = ("DEFAULT_LEASE", "Idempotency", "fingerprint", "natural_key", "resolve_key")
+__all__ = (
+    "DEFAULT_LEASE",
+    "Idempotency",
+    "fingerprint",
+    "key_text",
+    "natural_key",
+    "resolve_key",
+)
 
 # How long a claim lasts when the handler has no timeout: Lambda's longest timeout.
 DEFAULT_LEASE = 900.0
@@ -100,6 +107,16 @@ def _dotted(path: str) -> Callable[[Any], Any]:
                 )
         return value
 
+    if len(parts) == 1:
+        (only,) = parts
+
+        def get_one(event: Any) -> Any:
+            # the common case, a top-level field of a JSON object: one lookup
+            if type(event) is dict and only in event:
+                return event[only]
+            return get(event)
+
+        return get_one
     return get
 
 
@@ -170,16 +187,20 @@ class Idempotency:
         return self.key
 
 
-def resolve_key(idempotency: Idempotency, event: Any) -> str:
-    """The key for ``event``; raises ``KeyError`` / ``TypeError`` with a clear message."""
-    value = idempotency._get_key(event)  # type: ignore[attr-defined]
+def key_text(value: Any) -> str:
+    """A key value as the string a store keeps; raises ``KeyError`` for None."""
+    if type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)  # ids are often ints: no need for the JSON encoder
     if value is None:
         raise KeyError(
             "The idempotency key of this event is None; give every event a key, or use "
             "Idempotency(key=None) for the natural identity."
         )
-    if type(value) is str:
-        return value
-    if type(value) is int:
-        return str(value)  # ids are often ints: no need for the JSON encoder
     return canonical_json(value)
+
+
+def resolve_key(idempotency: Idempotency, event: Any) -> str:
+    """The key for ``event``; raises ``KeyError`` / ``TypeError`` with a clear message."""
+    return key_text(idempotency._get_key(event))  # type: ignore[attr-defined]
