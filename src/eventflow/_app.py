@@ -65,13 +65,14 @@ from ._tail import TailLog
 from ._wheel import TimerWheel, WheelStatistics
 from .sinks import Sink
 from .sources import Outcome, Settle, Source
-from .stores import ClaimStatus
+from .stores import Claim, ClaimStatus
 
 __all__ = ("App", "InvocationType")
 
 InvocationType = Literal["Event", "RequestResponse", "DryRun"]
 _INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 _YIELD_EVERY_MASK = 63  # invoke() yields to the loop once per 64 accepted events
+_CLAIMED = ClaimStatus.CLAIMED
 _FLAT_TYPES = frozenset((str, int, bool, type(None)))
 
 
@@ -769,12 +770,62 @@ class App:
 
     async def _worker(self) -> None:
         queue = self._queue
+        get_nowait = queue.get_nowait
         run = self._run
+        now = self._now
+        flat = _FLAT_TYPES
         while True:
-            ev = queue.get_nowait()
+            ev = get_nowait()
             if ev is None:
                 ev = await queue.get()
             rt = ev.rt
+            cfg = ev.cfg
+            if rt.simple and cfg.inline and now() - ev.enqueued_at <= cfg.max_event_age:
+                # The hot path, inline (no coroutine per event): an async, uncapped handler
+                # with no timeout, no on-success record and at most a non-blocking
+                # idempotency store; _run does all the rest.
+                self._in_flight += 1
+                idem = cfg.idempotency
+                claim: tuple[str, Any] | None = None
+                if idem is not None:
+                    claim = self._claim_inline(ev, idem)
+                    if claim is None:
+                        continue  # answered from the store, or waiting for the key
+                    if claim[1] is None:
+                        await self._inline_failed(ev, None, error=ev.error)
+                        continue
+                ev.attempts += 1
+                self._attempts += 1
+                if self._info:
+                    self._log.info(
+                        "attempt.started",
+                        request_id=ev.request_id,
+                        handler=rt.name,
+                        attempt=ev.attempts,
+                    )
+                try:
+                    value = await rt.fn(ev.payload, Context(ev, None))
+                except BaseException as exc:
+                    if claim is not None:
+                        self._settle_claim(ev, claim, False)
+                    await self._inline_failed(ev, exc)
+                    continue
+                if type(value) not in flat and marshal_error(value, ev.request_id) is not None:
+                    if claim is not None:
+                        self._settle_claim(ev, claim, False)
+                    await self._inline_failed(ev, None, value)
+                    continue
+                if claim is not None:
+                    self._settle_claim(ev, claim, True, value)
+                if self._info:
+                    self._log_success(ev)
+                self._in_flight -= 1
+                self._succeeded += 1
+                if ev.settle is not None:
+                    self._settle(ev, Outcome.SUCCEEDED)
+                if self._idle_waiters:
+                    self._wake_idle()
+                continue
             limit = rt.limit
             if limit is None:
                 await run(ev)
@@ -792,6 +843,103 @@ class App:
             if rt.slot_waiters and rt.running < limit:
                 self._release_parked(rt)
 
+    def _claim_inline(self, ev: Event, idem: Idempotency) -> tuple[str, Any] | None:
+        """Claim the key in a non-blocking store, for the worker's inline path.
+
+        Returns ``(key, token)`` when claimed, ``(key, None)`` when the attempt already
+        failed (``ev.error`` says why), or ``None`` when the event needs nothing more here:
+        answered from the store (a duplicate) or parked until the key settles.
+        """
+        store = idem._sync_store  # type: ignore[attr-defined]
+        try:
+            key = idem._get_key(ev.payload)  # type: ignore[attr-defined]
+            if type(key) is not str:
+                key = key_text(key)
+            now = self._wall()
+            lease = idem.lease or DEFAULT_LEASE
+            status, detail = store.claim_nowait(
+                key, ev.payload, now, now + lease, idem.validate_payload
+            )
+        except Exception as exc:
+            _, ev.error, _ = self._idempotency_error(ev, exc)
+            return ("", None)
+        if status is _CLAIMED:
+            return (key, detail)
+        if status is ClaimStatus.COMPLETED:
+            self._deduplicated += 1
+            self._log.info("idempotency.duplicate", key=key, **self._log_context(ev))
+            self._in_flight -= 1
+            self._succeeded += 1
+            if ev.settle is not None:
+                self._settle(ev, Outcome.SUCCEEDED)
+            if self._idle_waiters:
+                self._wake_idle()
+            return None
+        if status is ClaimStatus.IN_PROGRESS:
+            self._wait_for_key(ev, key, detail or now)
+            return None
+        _, ev.error, _ = self._idempotency_error(ev, self._conflict(key))
+        return (key, None)
+
+    def _settle_claim(self, ev: Event, claim: tuple[str, Any], ok: bool, value: Any = None) -> None:
+        """Complete (with the result ``value``) or release an inline claim, without awaiting."""
+        idem = ev.cfg.idempotency
+        assert idem is not None
+        store = idem._sync_store  # type: ignore[attr-defined]
+        key, token = claim
+        try:
+            if not ok:
+                store.release_nowait(key, token)
+            else:
+                store.complete_nowait(key, token, to_json(value), self._wall() + idem.expires_after)
+        except Exception as store_error:  # a custom non-blocking store that failed
+            self._log.error(
+                "idempotency.store_failed",
+                key=key,
+                error=f"{type(store_error).__name__}: {store_error}",
+                **self._log_context(ev),
+            )
+        if self._key_waiters or self._key_futures:
+            self._key_settled(key)
+
+    @staticmethod
+    def _conflict(key: str) -> IdempotencyConflict:
+        return IdempotencyConflict(
+            f"Idempotency key {key!r} was first used with a different payload; the same key "
+            "must always come with the same event. Fix the key, or set "
+            "Idempotency(validate_payload=False) to answer such duplicates anyway."
+        )
+
+    async def _inline_failed(
+        self,
+        ev: Event,
+        exc: BaseException | None,
+        result: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """The inline attempt in _worker raised (or returned what JSON cannot carry)."""
+        try:
+            if error is not None:
+                pass  # the idempotency claim failed the attempt before the handler ran
+            elif exc is None:
+                error = marshal_error(result, ev.request_id)
+                assert error is not None
+            elif isinstance(exc, asyncio.CancelledError):
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    ev.attempts -= 1  # a cancelled attempt is not a failed attempt
+                    self._attempts -= 1
+                    raise exc
+                error = error_object(exc, ev.request_id)  # the handler's own CancelledError
+            elif isinstance(exc, Exception):
+                error = error_object(exc, ev.request_id)
+            else:
+                raise exc  # KeyboardInterrupt, SystemExit: not the event's business
+            await self._after_failure(ev, error, exc)
+        except asyncio.CancelledError:
+            self._interrupted.append(ev)  # still in flight; spilled at shutdown
+            raise
+
     async def _run(self, ev: Event) -> None:
         """Run one attempt of ``ev`` and everything that follows from its outcome."""
         self._in_flight += 1
@@ -805,54 +953,24 @@ class App:
                     reason = self._age_reason(ev, cfg.max_event_age)
                     await self._fail(ev, EVENT_AGE_EXCEEDED, reason)
                 return
-            exc: BaseException | None = None
-            if rt.simple and cfg.inline:
-                # the common case, inlined: an async handler with no timeout and no cap
-                ev.attempts += 1
-                self._attempts += 1
-                if self._info:
-                    self._log.info(
-                        "attempt.started",
-                        request_id=ev.request_id,
-                        handler=rt.name,
-                        attempt=ev.attempts,
-                    )
-                try:
-                    value = await rt.fn(ev.payload, Context(ev, None))
-                except asyncio.CancelledError as cancelled:
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        ev.attempts -= 1  # a cancelled attempt is not a failed attempt
-                        self._attempts -= 1
-                        raise
-                    ok, value, exc = False, error_object(cancelled, ev.request_id), cancelled
-                except Exception as error:
-                    ok, value, exc = False, error_object(error, ev.request_id), error
+            limited = rt.limit is not None
+            if limited:
+                rt.running += 1
+            try:
+                if cfg.idempotency is None:
+                    ok, value, exc = await self._attempt(ev, rt)
                 else:
-                    ok = True
-                    if type(value) not in _FLAT_TYPES:
-                        err = marshal_error(value, ev.request_id)
-                        if err is not None:
-                            ok, value = False, err
-            else:
-                limited = rt.limit is not None
+                    outcome, value, exc = await self._idempotent(ev, rt)
+                    ok = outcome == "ok"
+                    if outcome == "wait":
+                        self._wait_for_key(ev, *value)
+                        return
+                    if outcome == "dedup":
+                        ok = True
+                        self._deduplicated += 1
+            finally:
                 if limited:
-                    rt.running += 1
-                try:
-                    if cfg.idempotency is None:
-                        ok, value, exc = await self._attempt(ev, rt)
-                    else:
-                        outcome, value, exc = await self._idempotent(ev, rt)
-                        ok = outcome == "ok"
-                        if outcome == "wait":
-                            self._wait_for_key(ev, *value)
-                            return
-                        if outcome == "dedup":
-                            ok = True
-                            self._deduplicated += 1
-                finally:
-                    if limited:
-                        rt.running -= 1
+                    rt.running -= 1
             if ok:
                 if self._info:
                     self._log_success(ev)
@@ -952,7 +1070,15 @@ class App:
         store = idem.store
         try:
             if sync is not None:
-                claim = sync.claim_nowait(key, ev.payload, now, now + lease, idem.validate_payload)
+                status, detail = sync.claim_nowait(
+                    key, ev.payload, now, now + lease, idem.validate_payload
+                )
+                claim = Claim(
+                    status,
+                    token=detail if status is _CLAIMED else None,
+                    result=detail if status is ClaimStatus.COMPLETED else None,
+                    lease_until=detail if status is ClaimStatus.IN_PROGRESS else None,
+                )
             else:
                 claim = await store.claim(
                     key,
@@ -971,12 +1097,7 @@ class App:
                 return "dedup", json.loads(claim.result or "null"), None
             if status is ClaimStatus.IN_PROGRESS:
                 return "wait", (key, claim.lease_until or now), None
-            conflict = IdempotencyConflict(
-                f"Idempotency key {key!r} was first used with a different payload; the same key "
-                "must always come with the same event. Fix the key, or set "
-                "Idempotency(validate_payload=False) to answer such duplicates anyway."
-            )
-            return self._idempotency_error(ev, conflict)
+            return self._idempotency_error(ev, self._conflict(key))
         token = claim.token
         assert token is not None
         error: BaseException | None

@@ -82,11 +82,18 @@ class HandlerConfig:
     on_success: Sink | None = None
     on_failure: Sink | None = None
     idempotency: Idempotency | None = None
-    # no timeout and no idempotency: a worker may run the attempt inline
+    # no timeout, no on-success record, and no idempotency store that needs an await:
+    # a worker may run such an attempt inline, without a coroutine per event
     inline: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "inline", self.timeout is None and self.idempotency is None)
+        idem = self.idempotency
+        inline = (
+            self.timeout is None
+            and self.on_success is None
+            and (idem is None or getattr(idem, "_sync_store", None) is not None)
+        )
+        object.__setattr__(self, "inline", inline)
 
     @classmethod
     def build(

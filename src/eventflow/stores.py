@@ -12,7 +12,8 @@ A store is a small protocol with three coroutines, so Redis or Postgres take a p
 - ``release(key, token)`` drops the claim, if ``token`` still holds it, so a retry runs.
 
 A store that never blocks may also offer ``claim_nowait(key, payload, now, lease_until,
-validate)``, ``complete_nowait(key, token, result, expires_at)`` and
+validate) -> (status, detail)`` (detail: the token, the stored result or the lease's end,
+as in :class:`Claim`), ``complete_nowait(key, token, result, expires_at)`` and
 ``release_nowait(key, token)``; the app then calls those without an ``await``.
 
 Times are wall-clock seconds (epoch) so several processes agree on leases; eventflow
@@ -47,13 +48,14 @@ class Claim(NamedTuple):
 
     Attributes:
         status: What the key's record says.
-        token: The new claim's token (``CLAIMED`` only).
+        token: The new claim's token (``CLAIMED`` only): a string, or any value the same
+            store compares equal (MemoryStore uses ints).
         result: The stored JSON result (``COMPLETED`` only).
         lease_until: When the current claim ends (``IN_PROGRESS`` only).
     """
 
     status: ClaimStatus
-    token: str | None = None
+    token: Any = None
     result: str | None = None
     lease_until: float | None = None
 
@@ -104,6 +106,7 @@ class MemoryStore:
     def __init__(self, *, max_records: int = 1_000_000) -> None:
         self._records: dict[str, list[Any]] = {}
         self._max = max_records
+        self._tokens = itertools.count(1)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -111,36 +114,44 @@ class MemoryStore:
     async def claim(
         self, key: str, payload: Any, *, now: float, lease_until: float, validate: bool
     ) -> Claim:
-        return self.claim_nowait(key, payload, now, lease_until, validate)
+        status, detail = self.claim_nowait(key, payload, now, lease_until, validate)
+        if status is ClaimStatus.CLAIMED:
+            return Claim(status, token=detail)
+        if status is ClaimStatus.COMPLETED:
+            return Claim(status, result=detail)
+        if status is ClaimStatus.IN_PROGRESS:
+            return Claim(status, lease_until=detail)
+        return Claim(status)
 
-    async def complete(self, key: str, token: str, result: str, *, expires_at: float) -> None:
+    async def complete(self, key: str, token: Any, result: str, *, expires_at: float) -> None:
         self.complete_nowait(key, token, result, expires_at)
 
-    async def release(self, key: str, token: str) -> None:
+    async def release(self, key: str, token: Any) -> None:
         self.release_nowait(key, token)
 
     # Never blocking, MemoryStore offers these too; the app calls them without an await.
     def claim_nowait(
         self, key: str, payload: Any, now: float, lease_until: float, validate: bool
-    ) -> Claim:
+    ) -> tuple[ClaimStatus, Any]:
         records = self._records
         rec = records.get(key)
         if rec is not None:
             if rec[_RESULT] is not None:
                 if rec[_EXPIRES] > now:
                     if validate and rec[_PAYLOAD] != payload:
-                        return Claim(ClaimStatus.CONFLICT)
-                    return Claim(ClaimStatus.COMPLETED, None, rec[_RESULT])
+                        return (ClaimStatus.CONFLICT, None)
+                    return (ClaimStatus.COMPLETED, rec[_RESULT])
             elif rec[_LEASE] > now:
                 if validate and rec[_PAYLOAD] != payload:
-                    return Claim(ClaimStatus.CONFLICT)
-                return Claim(ClaimStatus.IN_PROGRESS, None, None, rec[_LEASE])
+                    return (ClaimStatus.CONFLICT, None)
+                return (ClaimStatus.IN_PROGRESS, rec[_LEASE])
             del records[key]  # re-inserted below, so it moves to the young end
-        token = new_token()
+        # tokens only need to be unique within this store: a counter is enough
+        token = next(self._tokens)
         records[key] = [token, payload, lease_until, None, 0.0]
         if len(records) > self._max:
             self._evict(now)
-        return Claim(_CLAIMED, token)
+        return (_CLAIMED, token)
 
     def _evict(self, now: float) -> None:
         target = self._max - max(1, self._max // 10)
@@ -150,14 +161,14 @@ class MemoryStore:
                 return
             del records[k]
 
-    def complete_nowait(self, key: str, token: str, result: str, expires_at: float) -> None:
+    def complete_nowait(self, key: str, token: Any, result: str, expires_at: float) -> None:
         rec = self._records.get(key)
         if rec is not None and rec[_TOKEN] == token:
             rec[_RESULT] = result
             rec[_EXPIRES] = expires_at
             rec[_TOKEN] = None
 
-    def release_nowait(self, key: str, token: str) -> None:
+    def release_nowait(self, key: str, token: Any) -> None:
         rec = self._records.get(key)
         if rec is not None and rec[_TOKEN] == token and rec[_RESULT] is None:
             del self._records[key]
