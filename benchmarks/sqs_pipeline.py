@@ -105,7 +105,7 @@ async def naive(sqs: Any, url: str, n: int, depth: int) -> tuple[float, float]:
 
 
 async def through_source(
-    sqs: Any, endpoint: str, url: str, n: int, depth: int
+    sqs: Any, endpoint: str, url: str, n: int, depth: int, pollers: int, linger: float
 ) -> tuple[float, float]:
     eventflow.reset_default_registry()
 
@@ -113,7 +113,15 @@ async def through_source(
     async def noop(event: Any, context: eventflow.Context) -> None:
         return None
 
-    source = SQSSource(url, noop, endpoint_url=endpoint, region_name=REGION, wait_time_seconds=1)
+    source = SQSSource(
+        url,
+        noop,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        wait_time_seconds=1,
+        pollers=pollers,
+        delete_linger=linger,
+    )
     async with eventflow.App(sources=[source]):
         t0 = time.perf_counter()
         async with anyio.create_task_group() as tg:
@@ -130,7 +138,7 @@ async def through_source(
     return n / elapsed, calls / n
 
 
-async def run(endpoint: str, n: int, depth: int) -> None:
+async def run(endpoint: str, n: int, depth: int, pollers: int, linger: float) -> None:
     session = AioSession()
     async with session.create_client("sqs", region_name=REGION, endpoint_url=endpoint) as sqs:
         stamp = int(time.time())
@@ -139,7 +147,9 @@ async def run(endpoint: str, n: int, depth: int) -> None:
         print(f"naive loop, {n} messages...", flush=True)
         naive_rate, naive_calls = await naive(sqs, url_naive, n, depth)
         print(f"SQSSource, {n} messages...", flush=True)
-        source_rate, source_calls = await through_source(sqs, endpoint, url_source, n, depth)
+        source_rate, source_calls = await through_source(
+            sqs, endpoint, url_source, n, depth, pollers, linger
+        )
     ratio = source_rate / naive_rate
     print(
         f"naive loop (receive 1, handle, delete 1): {naive_rate:8.0f} events/s, "
@@ -163,6 +173,10 @@ def main() -> None:
         default=30,
         help="messages kept in the queue by the feeder: moto's receive costs grow with it (30)",
     )
+    parser.add_argument("--pollers", type=int, default=2, help="SQSSource pollers (2)")
+    parser.add_argument(
+        "--delete-linger", type=float, default=0.05, help="SQSSource delete_linger (0.05 s)"
+    )
     args = parser.parse_args()
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
@@ -175,7 +189,7 @@ def main() -> None:
     )
     proc, endpoint = start_moto()
     try:
-        asyncio.run(run(endpoint, args.messages, args.depth))
+        asyncio.run(run(endpoint, args.messages, args.depth, args.pollers, args.delete_linger))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
