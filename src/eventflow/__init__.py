@@ -1,9 +1,12 @@
 """eventflow: AWS Lambda's asynchronous invocation model inside any asyncio service.
 
-Layout: ``_app`` (the App) builds on the core (``_queue``, ``_scheduler`` + ``_wheel``,
-``_delivery``, ``_records``), which reads time only through ``_clock`` and never imports
-AWS code; ``sinks``, ``events`` and ``testing`` are public modules; AWS adapters live in
-``eventflow.aws`` and are imported only when you import them.
+Layout: ``_app`` (the App: lifecycle, invoke, workers) stands on the engine's layers
+``_engine_base`` → ``_engine_outcomes`` → ``_engine_attempts`` → ``_engine_idempotency``,
+and on the core pieces ``_queue``, ``_scheduler`` + ``_wheel``, ``_delivery`` and
+``_records``; the core reads time only through ``_clock`` and never imports AWS code.
+``sinks``, ``sources``, ``stores``, ``events`` and ``testing`` are public modules; the AWS
+adapters live in ``eventflow.aws`` and the Lambda HTTP API in ``eventflow.http``, imported
+only when you import them.
 """
 
 from __future__ import annotations

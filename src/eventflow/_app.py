@@ -32,31 +32,25 @@ from . import _registry
 from ._clock import Clock, LoopClock
 from ._context import Context
 from ._delivery import Deliverer
+from ._engine_base import FLAT_TYPES
+from ._engine_idempotency import IdempotentRuns
 from ._errors import (
     AppClosed,
     ConfigurationError,
-    IdempotencyConflict,
     InvalidPayload,
     QueueFull,
-    SchedulerFull,
     UnknownHandler,
 )
 from ._event import Event
 from ._handler import Handler, HandlerConfig, HandlerFunction, make_decorator
-from ._idempotency import DEFAULT_LEASE, Idempotency, key_text
 from ._ids import new_request_id
-from ._payload import json_error, to_json
+from ._payload import json_error
 from ._queue import EventQueue, QueueStatistics
 from ._records import (
     EVENT_AGE_EXCEEDED,
     RETRIES_EXHAUSTED,
-    SUCCESS,
-    dead_letter_message,
-    destination_record,
-    error_object,
     marshal_error,
     spill_message,
-    timeout_error,
 )
 from ._results import Accepted, InvocationResult, Stats
 from ._runtime import HandlerRuntime
@@ -65,15 +59,12 @@ from ._tail import TailLog
 from ._wheel import TimerWheel, WheelStatistics
 from .sinks import Sink
 from .sources import Outcome, Settle, Source
-from .stores import Claim, ClaimStatus
 
 __all__ = ("App", "InvocationType")
 
 InvocationType = Literal["Event", "RequestResponse", "DryRun"]
 _INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 _YIELD_EVERY_MASK = 63  # invoke() yields to the loop once per 64 accepted events
-_CLAIMED = ClaimStatus.CLAIMED
-_FLAT_TYPES = frozenset((str, int, bool, type(None)))
 
 
 class _State(enum.Enum):
@@ -97,7 +88,7 @@ def _check_seconds(option: str, value: object) -> float:
     return float(value)
 
 
-class App:
+class App(IdempotentRuns):
     """An event-processing app: handlers, a bounded event queue, workers and retries.
 
     Use it as an async context manager inside your service::
@@ -518,10 +509,10 @@ class App:
         if type(payload) is dict:
             # flat objects of strings, ints, bools and nulls are the common case: no call
             for k, v in payload.items():
-                if type(k) is not str or type(v) not in _FLAT_TYPES:
+                if type(k) is not str or type(v) not in FLAT_TYPES:
                     self._check_payload(rt, payload)
                     break
-        elif type(payload) not in _FLAT_TYPES:
+        elif type(payload) not in FLAT_TYPES:
             self._check_payload(rt, payload)
         return Event(new_request_id(), rt, payload, self._now())
 
@@ -773,7 +764,7 @@ class App:
         get_nowait = queue.get_nowait
         run = self._run
         now = self._now
-        flat = _FLAT_TYPES
+        flat = FLAT_TYPES
         while True:
             ev = get_nowait()
             if ev is None:
@@ -843,103 +834,6 @@ class App:
             if rt.slot_waiters and rt.running < limit:
                 self._release_parked(rt)
 
-    def _claim_inline(self, ev: Event, idem: Idempotency) -> tuple[str, Any] | None:
-        """Claim the key in a non-blocking store, for the worker's inline path.
-
-        Returns ``(key, token)`` when claimed, ``(key, None)`` when the attempt already
-        failed (``ev.error`` says why), or ``None`` when the event needs nothing more here:
-        answered from the store (a duplicate) or parked until the key settles.
-        """
-        store = idem._sync_store  # type: ignore[attr-defined]
-        try:
-            key = idem._get_key(ev.payload)  # type: ignore[attr-defined]
-            if type(key) is not str:
-                key = key_text(key)
-            now = self._wall()
-            lease = idem.lease or DEFAULT_LEASE
-            status, detail = store.claim_nowait(
-                key, ev.payload, now, now + lease, idem.validate_payload
-            )
-        except Exception as exc:
-            _, ev.error, _ = self._idempotency_error(ev, exc)
-            return ("", None)
-        if status is _CLAIMED:
-            return (key, detail)
-        if status is ClaimStatus.COMPLETED:
-            self._deduplicated += 1
-            self._log.info("idempotency.duplicate", key=key, **self._log_context(ev))
-            self._in_flight -= 1
-            self._succeeded += 1
-            if ev.settle is not None:
-                self._settle(ev, Outcome.SUCCEEDED)
-            if self._idle_waiters:
-                self._wake_idle()
-            return None
-        if status is ClaimStatus.IN_PROGRESS:
-            self._wait_for_key(ev, key, detail or now)
-            return None
-        _, ev.error, _ = self._idempotency_error(ev, self._conflict(key))
-        return (key, None)
-
-    def _settle_claim(self, ev: Event, claim: tuple[str, Any], ok: bool, value: Any = None) -> None:
-        """Complete (with the result ``value``) or release an inline claim, without awaiting."""
-        idem = ev.cfg.idempotency
-        assert idem is not None
-        store = idem._sync_store  # type: ignore[attr-defined]
-        key, token = claim
-        try:
-            if not ok:
-                store.release_nowait(key, token)
-            else:
-                store.complete_nowait(key, token, to_json(value), self._wall() + idem.expires_after)
-        except Exception as store_error:  # a custom non-blocking store that failed
-            self._log.error(
-                "idempotency.store_failed",
-                key=key,
-                error=f"{type(store_error).__name__}: {store_error}",
-                **self._log_context(ev),
-            )
-        if self._key_waiters or self._key_futures:
-            self._key_settled(key)
-
-    @staticmethod
-    def _conflict(key: str) -> IdempotencyConflict:
-        return IdempotencyConflict(
-            f"Idempotency key {key!r} was first used with a different payload; the same key "
-            "must always come with the same event. Fix the key, or set "
-            "Idempotency(validate_payload=False) to answer such duplicates anyway."
-        )
-
-    async def _inline_failed(
-        self,
-        ev: Event,
-        exc: BaseException | None,
-        result: Any = None,
-        error: dict[str, Any] | None = None,
-    ) -> None:
-        """The inline attempt in _worker raised (or returned what JSON cannot carry)."""
-        try:
-            if error is not None:
-                pass  # the idempotency claim failed the attempt before the handler ran
-            elif exc is None:
-                error = marshal_error(result, ev.request_id)
-                assert error is not None
-            elif isinstance(exc, asyncio.CancelledError):
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    ev.attempts -= 1  # a cancelled attempt is not a failed attempt
-                    self._attempts -= 1
-                    raise exc
-                error = error_object(exc, ev.request_id)  # the handler's own CancelledError
-            elif isinstance(exc, Exception):
-                error = error_object(exc, ev.request_id)
-            else:
-                raise exc  # KeyboardInterrupt, SystemExit: not the event's business
-            await self._after_failure(ev, error, exc)
-        except asyncio.CancelledError:
-            self._interrupted.append(ev)  # still in flight; spilled at shutdown
-            raise
-
     async def _run(self, ev: Event) -> None:
         """Run one attempt of ``ev`` and everything that follows from its outcome."""
         self._in_flight += 1
@@ -1000,413 +894,7 @@ class App:
             self._undelivered += 1
             self._wake_idle()
 
-    async def _attempt(
-        self, ev: Event, rt: HandlerRuntime, log: Any = None
-    ) -> tuple[bool, Any, BaseException | None]:
-        """One attempt: (True, result, None) or (False, error object, exception or None)."""
-        ev.attempts += 1
-        self._attempts += 1
-        try:
-            return await self._attempt_once(ev, rt, log)
-        except asyncio.CancelledError:
-            ev.attempts -= 1  # a cancelled attempt is not a failed attempt
-            self._attempts -= 1
-            raise
-
-    async def _attempt_once(
-        self, ev: Event, rt: HandlerRuntime, log: Any
-    ) -> tuple[bool, Any, BaseException | None]:
-        if self._info:
-            self._log.info(
-                "attempt.started", request_id=ev.request_id, handler=rt.name, attempt=ev.attempts
-            )
-        timeout = ev.cfg.timeout
-        if timeout is None:
-            ctx = Context(ev, None, log)
-            try:
-                if rt.is_async:
-                    result = await rt.fn(ev.payload, ctx)
-                else:
-                    result = await anyio.to_thread.run_sync(
-                        rt.fn, ev.payload, ctx, limiter=self._limiter
-                    )
-            except asyncio.CancelledError as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise
-                # the handler itself raised CancelledError: that is its error, not ours
-                return False, error_object(exc, ev.request_id), exc
-            except Exception as exc:
-                return False, error_object(exc, ev.request_id), exc
-        else:
-            ok, result, error = await self._attempt_with_timeout(ev, rt, timeout, log)
-            if not ok:
-                return False, result, error
-        if type(result) not in _FLAT_TYPES:
-            err = marshal_error(result, ev.request_id)
-            if err is not None:
-                return False, err, None
-        return True, result, None
-
-    async def _idempotent(
-        self, ev: Event, rt: HandlerRuntime, log: Any = None
-    ) -> tuple[str, Any, BaseException | None]:
-        """Claim the event's key, then run, answer from the store, or wait.
-
-        Returns ``("ok", result, None)``, ``("error", error object, exc)``,
-        ``("dedup", stored result, None)`` or ``("wait", (key, lease_until), None)``.
-        """
-        idem = ev.cfg.idempotency
-        assert idem is not None and idem.store is not None
-        try:
-            key = idem._get_key(ev.payload)  # type: ignore[attr-defined]
-            if type(key) is not str:
-                key = key_text(key)
-        except Exception as exc:
-            return self._idempotency_error(ev, exc)
-        now = self._wall()
-        lease = idem.lease or ev.cfg.timeout or DEFAULT_LEASE
-        sync = idem._sync_store  # type: ignore[attr-defined]
-        store = idem.store
-        try:
-            if sync is not None:
-                status, detail = sync.claim_nowait(
-                    key, ev.payload, now, now + lease, idem.validate_payload
-                )
-                claim = Claim(
-                    status,
-                    token=detail if status is _CLAIMED else None,
-                    result=detail if status is ClaimStatus.COMPLETED else None,
-                    lease_until=detail if status is ClaimStatus.IN_PROGRESS else None,
-                )
-            else:
-                claim = await store.claim(
-                    key,
-                    ev.payload,
-                    now=now,
-                    lease_until=now + lease,
-                    validate=idem.validate_payload,
-                )
-        except Exception as exc:
-            # an unreachable store fails the attempt; it is retried like a function error
-            return self._idempotency_error(ev, exc)
-        status = claim.status
-        if status is not ClaimStatus.CLAIMED:
-            if status is ClaimStatus.COMPLETED:
-                self._log.info("idempotency.duplicate", key=key, **self._log_context(ev))
-                return "dedup", json.loads(claim.result or "null"), None
-            if status is ClaimStatus.IN_PROGRESS:
-                return "wait", (key, claim.lease_until or now), None
-            return self._idempotency_error(ev, self._conflict(key))
-        token = claim.token
-        assert token is not None
-        error: BaseException | None
-        try:
-            if rt.simple and ev.cfg.timeout is None and log is None:
-                # inline, as in _run: an async handler with no timeout and no cap
-                ev.attempts += 1
-                self._attempts += 1
-                try:
-                    value = await rt.fn(ev.payload, Context(ev, None))
-                except asyncio.CancelledError as cancelled:
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        ev.attempts -= 1  # a cancelled attempt is not a failed attempt
-                        self._attempts -= 1
-                        raise
-                    ok, value, error = False, error_object(cancelled, ev.request_id), cancelled
-                except Exception as exc:
-                    ok, value, error = False, error_object(exc, ev.request_id), exc
-                else:
-                    ok, error = True, None
-                    if type(value) not in _FLAT_TYPES:
-                        err = marshal_error(value, ev.request_id)
-                        if err is not None:
-                            ok, value = False, err
-            else:
-                ok, value, error = await self._attempt(ev, rt, log)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self._release_claim(idem, key, token, ev)
-            raise
-        if ok:
-            try:
-                result = to_json(value)
-                expires_at = self._wall() + idem.expires_after
-                if sync is not None:
-                    sync.complete_nowait(key, token, result, expires_at)
-                else:
-                    await store.complete(key, token, result, expires_at=expires_at)
-            except Exception as store_error:
-                # the effect happened: report success, but a later duplicate may run again
-                self._log.error(
-                    "idempotency.complete_failed",
-                    key=key,
-                    error=f"{type(store_error).__name__}: {store_error}",
-                    **self._log_context(ev),
-                )
-            if self._key_waiters or self._key_futures:
-                self._key_settled(key)
-            return "ok", value, None
-        await self._release_claim(idem, key, token, ev)
-        return "error", value, error
-
-    def _idempotency_error(
-        self, ev: Event, exc: BaseException
-    ) -> tuple[str, Any, BaseException | None]:
-        # the key, the store or a conflict failed the attempt before the handler ran:
-        # still an attempt, so retries stay bounded by max_retries
-        ev.attempts += 1
-        self._attempts += 1
-        return "error", error_object(exc, ev.request_id), exc
-
-    async def _release_claim(self, idem: Idempotency, key: str, token: str, ev: Event) -> None:
-        assert idem.store is not None
-        try:
-            await idem.store.release(key, token)
-        except Exception as store_error:
-            # the claim's lease ends by itself; until then duplicates wait
-            self._log.error(
-                "idempotency.release_failed",
-                key=key,
-                error=f"{type(store_error).__name__}: {store_error}",
-                **self._log_context(ev),
-            )
-        self._key_settled(key)
-
-    def _wait_for_key(self, ev: Event, key: str, lease_until: float) -> None:
-        """Park a duplicate until the key's claim settles here, or re-check it later."""
-        self._key_waiters.setdefault(key, []).append(ev)
-        # another process may hold the claim: look again within a second, or at its end
-        recheck = min(1.0, max(0.0, lease_until - self._wall()) + 0.001)
-        self._in_flight -= 1
-        self._scheduler.schedule(self._now() + recheck, ev)
-
-    async def _wait_key_settled(self, key: str, lease_until: float) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._key_futures.setdefault(key, []).append(fut)
-        recheck = min(1.0, max(0.0, lease_until - self._wall()) + 0.001)
-
-        def wake() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        handle = self._clock.call_at(self._now() + recheck, wake)
-        try:
-            await fut
-        finally:
-            handle.cancel()
-
-    def _key_settled(self, key: str) -> None:
-        for fut in self._key_futures.pop(key, ()):
-            if not fut.done():
-                fut.set_result(None)
-        waiters = self._key_waiters.pop(key, None)
-        if waiters:
-            for waiter in waiters:
-                self._scheduler.release_now(waiter)
-
-    async def _attempt_with_timeout(
-        self, ev: Event, rt: HandlerRuntime, timeout: float, log: Any = None
-    ) -> tuple[bool, Any, BaseException | None]:
-        task = asyncio.current_task()
-        assert task is not None
-        deadline = self._now() + timeout
-        ctx = Context(ev, deadline, log)
-        timed_out = False
-
-        def expire() -> None:
-            nonlocal timed_out
-            timed_out = True
-            task.cancel()
-
-        handle = self._clock.call_at(deadline, expire)
-        try:
-            if rt.is_async:
-                result = await rt.fn(ev.payload, ctx)
-            else:
-                result = await anyio.to_thread.run_sync(
-                    rt.fn, ev.payload, ctx, limiter=self._limiter, abandon_on_cancel=True
-                )
-        except asyncio.CancelledError as exc:
-            if timed_out and task.uncancel() == 0:
-                return False, timeout_error(ev.request_id, timeout), None
-            if timed_out or task.cancelling():
-                raise
-            return False, error_object(exc, ev.request_id), exc
-        except Exception as exc:
-            if timed_out:
-                task.uncancel()
-                return False, timeout_error(ev.request_id, timeout), None
-            return False, error_object(exc, ev.request_id), exc
-        finally:
-            handle.cancel()
-        if timed_out:
-            # the handler swallowed the cancellation and returned late: still a timeout
-            task.uncancel()
-            return False, timeout_error(ev.request_id, timeout), None
-        return True, result, None
-
-    # -- outcomes -------------------------------------------------------------------
-
-    def _log_success(self, ev: Event) -> None:
-        if self._info:
-            self._log.info(
-                "attempt.succeeded",
-                request_id=ev.request_id,
-                handler=ev.rt.name,
-                attempt=ev.attempts,
-            )
-
-    def _log_failure(self, ev: Event, error: dict[str, Any], exc: BaseException | None) -> None:
-        self._log.error(
-            "attempt.failed",
-            request_id=ev.request_id,
-            handler=ev.rt.name,
-            attempt=ev.attempts,
-            error_type=error.get("errorType"),
-            error_message=error.get("errorMessage"),
-            exc_info=exc if exc is not None else False,
-        )
-
-    async def _succeed_with_destination(self, ev: Event, result: Any) -> None:
-        sink = ev.cfg.on_success
-        assert sink is not None and self._deliverer is not None
-        record = destination_record(ev, SUCCESS, response=result)
-        sent = await self._deliverer.deliver(
-            sink, record, role="on_success", **self._log_context(ev)
-        )
-        if not sent:
-            self._destination_errors += 1
-        self._in_flight -= 1
-        self._succeeded += 1
-        if ev.settle is not None:
-            self._settle(ev, Outcome.SUCCEEDED)
-        self._wake_idle()
-
-    async def _after_failure(
-        self, ev: Event, error: dict[str, Any], exc: BaseException | None
-    ) -> None:
-        self._errors += 1
-        ev.error = error
-        self._log_failure(ev, error, exc)
-        h = ev.cfg
-        if ev.attempts > h.max_retries:
-            await self._fail(ev, RETRIES_EXHAUSTED, str(error.get("errorMessage", "")))
-            return
-        delay = h.retry_delay(ev.attempts)
-        due = self._now() + delay
-        if due - ev.enqueued_at > h.max_event_age:
-            reason = self._age_reason(ev, h.max_event_age, next_retry_in=delay)
-            await self._fail(ev, EVENT_AGE_EXCEEDED, reason)
-            return
-        try:
-            self._scheduler.schedule(due, ev)
-        except SchedulerFull as full:
-            self._log.error("retry.not_scheduled", reason=str(full), **self._log_context(ev))
-            await self._fail(ev, RETRIES_EXHAUSTED, f"{error.get('errorMessage')} ({full})")
-            return
-        self._in_flight -= 1
-        self._retries += 1
-        if self._info:
-            self._log.info(
-                "retry.scheduled", delay_s=delay, retry=ev.attempts, **self._log_context(ev)
-            )
-
-    def _age_reason(self, ev: Event, max_age: float, next_retry_in: float | None = None) -> str:
-        age = self._now() - ev.enqueued_at
-        last = f" Last error: {ev.error['errorMessage']}" if ev.error else ""
-        if next_retry_in is None:
-            return (
-                f"Event age exceeded: the event is {age:.3f} s old, older than its "
-                f"max_event_age of {max_age:g} s.{last}"
-            )
-        return (
-            f"Event age exceeded: the event is {age:.3f} s old and its next retry, in "
-            f"{next_retry_in:g} s, would be past its max_event_age of {max_age:g} s.{last}"
-        )
-
-    async def _fail(self, ev: Event, condition: str, reason: str) -> None:
-        """The event failed for good: dead letter and/or on-failure record, then count it."""
-        h = ev.cfg
-        ctx = self._log_context(ev)
-        expired = condition == EVENT_AGE_EXCEEDED
-        if expired:
-            self._log.warning("event.expired", reason=reason, **ctx)
-        # Lambda fires both at once when both are set (spec §3.3); so do we
-        if h.dead_letter is not None and h.on_failure is not None:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._send_dead_letter, ev, reason, condition)
-                tg.start_soon(self._send_failure_record, ev, condition)
-        elif h.dead_letter is not None:
-            await self._send_dead_letter(ev, reason, condition)
-        elif h.on_failure is not None:
-            await self._send_failure_record(ev, condition)
-        if h.dead_letter is None and h.on_failure is None:
-            # no DLQ and no destination: Lambda drops the event; eventflow at least logs it all
-            self._log.error(
-                "event.failed", condition=condition, reason=reason, payload=ev.payload, **ctx
-            )
-        self._in_flight -= 1
-        self._failed += 1
-        if expired:
-            self._expired += 1
-        if ev.settle is not None:
-            self._settle(ev, Outcome.FAILED)
-        self._wake_idle()
-
-    def _settle(self, ev: Event, outcome: Outcome) -> None:
-        settle, ev.settle = ev.settle, None
-        assert settle is not None
-        try:
-            settle(ev.request_id, outcome)
-        except Exception as exc:  # a source's bug must not take the worker down
-            self._log.error(
-                "source.settle_failed", outcome=outcome.value, exc_info=exc, **self._log_context(ev)
-            )
-
-    async def _send_dead_letter(self, ev: Event, reason: str, condition: str) -> None:
-        sink = ev.cfg.dead_letter
-        assert sink is not None and self._deliverer is not None
-        ctx = self._log_context(ev)
-        message = dead_letter_message(ev, reason)
-        if await self._deliverer.deliver(sink, message, role="dead_letter", **ctx):
-            self._dead_lettered += 1
-            self._log.warning("event.dead_lettered", condition=condition, **ctx)
-        else:
-            self._dead_letter_errors += 1
-
-    async def _send_failure_record(self, ev: Event, condition: str) -> None:
-        sink = ev.cfg.on_failure
-        assert sink is not None and self._deliverer is not None
-        record = destination_record(
-            ev, condition, response=ev.error, function_error=ev.error is not None
-        )
-        ctx = self._log_context(ev)
-        if not await self._deliverer.deliver(sink, record, role="on_failure", **ctx):
-            self._destination_errors += 1
-
-    @staticmethod
-    def _log_context(ev: Event) -> dict[str, Any]:
-        return {"request_id": ev.request_id, "handler": ev.rt.name, "attempt": ev.attempts}
-
     # -- draining and statistics ----------------------------------------------------
-
-    def _wall(self) -> float:
-        """Wall-clock seconds, moving with the app's clock (virtual in tests)."""
-        if self._wall_offset is None:
-            return time.time()
-        return self._wall_offset + self._clock.now()
-
-    def _idle(self) -> bool:
-        return not self._in_flight and not len(self._queue) and not len(self._scheduler)
-
-    def _wake_idle(self) -> None:
-        if self._idle_waiters and self._idle():
-            for fut in self._idle_waiters:
-                if not fut.done():
-                    fut.set_result(None)
-            self._idle_waiters.clear()
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait until no event is queued, running or waiting for a retry.

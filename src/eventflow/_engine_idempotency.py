@@ -1,0 +1,257 @@
+"""Idempotent attempts: claim a key, run or answer from the store, or wait for it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import anyio
+
+from ._context import Context
+from ._engine_attempts import Attempts
+from ._engine_base import CLAIMED, FLAT_TYPES
+from ._errors import (
+    IdempotencyConflict,
+)
+from ._event import Event
+from ._idempotency import DEFAULT_LEASE, Idempotency, key_text
+from ._payload import to_json
+from ._records import (
+    error_object,
+    marshal_error,
+)
+from ._runtime import HandlerRuntime
+from .sources import Outcome
+from .stores import Claim, ClaimStatus
+
+__all__ = ("IdempotentRuns",)
+
+
+class IdempotentRuns(Attempts):
+    """The idempotency option, on top of attempts."""
+
+    def _claim_inline(self, ev: Event, idem: Idempotency) -> tuple[str, Any] | None:
+        """Claim the key in a non-blocking store, for the worker's inline path.
+
+        Returns ``(key, token)`` when claimed, ``(key, None)`` when the attempt already
+        failed (``ev.error`` says why), or ``None`` when the event needs nothing more here:
+        answered from the store (a duplicate) or parked until the key settles.
+        """
+        store = idem._sync_store  # type: ignore[attr-defined]
+        try:
+            key = idem._get_key(ev.payload)  # type: ignore[attr-defined]
+            if type(key) is not str:
+                key = key_text(key)
+            now = self._wall()
+            lease = idem.lease or DEFAULT_LEASE
+            status, detail = store.claim_nowait(
+                key, ev.payload, now, now + lease, idem.validate_payload
+            )
+        except Exception as exc:
+            _, ev.error, _ = self._idempotency_error(ev, exc)
+            return ("", None)
+        if status is CLAIMED:
+            return (key, detail)
+        if status is ClaimStatus.COMPLETED:
+            self._deduplicated += 1
+            self._log.info("idempotency.duplicate", key=key, **self._log_context(ev))
+            self._in_flight -= 1
+            self._succeeded += 1
+            if ev.settle is not None:
+                self._settle(ev, Outcome.SUCCEEDED)
+            if self._idle_waiters:
+                self._wake_idle()
+            return None
+        if status is ClaimStatus.IN_PROGRESS:
+            self._wait_for_key(ev, key, detail or now)
+            return None
+        _, ev.error, _ = self._idempotency_error(ev, self._conflict(key))
+        return (key, None)
+
+    def _settle_claim(self, ev: Event, claim: tuple[str, Any], ok: bool, value: Any = None) -> None:
+        """Complete (with the result ``value``) or release an inline claim, without awaiting."""
+        idem = ev.cfg.idempotency
+        assert idem is not None
+        store = idem._sync_store  # type: ignore[attr-defined]
+        key, token = claim
+        try:
+            if not ok:
+                store.release_nowait(key, token)
+            else:
+                store.complete_nowait(key, token, to_json(value), self._wall() + idem.expires_after)
+        except Exception as store_error:  # a custom non-blocking store that failed
+            self._log.error(
+                "idempotency.store_failed",
+                key=key,
+                error=f"{type(store_error).__name__}: {store_error}",
+                **self._log_context(ev),
+            )
+        if self._key_waiters or self._key_futures:
+            self._key_settled(key)
+
+    @staticmethod
+    def _conflict(key: str) -> IdempotencyConflict:
+        return IdempotencyConflict(
+            f"Idempotency key {key!r} was first used with a different payload; the same key "
+            "must always come with the same event. Fix the key, or set "
+            "Idempotency(validate_payload=False) to answer such duplicates anyway."
+        )
+
+    async def _idempotent(
+        self, ev: Event, rt: HandlerRuntime, log: Any = None
+    ) -> tuple[str, Any, BaseException | None]:
+        """Claim the event's key, then run, answer from the store, or wait.
+
+        Returns ``("ok", result, None)``, ``("error", error object, exc)``,
+        ``("dedup", stored result, None)`` or ``("wait", (key, lease_until), None)``.
+        """
+        idem = ev.cfg.idempotency
+        assert idem is not None and idem.store is not None
+        try:
+            key = idem._get_key(ev.payload)  # type: ignore[attr-defined]
+            if type(key) is not str:
+                key = key_text(key)
+        except Exception as exc:
+            return self._idempotency_error(ev, exc)
+        now = self._wall()
+        lease = idem.lease or ev.cfg.timeout or DEFAULT_LEASE
+        sync = idem._sync_store  # type: ignore[attr-defined]
+        store = idem.store
+        try:
+            if sync is not None:
+                status, detail = sync.claim_nowait(
+                    key, ev.payload, now, now + lease, idem.validate_payload
+                )
+                claim = Claim(
+                    status,
+                    token=detail if status is CLAIMED else None,
+                    result=detail if status is ClaimStatus.COMPLETED else None,
+                    lease_until=detail if status is ClaimStatus.IN_PROGRESS else None,
+                )
+            else:
+                claim = await store.claim(
+                    key,
+                    ev.payload,
+                    now=now,
+                    lease_until=now + lease,
+                    validate=idem.validate_payload,
+                )
+        except Exception as exc:
+            # an unreachable store fails the attempt; it is retried like a function error
+            return self._idempotency_error(ev, exc)
+        status = claim.status
+        if status is not ClaimStatus.CLAIMED:
+            if status is ClaimStatus.COMPLETED:
+                self._log.info("idempotency.duplicate", key=key, **self._log_context(ev))
+                return "dedup", json.loads(claim.result or "null"), None
+            if status is ClaimStatus.IN_PROGRESS:
+                return "wait", (key, claim.lease_until or now), None
+            return self._idempotency_error(ev, self._conflict(key))
+        token = claim.token
+        assert token is not None
+        error: BaseException | None
+        try:
+            if rt.simple and ev.cfg.timeout is None and log is None:
+                # inline, as in _run: an async handler with no timeout and no cap
+                ev.attempts += 1
+                self._attempts += 1
+                try:
+                    value = await rt.fn(ev.payload, Context(ev, None))
+                except asyncio.CancelledError as cancelled:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        ev.attempts -= 1  # a cancelled attempt is not a failed attempt
+                        self._attempts -= 1
+                        raise
+                    ok, value, error = False, error_object(cancelled, ev.request_id), cancelled
+                except Exception as exc:
+                    ok, value, error = False, error_object(exc, ev.request_id), exc
+                else:
+                    ok, error = True, None
+                    if type(value) not in FLAT_TYPES:
+                        err = marshal_error(value, ev.request_id)
+                        if err is not None:
+                            ok, value = False, err
+            else:
+                ok, value, error = await self._attempt(ev, rt, log)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._release_claim(idem, key, token, ev)
+            raise
+        if ok:
+            try:
+                result = to_json(value)
+                expires_at = self._wall() + idem.expires_after
+                if sync is not None:
+                    sync.complete_nowait(key, token, result, expires_at)
+                else:
+                    await store.complete(key, token, result, expires_at=expires_at)
+            except Exception as store_error:
+                # the effect happened: report success, but a later duplicate may run again
+                self._log.error(
+                    "idempotency.complete_failed",
+                    key=key,
+                    error=f"{type(store_error).__name__}: {store_error}",
+                    **self._log_context(ev),
+                )
+            if self._key_waiters or self._key_futures:
+                self._key_settled(key)
+            return "ok", value, None
+        await self._release_claim(idem, key, token, ev)
+        return "error", value, error
+
+    def _idempotency_error(
+        self, ev: Event, exc: BaseException
+    ) -> tuple[str, Any, BaseException | None]:
+        # the key, the store or a conflict failed the attempt before the handler ran:
+        # still an attempt, so retries stay bounded by max_retries
+        ev.attempts += 1
+        self._attempts += 1
+        return "error", error_object(exc, ev.request_id), exc
+
+    async def _release_claim(self, idem: Idempotency, key: str, token: str, ev: Event) -> None:
+        assert idem.store is not None
+        try:
+            await idem.store.release(key, token)
+        except Exception as store_error:
+            # the claim's lease ends by itself; until then duplicates wait
+            self._log.error(
+                "idempotency.release_failed",
+                key=key,
+                error=f"{type(store_error).__name__}: {store_error}",
+                **self._log_context(ev),
+            )
+        self._key_settled(key)
+
+    def _wait_for_key(self, ev: Event, key: str, lease_until: float) -> None:
+        """Park a duplicate until the key's claim settles here, or re-check it later."""
+        self._key_waiters.setdefault(key, []).append(ev)
+        # another process may hold the claim: look again within a second, or at its end
+        recheck = min(1.0, max(0.0, lease_until - self._wall()) + 0.001)
+        self._in_flight -= 1
+        self._scheduler.schedule(self._now() + recheck, ev)
+
+    async def _wait_key_settled(self, key: str, lease_until: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._key_futures.setdefault(key, []).append(fut)
+        recheck = min(1.0, max(0.0, lease_until - self._wall()) + 0.001)
+
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        handle = self._clock.call_at(self._now() + recheck, wake)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+
+    def _key_settled(self, key: str) -> None:
+        for fut in self._key_futures.pop(key, ()):
+            if not fut.done():
+                fut.set_result(None)
+        waiters = self._key_waiters.pop(key, None)
+        if waiters:
+            for waiter in waiters:
+                self._scheduler.release_now(waiter)
