@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-__all__ = ("VirtualClock",)
+__all__ = ("FakeClock", "VirtualClock")
 
 # how many times to let the loop run before deciding it is busy for good
 _SETTLE_ROUNDS = 10_000
@@ -190,3 +190,7 @@ class VirtualClock:
 
     def __repr__(self) -> str:
         return f"VirtualClock(now={self._now!r}, pending={self.pending})"
+
+
+FakeClock = VirtualClock
+"""Another name for :class:`VirtualClock`, for readers used to trio's and anyio's term."""

@@ -96,9 +96,7 @@ async def test_same_key_with_another_payload_is_a_conflict(store: Any) -> None:
     async with eventflow.App() as app:
         await app.invoke(h, {"id": 1, "amount": 10})
         await app.drain()
-        result = await app.invoke(
-            h, {"id": 1, "amount": 99}, invocation_type="RequestResponse"
-        )
+        result = await app.invoke(h, {"id": 1, "amount": 99}, invocation_type="RequestResponse")
         await app.invoke(h, {"id": 1, "amount": 99})
         await app.drain()
     assert result.function_error == "Unhandled"
