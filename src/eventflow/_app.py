@@ -503,7 +503,11 @@ class App(IdempotentRuns):
         return AppClosed(f"App {self.name!r} is shutting down and accepts no more events.")
 
     def _new_event(self, handler: str | Handler, payload: Any) -> Event:
-        rt = self._index.get(handler) if type(handler) is str else None
+        try:
+            # names and Handler objects are both keys of the index: one lookup either way
+            rt = self._index.get(handler)
+        except TypeError:  # unhashable: certainly not a handler
+            rt = None
         if rt is None:
             rt = self._lookup(handler)
         if type(payload) is dict:
@@ -590,21 +594,16 @@ class App(IdempotentRuns):
             if self._state is not _State.RUNNING:
                 raise self._closed_error()
             ev = self._new_event(handler, payload)
-            queue = self._queue
-            while True:
-                try:
-                    queue.put_nowait(ev)
-                except QueueFull:
-                    await queue.wait_for_room()
-                    if self._state is not _State.RUNNING:
-                        raise self._closed_error() from None
-                else:
-                    self._received += 1
-                    if not self._received & _YIELD_EVERY_MASK:
-                        # a producer that never blocks would keep workers from starting
-                        # until its burst ends; give them the loop now and then
-                        await asyncio.sleep(0)
-                    return Accepted(ev.request_id)
+            try:
+                self._queue.put_nowait(ev)
+            except QueueFull:
+                return await self._enqueue(ev)
+            self._received += 1
+            if not self._received & _YIELD_EVERY_MASK:
+                # a producer that never blocks would keep workers from starting until its
+                # burst ends; give them the loop now and then
+                await asyncio.sleep(0)
+            return Accepted(ev.request_id)
         if invocation_type == "RequestResponse":
             return await self._request_response(handler, payload)
         if invocation_type == "DryRun":
@@ -624,16 +623,7 @@ class App(IdempotentRuns):
             raise self._closed_error()
         ev = self._new_event(handler, payload)
         ev.settle = settle
-        while True:
-            try:
-                self._queue.put_nowait(ev)
-            except QueueFull:
-                await self._queue.wait_for_room()
-                if self._state is not _State.RUNNING:
-                    raise self._closed_error() from None
-            else:
-                self._received += 1
-                return Accepted(ev.request_id)
+        return await self._enqueue(ev)
 
     async def reject(
         self,
@@ -659,6 +649,10 @@ class App(IdempotentRuns):
             "stackTrace": [],
         }
         self._log.error("event.rejected", reason=reason, **self._log_context(ev))
+        return await self._enqueue(ev)
+
+    async def _enqueue(self, ev: Event) -> Accepted:
+        """Queue ``ev``, waiting while the queue is full (or raise AppClosed if it closes)."""
         while True:
             try:
                 self._queue.put_nowait(ev)
