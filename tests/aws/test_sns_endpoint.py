@@ -21,7 +21,6 @@ import httpx
 import pytest
 import pytest_asyncio
 import structlog
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -38,6 +37,7 @@ from eventflow.aws._sns_http import (
     verify_sns_signature,
 )
 from eventflow.events import SNSEvent
+from http_support import serve_asgi as serve
 
 SNS = Path(__file__).resolve().parents[1] / "fixtures" / "events" / "sns"
 SIGNED = SNS / "signed"
@@ -130,29 +130,6 @@ def confirmation(kind: str = "SubscriptionConfirmation", **extra: Any) -> dict[s
 
 
 # --------------------------------------------------------------------------- serving
-
-
-@asynccontextmanager
-async def serve(asgi: Any) -> AsyncIterator[str]:
-    """Run ``asgi`` under uvicorn on a free port of 127.0.0.1; yield its base URL."""
-    config = uvicorn.Config(
-        asgi, host="127.0.0.1", port=0, log_level="warning", lifespan="on", log_config=None
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(500):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-        assert server.started, "uvicorn did not start within 5 s"
-        host, port = server.servers[0].sockets[0].getsockname()[:2]
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 class Recorder:

@@ -14,35 +14,12 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 import pytest
-import uvicorn
 
 from aws_support import isolate_aws_environment
+from http_support import serve_asgi as _serve
 
 REGION = "us-east-1"
 T = TypeVar("T")
-
-
-@asynccontextmanager
-async def _serve(asgi: Any) -> AsyncIterator[str]:
-    """Run ``asgi`` under uvicorn on a free port of 127.0.0.1; yield its base URL."""
-    config = uvicorn.Config(
-        asgi, host="127.0.0.1", port=0, log_level="warning", lifespan="on", log_config=None
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(500):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-        assert server.started, "uvicorn did not start within 5 s"
-        host, port = server.servers[0].sockets[0].getsockname()[:2]
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def host(context: AbstractAsyncContextManager[T]) -> tuple[T, Callable[[], Awaitable[None]]]:
