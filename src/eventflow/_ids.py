@@ -13,6 +13,7 @@ import uuid
 
 __all__ = ("new_request_id",)
 
+_BASE = 0x1_0000_0000_0000
 _prefix = ""
 _counter: itertools.count[int] = itertools.count()
 
@@ -21,8 +22,9 @@ def _reseed() -> None:
     global _prefix, _counter
     u = str(uuid.uuid4())
     _prefix = u[:24]
-    # start the counter at a random offset so two processes rarely share a suffix either
-    _counter = itertools.count(int(u[24:], 16) & 0xFFFF_FFFF)
+    # start at a random offset (so two processes rarely share a suffix either) above
+    # 0x1_0000_0000_0000, so hex(n)[3:] is always the 12 digits after a leading "0x1"
+    _counter = itertools.count(_BASE + (int(u[24:], 16) & 0xFF_FFFF_FFFF))
 
 
 _reseed()
@@ -31,4 +33,5 @@ os.register_at_fork(after_in_child=_reseed)
 
 def new_request_id() -> str:
     """A new request ID such as ``6f1c2c1e-09a2-4f00-8c1d-0000a1b2c3d4``."""
-    return f"{_prefix}{next(_counter) & 0xFFFF_FFFF_FFFF:012x}"
+    # hex() then a slice is about twice as fast as a format spec, on the invoke hot path
+    return _prefix + hex(next(_counter))[3:]
