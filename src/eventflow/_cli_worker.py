@@ -1,0 +1,183 @@
+"""``eventflow worker``: run an App's sources (SQSSource, ...) in N processes on this machine.
+
+``MODULE:APP`` names an :class:`eventflow.App` (like uvicorn's import string). Each worker
+process imports it and runs it (``async with app:``), so its sources consume, until it is
+told to stop. With ``--processes 1`` (the default) the App runs in this process.
+
+Process model: with ``--processes N`` (N > 1) the command is a parent that starts N
+worker processes, each a direct child running ``python -m eventflow worker MODULE:APP
+--processes 1``; it logs their pids (``worker.children``) and runs no App itself. The
+parent imports MODULE first, so a bad ``MODULE:APP`` exits 2 before any child starts.
+
+Every worker process logs ``worker.stats`` (its pid and the App's counters) every
+``--stats-interval`` seconds, and ``worker.stopped`` with the final counters.
+
+Shutdown: on SIGTERM or SIGINT a worker stops taking events, drains (up to the App's
+``shutdown_timeout``), releases or spills what is left and exits 0. The parent forwards
+SIGTERM to every child, waits for them all, and exits 0 if every child exited 0.
+
+A child that exits while not told to stop is logged at error level
+(``worker.child_died``, with its exit code) and not restarted: the parent stops the other
+children and exits 1, leaving restarts to your supervisor (systemd, Kubernetes, ...).
+Logs, one line per entry, go to stdout (children share the parent's stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import structlog
+
+from ._app import App
+from ._cli_common import CommandError, add_log_options, configure_logging, describe, load_app
+
+__all__ = ("add_parser",)
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_SUPERVISE_POLL = 0.1  # seconds between the parent's checks of its children
+
+
+def _counts(app: App) -> dict[str, int]:
+    return dataclasses.asdict(app.stats())
+
+
+async def _run_app(app: App, stats_interval: float, worker: int) -> int:
+    """Run ``app`` until SIGTERM or SIGINT, logging its counters every ``stats_interval``."""
+    log = structlog.get_logger("eventflow.worker").bind(pid=os.getpid(), worker=worker)
+    stop = asyncio.Event()
+    received: list[str] = []
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        stop.set()
+
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        async with app:
+            log.info("worker.started", app=app.name)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=stats_interval)
+                if not stop.is_set():
+                    log.info("worker.stats", **_counts(app))
+            log.info("worker.draining", app=app.name, signals=received, **_counts(app))
+        log.info("worker.stopped", app=app.name, **_counts(app))
+    finally:
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def _child_command(args: argparse.Namespace, index: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "eventflow",
+        "worker",
+        args.app,
+        "--processes",
+        "1",
+        "--stats-interval",
+        str(args.stats_interval),
+        "--log-level",
+        args.log_level,
+        "--log-format",
+        args.log_format,
+        "--child",
+        str(index),
+    ]
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """Start ``args.processes`` children, forward SIGTERM/SIGINT to them, and wait."""
+    log = structlog.get_logger("eventflow.worker").bind(pid=os.getpid())
+    signals: list[int] = []
+
+    def remember(sig: int, frame: FrameType | None) -> None:
+        signals.append(sig)
+
+    previous = {sig: signal.signal(sig, remember) for sig in _STOP_SIGNALS}
+    children: list[subprocess.Popen[bytes]] = []
+    died = False
+    try:
+        for index in range(1, args.processes + 1):
+            children.append(subprocess.Popen(_child_command(args, index)))
+        log.info("worker.children", app=args.app, children=[c.pid for c in children])
+        while not signals:
+            exited = [c for c in children if c.poll() is not None]
+            if exited:
+                for child in exited:
+                    log.error("worker.child_died", child=child.pid, exit_code=child.returncode)
+                died = True
+                break
+            time.sleep(_SUPERVISE_POLL)  # a signal is seen at the next check, <= 0.1 s on
+        names = [signal.Signals(s).name for s in signals] or ["child_died"]
+        log.info("worker.stopping", reason=names, children=[c.pid for c in children])
+    finally:
+        # forward the stop to every child still running, then wait for all of them
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        codes = {child.pid: child.wait() for child in children}
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    failed = {pid: code for pid, code in codes.items() if code != 0}
+    if failed and not died:
+        for pid, code in failed.items():
+            log.error("worker.child_failed", child=pid, exit_code=code)
+    log.info("worker.exited", children=codes)
+    return 1 if died or failed else 0
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    if args.stats_interval <= 0:
+        raise CommandError(f"--stats-interval must be positive seconds; got {args.stats_interval}.")
+    if args.processes < 1:
+        raise CommandError(f"--processes must be at least 1; got {args.processes}.")
+    configure_logging(args.log_level, args.log_format, stream=sys.stdout)
+    app, _ = load_app(args.app)  # in the parent too: a bad MODULE:APP exits 2 at once
+    if args.processes > 1 and args.child is None:
+        return _supervise(args)
+    return asyncio.run(_run_app(app, args.stats_interval, args.child or 0))
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``worker``."""
+    p = sub.add_parser(
+        "worker",
+        help="run an App's sources (SQS consumers) in one or more worker processes",
+        description=describe(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "app", metavar="MODULE:APP", help="the eventflow.App, e.g. myservice.handlers:app"
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes; above 1 each is a child of this command (1: run in-process)",
+    )
+    p.add_argument(
+        "--stats-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between each process's worker.stats log line (10)",
+    )
+    add_log_options(p)
+    # set by the parent on the children it starts: the child's number, 1..N
+    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd)
