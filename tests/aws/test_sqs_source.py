@@ -54,6 +54,9 @@ def recorder(count: int) -> tuple[Seen, anyio.Event, Callable[..., Awaitable[Non
 
 def source(url: str, handler: Any, endpoint: str, **kw: Any) -> SQSSource:
     kw.setdefault("wait_time_seconds", 1)
+    # one poller: moto's receive is not atomic across its threads, so two concurrent
+    # receives can both get one message (SQS is at-least-once; these tests count exactly)
+    kw.setdefault("pollers", 1)
     return SQSSource(url, handler, endpoint_url=endpoint, **kw)
 
 

@@ -173,9 +173,13 @@ def test_two_children_drain_a_queue_then_sigterm_exits_0(
             reader.join(timeout=10)  # the pipe ends when every process writing it has
     _entries(lines, log)
 
-    # Then every event was handled once, by the parent's two direct children
+    # Then every event was handled, by the parent's two direct children. SQS delivers at
+    # least once (and moto's receive is not atomic across threads), so a message may be
+    # handled twice by the two processes: never lost, rarely repeated.
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert sorted(r["event"]["n"] for r in records) == list(range(MESSAGES))
+    handled_numbers = [r["event"]["n"] for r in records]
+    assert set(handled_numbers) == set(range(MESSAGES))
+    assert len(handled_numbers) <= MESSAGES + 3
     (started,) = [e for e in log if e["event"] == "worker.children"]
     children = set(started["children"])
     assert len(children) == 2
@@ -184,7 +188,7 @@ def test_two_children_drain_a_queue_then_sigterm_exits_0(
     assert {e["pid"] for e in log if e["event"] == "worker.stats"} <= children
     stopped = [e for e in log if e["event"] == "worker.stopped"]
     assert {e["pid"] for e in stopped} == children
-    assert sum(e["succeeded"] for e in stopped) == MESSAGES
+    assert sum(e["succeeded"] for e in stopped) == len(records)
     assert [e["children"] for e in log if e["event"] == "worker.exited"] == [
         {str(pid): 0 for pid in started["children"]}
     ]
