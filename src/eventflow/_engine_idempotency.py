@@ -8,9 +8,8 @@ from typing import Any
 
 import anyio
 
-from ._context import Context
 from ._engine_attempts import Attempts
-from ._engine_base import CLAIMED, FLAT_TYPES
+from ._engine_base import CLAIMED
 from ._errors import (
     IdempotencyConflict,
 )
@@ -19,11 +18,10 @@ from ._idempotency import DEFAULT_LEASE, Idempotency, key_text
 from ._payload import to_json
 from ._records import (
     error_object,
-    marshal_error,
 )
 from ._runtime import HandlerRuntime
 from .sources import Outcome
-from .stores import Claim, ClaimStatus
+from .stores import ClaimStatus
 
 __all__ = ("IdempotentRuns",)
 
@@ -116,27 +114,17 @@ class IdempotentRuns(Attempts):
             return self._idempotency_error(ev, exc)
         now = self._wall()
         lease = idem.lease or ev.cfg.timeout or DEFAULT_LEASE
-        sync = idem._sync_store  # type: ignore[attr-defined]
         store = idem.store
         try:
-            if sync is not None:
-                status, detail = sync.claim_nowait(
-                    key, ev.payload, now, now + lease, idem.validate_payload
-                )
-                claim = Claim(
-                    status,
-                    token=detail if status is CLAIMED else None,
-                    result=detail if status is ClaimStatus.COMPLETED else None,
-                    lease_until=detail if status is ClaimStatus.IN_PROGRESS else None,
-                )
-            else:
-                claim = await store.claim(
-                    key,
-                    ev.payload,
-                    now=now,
-                    lease_until=now + lease,
-                    validate=idem.validate_payload,
-                )
+            # the general path speaks the async protocol; the worker handles non-blocking
+            # stores inline (_claim_inline), without these awaits
+            claim = await store.claim(
+                key,
+                ev.payload,
+                now=now,
+                lease_until=now + lease,
+                validate=idem.validate_payload,
+            )
         except Exception as exc:
             # an unreachable store fails the attempt; it is retried like a function error
             return self._idempotency_error(ev, exc)
@@ -150,31 +138,8 @@ class IdempotentRuns(Attempts):
             return self._idempotency_error(ev, self._conflict(key))
         token = claim.token
         assert token is not None
-        error: BaseException | None
         try:
-            if rt.simple and ev.cfg.timeout is None and log is None:
-                # inline, as in _run: an async handler with no timeout and no cap
-                ev.attempts += 1
-                self._attempts += 1
-                try:
-                    value = await rt.fn(ev.payload, Context(ev, None))
-                except asyncio.CancelledError as cancelled:
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        ev.attempts -= 1  # a cancelled attempt is not a failed attempt
-                        self._attempts -= 1
-                        raise
-                    ok, value, error = False, error_object(cancelled, ev.request_id), cancelled
-                except Exception as exc:
-                    ok, value, error = False, error_object(exc, ev.request_id), exc
-                else:
-                    ok, error = True, None
-                    if type(value) not in FLAT_TYPES:
-                        err = marshal_error(value, ev.request_id)
-                        if err is not None:
-                            ok, value = False, err
-            else:
-                ok, value, error = await self._attempt(ev, rt, log)
+            ok, value, error = await self._attempt(ev, rt, log)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._release_claim(idem, key, token, ev)
@@ -182,11 +147,9 @@ class IdempotentRuns(Attempts):
         if ok:
             try:
                 result = to_json(value)
-                expires_at = self._wall() + idem.expires_after
-                if sync is not None:
-                    sync.complete_nowait(key, token, result, expires_at)
-                else:
-                    await store.complete(key, token, result, expires_at=expires_at)
+                await store.complete(
+                    key, token, result, expires_at=self._wall() + idem.expires_after
+                )
             except Exception as store_error:
                 # the effect happened: report success, but a later duplicate may run again
                 self._log.error(

@@ -591,6 +591,14 @@ class _AttributeSink(_BatchingSink):
     """SQS and SNS: body plus typed message attributes, the same rules for both."""
 
     _number_limit: ClassVar[float | None] = None
+    _body_field: ClassVar[str]  # "MessageBody" (SQS) or "Message" (SNS)
+
+    def _prepare(self, message: Message) -> tuple[dict[str, Any], int]:
+        body, attributes, size = self._sized(message)
+        entry: dict[str, Any] = {self._body_field: body}
+        if attributes:
+            entry["MessageAttributes"] = attributes
+        return entry, size
 
     def _typed_attributes(
         self, attributes: Mapping[str, str]
@@ -683,6 +691,7 @@ class SQSSink(_AttributeSink):
     """
 
     _service = "sqs"
+    _body_field = "MessageBody"
     _max_batch_bytes = SQS_MAX_BATCH_BYTES
 
     def __init__(
@@ -742,13 +751,6 @@ class SQSSink(_AttributeSink):
         if configured is not None and str(configured).isdigit():
             self._max_entry_bytes = min(SQS_MAX_MESSAGE_BYTES, int(configured))
 
-    def _prepare(self, message: Message) -> tuple[dict[str, Any], int]:
-        body, attributes, size = self._sized(message)
-        entry: dict[str, Any] = {"MessageBody": body}
-        if attributes:
-            entry["MessageAttributes"] = attributes
-        return entry, size
-
     async def _call(self, client: Any, entries: list[dict[str, Any]]) -> list[_Fault | None]:
         response = await client.send_message_batch(
             QueueUrl=self.queue_url,
@@ -779,6 +781,7 @@ class SNSSink(_AttributeSink):
     """
 
     _service = "sns"
+    _body_field = "Message"
     _max_batch_bytes = SNS_MAX_BATCH_BYTES
     _number_limit = 1e9  # SNS Number attributes are within +-10^9
 
@@ -829,13 +832,6 @@ class SNSSink(_AttributeSink):
                 resource=self.topic_arn,
                 iam_action="sns:Publish",
             )
-
-    def _prepare(self, message: Message) -> tuple[dict[str, Any], int]:
-        body, attributes, size = self._sized(message)
-        entry: dict[str, Any] = {"Message": body}
-        if attributes:
-            entry["MessageAttributes"] = attributes
-        return entry, size
 
     async def _call(self, client: Any, entries: list[dict[str, Any]]) -> list[_Fault | None]:
         response = await client.publish_batch(
