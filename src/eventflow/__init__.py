@@ -4,9 +4,9 @@ Layout: ``_app`` (the App: lifecycle, invoke, workers) stands on the engine's la
 ``_engine_base`` → ``_engine_outcomes`` → ``_engine_attempts`` → ``_engine_idempotency``,
 and on the core pieces ``_queue``, ``_scheduler`` + ``_wheel``, ``_delivery`` and
 ``_records``; the core reads time only through ``_clock`` and never imports AWS code.
-``sinks``, ``sources``, ``stores``, ``events`` and ``testing`` are public modules; the AWS
-adapters live in ``eventflow.aws`` and the Lambda HTTP API in ``eventflow.http``, imported
-only when you import them.
+``sinks``, ``sources``, ``queues``, ``stores``, ``events`` and ``testing`` are public
+modules; the AWS adapters live in ``eventflow.aws`` and the Lambda HTTP API in
+``eventflow.http``, imported only when you import them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ._errors import IdempotencyConflict as IdempotencyConflict
 from ._errors import InvalidEvent as InvalidEvent
 from ._errors import InvalidPayload as InvalidPayload
 from ._errors import QueueFull as QueueFull
+from ._errors import QueueUnavailable as QueueUnavailable
 from ._errors import SchedulerFull as SchedulerFull
 from ._errors import UnknownHandler as UnknownHandler
 from ._handler import Handler as Handler
@@ -58,6 +59,7 @@ __all__ = (
     "Message",
     "QueueFull",
     "QueueStatistics",
+    "QueueUnavailable",
     "SchedulerFull",
     "Sink",
     "Stats",

@@ -57,6 +57,7 @@ from ._runtime import HandlerRuntime
 from ._scheduler import RetryScheduler
 from ._tail import TailLog
 from ._wheel import TimerWheel, WheelStatistics
+from .queues import Defer, QueuedEvent, SharedQueue
 from .sinks import Sink
 from .sources import Outcome, Settle, Source
 
@@ -122,6 +123,10 @@ class App(IdempotentRuns):
         thread_limit: Threads available to plain ``def`` handlers.
         region: AWS region used in function ARNs.
         account_id: AWS account ID used in function ARNs.
+        queue: A shared event queue (see :mod:`eventflow.queues`), such as
+            :class:`eventflow.aws.SQSEventQueue`, to keep ``Event`` invocations in instead
+            of the bounded in-memory queue: every app on it runs its events, and retries
+            wait in it. ``None`` (the default) is the in-memory queue of ``queue_size``.
     """
 
     def __init__(
@@ -142,6 +147,7 @@ class App(IdempotentRuns):
         thread_limit: int = 40,
         region: str = "us-east-1",
         account_id: str = "000000000000",
+        queue: SharedQueue | None = None,
     ) -> None:
         self.name = name
         self._queue_size = _check_int("queue_size", queue_size, 1)
@@ -160,6 +166,15 @@ class App(IdempotentRuns):
             raise ConfigurationError(
                 f"clock must have now() and call_at(when, callback) methods, got {clock!r}."
             )
+        if queue is not None and not all(
+            callable(getattr(queue, m, None)) for m in ("put", "run", "wait_empty")
+        ):
+            raise ConfigurationError(
+                f"queue must be a shared event queue (with put(), run() and wait_empty(), "
+                f"such as eventflow.aws.SQSEventQueue or eventflow.queues.MemoryQueue), "
+                f"got {queue!r}; leave it None for the in-memory queue."
+            )
+        self._shared = queue
         self._spill = spill
         self._sources = list(sources)
         for src in self._sources:
@@ -218,6 +233,8 @@ class App(IdempotentRuns):
         self._dead_letter_errors = 0
         self._destination_errors = 0
         self._deduplicated = 0
+        self._enqueued = 0
+        self._requeued = 0
 
     # -- handlers -------------------------------------------------------------------
 
@@ -359,7 +376,8 @@ class App(IdempotentRuns):
             if self._spill is not None:
                 sinks.append(self._spill)
             # sources are entered before and exited after the task group, like sinks
-            for sink in [*sinks, *self._sources]:
+            shared = [self._shared] if self._shared is not None else []
+            for sink in [*sinks, *self._sources, *shared]:
                 if id(sink) not in seen and hasattr(sink, "__aenter__"):
                     seen.add(id(sink))
                     await stack.enter_async_context(sink)
@@ -383,6 +401,8 @@ class App(IdempotentRuns):
         tg.start_soon(self._scheduler.run)
         self._state = _State.RUNNING
         try:
+            if self._shared is not None:
+                await tg.start(self._run_source, self._shared)
             for src in self._sources:
                 await tg.start(self._run_source, src)
         except BaseException:
@@ -414,7 +434,8 @@ class App(IdempotentRuns):
         try:
             if exc_type is None:
                 try:
-                    await self.drain(timeout=self._shutdown_timeout)
+                    # local work only: a shared queue keeps what waits in it for the next app
+                    await self._wait_idle(self._shutdown_timeout)
                 except TimeoutError:
                     log.warning(
                         "shutdown.timed_out",
@@ -447,7 +468,9 @@ class App(IdempotentRuns):
             task_status.started()
             await self._release_resources.wait()
 
-    async def _run_source(self, source: Source, *, task_status: TaskStatus[None]) -> None:
+    async def _run_source(
+        self, source: Source | SharedQueue, *, task_status: TaskStatus[None]
+    ) -> None:
         with anyio.CancelScope() as scope:
             self._source_scopes.append(scope)
             await source.run(self, task_status=task_status)
@@ -550,6 +573,11 @@ class App(IdempotentRuns):
             )
         if self._state is not _State.RUNNING:
             raise self._closed_error()
+        if self._shared is not None:
+            raise ConfigurationError(
+                "invoke_nowait() cannot put an event on a shared queue without waiting for "
+                "it to be stored; use 'await app.invoke(...)' with App(queue=...)."
+            )
         ev = self._new_event(handler, payload)
         self._queue.put_nowait(ev)
         self._received += 1
@@ -594,6 +622,8 @@ class App(IdempotentRuns):
             if self._state is not _State.RUNNING:
                 raise self._closed_error()
             ev = self._new_event(handler, payload)
+            if self._shared is not None:
+                return await self._put_shared(ev)
             try:
                 self._queue.put_nowait(ev)
             except QueueFull:
@@ -610,6 +640,54 @@ class App(IdempotentRuns):
             return self._dry_run(handler, payload)
         self._check_invocation_type(invocation_type)
         raise AssertionError("unreachable")
+
+    async def _put_shared(self, ev: Event) -> Accepted:
+        assert self._shared is not None
+        queued = QueuedEvent(ev.request_id, ev.rt.name, ev.payload, self._wall(), 0)
+        await self._shared.put(queued)
+        self._enqueued += 1
+        if self._info:
+            self._log.info("event.enqueued", request_id=ev.request_id, handler=ev.rt.name)
+        return Accepted(ev.request_id)
+
+    async def deliver(self, event: QueuedEvent, *, settle: Settle, defer: Defer) -> None:
+        """Take an event from a shared queue (see :mod:`eventflow.queues`) to run here.
+
+        Waits while the local queue is full. ``settle(request_id, outcome)`` is called
+        once the event succeeded, failed for good or was released at shutdown;
+        ``defer(request_id, delay)`` instead, when a retry is due in ``delay`` seconds.
+
+        Raises:
+            UnknownHandler: this app has no handler of that name (nothing is taken).
+            AppClosed: the app is shutting down (nothing is taken).
+        """
+        if self._state is not _State.RUNNING:
+            raise self._closed_error()
+        rt = self._lookup(event.handler)
+        # the age counts from the first enqueue, wherever that was
+        age = max(0.0, self._wall() - event.first_enqueued)
+        ev = Event(event.request_id, rt, event.payload, self._now() - age)
+        ev.attempts = event.attempts
+        ev.settle = settle
+        ev.defer = defer
+        if event.attempts > ev.cfg.max_retries:
+            # its last attempt was cut short by a process that died: no retry is left
+            ev.enqueued_at = -math.inf
+            ev.error = {
+                "errorMessage": (
+                    f"Retries exhausted: attempt {event.attempts} of this event stopped "
+                    "with the process running it, and it had no retries left."
+                ),
+                "errorType": "AttemptInterrupted",
+                "requestId": ev.request_id,
+                "stackTrace": [],
+            }
+            self._log.error(
+                "event.attempt_interrupted",
+                reason=ev.error["errorMessage"],
+                **self._log_context(ev),
+            )
+        await self._enqueue(ev)
 
     async def submit(
         self, handler: str | Handler, payload: Any, *, settle: Settle | None = None
@@ -893,6 +971,9 @@ class App(IdempotentRuns):
     async def drain(self, timeout: float | None = None) -> None:
         """Wait until no event is queued, running or waiting for a retry.
 
+        With a shared queue, that means every app's events on it: until the queue is
+        empty and this app is idle.
+
         Args:
             timeout: Seconds (on the app's clock) to wait at most; ``None`` waits as long
                 as it takes.
@@ -900,6 +981,30 @@ class App(IdempotentRuns):
         Raises:
             TimeoutError: the timeout passed first.
         """
+        shared = self._shared
+        if shared is None:
+            await self._wait_idle(timeout)
+            return
+        with anyio.CancelScope() as scope:
+            handle = None
+            if timeout is not None:
+                handle = self._clock.call_at(self._now() + timeout, scope.cancel)
+            try:
+                while True:
+                    await self._wait_idle(None)
+                    await shared.wait_empty()
+                    if self._idle():
+                        return
+            finally:
+                if handle is not None:
+                    handle.cancel()
+        raise TimeoutError(
+            f"App {self.name!r} did not drain within {timeout:g} s: {len(self._queue)} queued, "
+            f"{self._in_flight} in flight here, and the shared queue {shared!r} not empty."
+        )
+
+    async def _wait_idle(self, timeout: float | None) -> None:
+        """Wait until this app has no event queued, running or scheduled."""
         if self._idle():
             return
         loop = asyncio.get_running_loop()
@@ -945,6 +1050,8 @@ class App(IdempotentRuns):
             "dead_letter_errors": self._dead_letter_errors,
             "destination_errors": self._destination_errors,
             "deduplicated": self._deduplicated,
+            "enqueued": self._enqueued,
+            "requeued": self._requeued,
         }
 
     def stats(self) -> Stats:
@@ -958,6 +1065,16 @@ class App(IdempotentRuns):
     def scheduler_statistics(self) -> WheelStatistics:
         """A snapshot of the retry scheduler's timer wheel."""
         return self._scheduler.statistics()
+
+    @property
+    def concurrency(self) -> int:
+        """The number of workers: attempts that may run at once."""
+        return self._concurrency
+
+    @property
+    def queue(self) -> SharedQueue | None:
+        """The shared event queue given as ``App(queue=...)``, or ``None`` (in memory)."""
+        return self._shared
 
     @property
     def region(self) -> str:

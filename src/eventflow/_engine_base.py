@@ -52,6 +52,7 @@ class EngineBase:
     _dead_letter_errors: int
     _destination_errors: int
     _deduplicated: int
+    _requeued: int
 
     def _wall(self) -> float:
         """Wall-clock seconds, moving with the app's clock (virtual in tests)."""

@@ -77,6 +77,9 @@ class Outcomes(EngineBase):
             reason = self._age_reason(ev, h.max_event_age, next_retry_in=delay)
             await self._fail(ev, EVENT_AGE_EXCEEDED, reason)
             return
+        if ev.defer is not None:
+            self._defer(ev, delay)
+            return
         try:
             self._scheduler.schedule(due, ev)
         except SchedulerFull as full:
@@ -89,6 +92,28 @@ class Outcomes(EngineBase):
             self._log.info(
                 "retry.scheduled", delay_s=delay, retry=ev.attempts, **self._log_context(ev)
             )
+
+    def _defer(self, ev: Event, delay: float) -> None:
+        """Hand a retry back to the shared queue the event came from: it keeps the delay."""
+        defer, ev.defer, ev.settle = ev.defer, None, None
+        assert defer is not None
+        try:
+            defer(ev.request_id, delay)
+        except Exception as exc:  # a queue's bug: it redelivers after its own timeout
+            self._log.error("queue.defer_failed", exc_info=exc, **self._log_context(ev))
+        self._in_flight -= 1
+        self._retries += 1
+        self._requeued += 1
+        if self._info:
+            self._log.info(
+                "retry.scheduled",
+                delay_s=delay,
+                retry=ev.attempts,
+                queue="shared",
+                **self._log_context(ev),
+            )
+        if self._idle_waiters:
+            self._wake_idle()
 
     def _age_reason(self, ev: Event, max_age: float, next_retry_in: float | None = None) -> str:
         age = self._now() - ev.enqueued_at

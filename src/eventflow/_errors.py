@@ -8,6 +8,7 @@
     ├── InvalidPayload (also ValueError)       the payload is not JSON-serialisable
     ├── QueueFull                              invoke_nowait() found the event queue full
     ├── AppClosed                              invoke() after shutdown began, or before start
+    ├── QueueUnavailable                       a shared queue did not store an invoked event
     ├── SchedulerFull                          the retry timer wheel is at capacity
     ├── InvalidEvent (also ValueError)         a typed event view met a malformed event
     └── IdempotencyConflict                    an idempotency key came with another payload
@@ -25,6 +26,7 @@ __all__ = (
     "InvalidEvent",
     "InvalidPayload",
     "QueueFull",
+    "QueueUnavailable",
     "SchedulerFull",
     "UnknownHandler",
 )
@@ -52,6 +54,13 @@ class QueueFull(EventflowError):
 
 class AppClosed(EventflowError):
     """The app does not accept events: it has not started yet, or its shutdown has begun."""
+
+
+class QueueUnavailable(EventflowError):
+    """A shared event queue (``App(queue=...)``) did not store an invoked event.
+
+    The event was not accepted: the caller may retry the invoke.
+    """
 
 
 class SchedulerFull(EventflowError):

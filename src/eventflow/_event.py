@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._runtime import HandlerRuntime
+    from .queues import Defer
     from .sources import Settle
 
 __all__ = ("Event",)
@@ -24,11 +25,13 @@ class Event:
         error: The error object of the last failed attempt, or ``None``.
         timer: The retry timer while one is pending.
         settle: The submitting source's callback for the terminal outcome, if any.
+        defer: The shared queue's callback that takes a retry back, if it came from one.
     """
 
     __slots__ = (
         "attempts",
         "cfg",
+        "defer",
         "enqueued_at",
         "error",
         "payload",
@@ -48,6 +51,7 @@ class Event:
         self.error: dict[str, Any] | None = None
         self.timer: object | None = None
         self.settle: Settle | None = None
+        self.defer: Defer | None = None
 
     def __repr__(self) -> str:
         return f"<Event {self.request_id} handler={self.rt.name!r} attempts={self.attempts}>"

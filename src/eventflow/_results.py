@@ -81,6 +81,14 @@ class Stats:
         dead_letter_errors: Dead-letter sends given up (Lambda's ``DeadLetterErrors``).
         destination_errors: Destination sends given up (``DestinationDeliveryFailures``).
         deduplicated: Duplicate events answered from an idempotency record.
+        enqueued: Events this app put on its shared queue (``App(queue=...)``); each is
+            counted in ``received`` by the app that takes it from the queue.
+        requeued: Retries handed back to the shared queue, which delivers them again
+            after their delay to whichever app takes them (terminal for this app).
+
+    With a shared queue, ``received`` counts deliveries taken from it, and the equation
+    reads ``received == succeeded + failed + undelivered + requeued + queued + in_flight
+    + scheduled``.
     """
 
     received: int = 0
@@ -98,11 +106,13 @@ class Stats:
     dead_letter_errors: int = 0
     destination_errors: int = 0
     deduplicated: int = 0
+    enqueued: int = 0
+    requeued: int = 0
 
     @property
     def finished(self) -> int:
-        """Events with a terminal outcome: succeeded, failed or undelivered."""
-        return self.succeeded + self.failed + self.undelivered
+        """Events with an outcome in this app: succeeded, failed, undelivered or requeued."""
+        return self.succeeded + self.failed + self.undelivered + self.requeued
 
     @property
     def pending(self) -> int:

@@ -2,7 +2,8 @@
 
 Sources take events from SQS (S3 notifications, SNS subscriptions and EventBridge rules
 all deliver there) or from SNS over HTTP(S); sinks write dead letters and destination
-records to SQS, SNS and EventBridge in Lambda's formats. Every adapter takes
+records to SQS, SNS and EventBridge in Lambda's formats; :class:`SQSEventQueue` puts the
+app's event queue itself on SQS, shared by every process that uses it. Every adapter takes
 ``endpoint_url=None, region_name=None`` and an optional aiobotocore ``session``, so it
 works against AWS, LocalStack or a moto server alike. Importing ``eventflow`` alone never
 imports this package.
@@ -21,6 +22,8 @@ from ._sns_http import SignatureError as SignatureError
 from ._sns_http import SNSEndpoint as SNSEndpoint
 from ._sns_http import SNSEndpointStatistics as SNSEndpointStatistics
 from ._sns_http import verify_sns_signature as verify_sns_signature
+from ._sqs_queue import SQSEventQueue as SQSEventQueue
+from ._sqs_queue import SQSEventQueueStatistics as SQSEventQueueStatistics
 from ._sqs_source import SQSSource as SQSSource
 from ._sqs_source import SQSSourceStatistics as SQSSourceStatistics
 
@@ -32,6 +35,8 @@ __all__ = (
     "SNSEndpoint",
     "SNSEndpointStatistics",
     "SNSSink",
+    "SQSEventQueue",
+    "SQSEventQueueStatistics",
     "SQSSink",
     "SQSSource",
     "SQSSourceStatistics",

@@ -696,7 +696,7 @@ class SNSEndpoint:
             await self._check_signature(message)
         if message_type == "Notification":
             subscription = headers.get("x-amz-sns-subscription-arn")
-            return self._notify(lambda_event(message, subscription), context)
+            return await self._notify(lambda_event(message, subscription), context)
         if message_type == "SubscriptionConfirmation":
             return await self._confirm(message, context)
         self._unsubscribed += 1
@@ -779,9 +779,12 @@ class SNSEndpoint:
         finally:
             self._loading.pop(url, None)
 
-    def _notify(self, event: dict[str, Any], context: dict[str, Any]) -> _Reply:
+    async def _notify(self, event: dict[str, Any], context: dict[str, Any]) -> _Reply:
         try:
-            accepted = self._app.invoke_nowait(self._handler, event)
+            if self._app.queue is None:
+                accepted = self._app.invoke_nowait(self._handler, event)
+            else:  # the 200 waits until the shared queue has stored the event
+                accepted = await self._app.invoke(self._handler, event)
         except (QueueFull, AppClosed) as exc:
             self._busy += 1
             why = "queue_full" if isinstance(exc, QueueFull) else "app_closed"

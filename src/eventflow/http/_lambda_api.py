@@ -470,7 +470,10 @@ class LambdaAPI:
         app = self._app
         try:
             if kind == b"Event":
-                accepted = app.invoke_nowait(name, payload)
+                if app.queue is None:
+                    accepted = app.invoke_nowait(name, payload)
+                else:  # the 202 waits until the shared queue has stored the event
+                    accepted = await app.invoke(name, payload)
                 return _Reply(
                     202, b"", ((b"x-amzn-requestid", accepted.request_id.encode()), _EMPTY)
                 )

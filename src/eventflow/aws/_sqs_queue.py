@@ -1,0 +1,733 @@
+"""SQSEventQueue: the app's event queue on SQS, shared by every process that uses it.
+
+``invoke`` sends the event (batched across concurrent callers, ten per SendMessageBatch)
+and answers once SQS has stored it. Every app on the queue long-polls it and runs what it
+receives. The message stays in SQS until the event's terminal outcome, invisible while an
+app holds it (a heartbeat extends its visibility), so a process that dies only delays its
+events: SQS delivers them again after the visibility timeout.
+
+Retries go through SQS's visibility timeout, not a resend: the failed attempt's process
+sets the message's visibility to the retry delay and lets go of it, and SQS delivers it
+again after the delay, to whichever process receives first. That is one call per retry,
+atomic (no window where the event exists twice or not at all), survives the death of the
+process that scheduled it, and keeps the message's ID. The attempt number comes from SQS:
+attempts before a delivery = the ``Attempt`` attribute + ``ApproximateReceiveCount`` - 1,
+so a delivery cut short by a dying process counts as an attempt, as Lambda counts a
+crashed runtime. Messages an app received but never started when it stops are sent again
+with their ``Attempt`` attribute raised (and the originals deleted), so a restart costs
+no event a retry. The first-enqueue time travels as an attribute: the event's age counts
+from there wherever it runs.
+
+Message format: the body is the payload as JSON; the attributes are ``RequestID`` and
+``Handler`` (String), ``FirstEnqueued`` (Number, Unix seconds) and ``Attempt`` (Number).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+import structlog
+from aiobotocore.session import AioSession
+from anyio.abc import TaskStatus
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .._errors import (
+    AppClosed,
+    ConfigurationError,
+    InvalidPayload,
+    QueueUnavailable,
+    UnknownHandler,
+)
+from ..queues import QueuedEvent
+from ..sources import Outcome
+from ._clients import shared_client
+from ._errors import check_resource, error_code
+
+if TYPE_CHECKING:
+    from .._app import App
+
+__all__ = ("SQSEventQueue", "SQSEventQueueStatistics")
+
+_log = structlog.get_logger("eventflow.sqs_queue")
+_BATCH = 10
+_MAX_VISIBILITY = 43_200  # SQS's limit: 12 hours
+_REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT = "RequestID", "Handler", "FirstEnqueued", "Attempt"
+_ATTRIBUTES = [_REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT]
+
+
+@dataclass(frozen=True, slots=True)
+class SQSEventQueueStatistics:
+    """Counters of one :class:`SQSEventQueue` in this process.
+
+    Attributes:
+        sent: Events stored by ``invoke`` (SendMessage succeeded).
+        send_failed: Events whose send failed (the invoke raised QueueUnavailable).
+        received: Messages received.
+        duplicates: Messages received again while this process still held them (SQS is
+            at-least-once); the newer receipt is kept, nothing runs twice here.
+        malformed: Messages that are not eventflow events (left to the redrive policy).
+        undeliverable: Messages for a handler this app does not serve (left for another).
+        deleted: Messages deleted at a terminal outcome.
+        deferred: Retries handed to SQS with their delay as visibility timeout.
+        released: Messages sent back unstarted when the app stopped.
+        held: Messages received and not yet deleted, deferred or released.
+        api_calls: SQS API calls made (send, receive, delete, visibility, attributes).
+    """
+
+    sent: int
+    send_failed: int
+    received: int
+    duplicates: int
+    malformed: int
+    undeliverable: int
+    deleted: int
+    deferred: int
+    released: int
+    held: int
+    api_calls: int
+
+
+class _Held:
+    __slots__ = ("attempts", "body", "first", "handler", "id", "receipt", "request_id", "until")
+
+    def __init__(self, message: dict[str, Any], until: float) -> None:
+        self.id: str = message["MessageId"]
+        self.receipt: str = message["ReceiptHandle"]
+        self.body: str = message.get("Body", "")
+        self.until = until
+        self.attempts = 0  # attempts made before this delivery
+        self.request_id = self.handler = ""
+        self.first = 0.0
+
+
+class SQSEventQueue:
+    """An event queue on SQS for ``App(queue=...)``, shared by every app that uses it.
+
+    Args:
+        queue_url: The standard queue's URL. Set its VisibilityTimeout to how soon a
+            dead process's events should run elsewhere (30 s is fine) and give it a
+            redrive policy as a second safety net (maxReceiveCount well above the
+            handlers' max_retries + 1).
+        endpoint_url: AWS endpoint (LocalStack, moto); ``None`` for AWS or the
+            ``AWS_ENDPOINT_URL*`` environment.
+        region_name: AWS region; ``None`` for the standard AWS configuration.
+        session: An aiobotocore session to use.
+        batch_size: Messages per ReceiveMessage call (1 to 10). An app holds at most its
+            concurrency plus one batch.
+        wait_time_seconds: Long-polling wait (1 to 20 s). Shutdown waits for the poll in
+            progress, so that no message is left received without an attempt.
+        pollers: Concurrent ReceiveMessage loops.
+        visibility_timeout: Seconds each receive or heartbeat keeps a message invisible
+            (default: the queue's VisibilityTimeout).
+        delete_linger: Seconds a delete waits for nine others, to batch them.
+        senders: SendMessageBatch calls in flight at once; callers that come while they
+            are busy share the next batch.
+        consume: ``False`` for an app that only invokes (a web front end, say): it runs
+            no events from the queue.
+        check: Check at start that the queue exists and is reachable.
+    """
+
+    def __init__(
+        self,
+        queue_url: str,
+        *,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        session: AioSession | None = None,
+        batch_size: int = 10,
+        wait_time_seconds: int = 5,
+        pollers: int = 1,
+        visibility_timeout: int | None = None,
+        delete_linger: float = 0.25,
+        senders: int = 4,
+        consume: bool = True,
+        check: bool = True,
+    ) -> None:
+        if not isinstance(queue_url, str) or not queue_url:
+            raise ConfigurationError(f"queue_url must be the queue's URL, got {queue_url!r}.")
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or not 1 <= batch_size <= _BATCH
+        ):
+            raise ConfigurationError(f"batch_size must be between 1 and 10, got {batch_size!r}.")
+        if not isinstance(wait_time_seconds, int) or not 1 <= wait_time_seconds <= 20:
+            raise ConfigurationError(
+                f"wait_time_seconds must be between 1 and 20 (SQS long polling), "
+                f"got {wait_time_seconds!r}."
+            )
+        if (
+            not isinstance(pollers, int)
+            or pollers < 1
+            or not isinstance(senders, int)
+            or senders < 1
+        ):
+            raise ConfigurationError(
+                f"pollers and senders must be integers >= 1, got pollers={pollers!r}, "
+                f"senders={senders!r}."
+            )
+        if visibility_timeout is not None and not 2 <= visibility_timeout <= _MAX_VISIBILITY:
+            raise ConfigurationError(
+                f"visibility_timeout must be between 2 and 43200 seconds, "
+                f"got {visibility_timeout!r}."
+            )
+        if not isinstance(delete_linger, int | float) or not 0 <= delete_linger <= 10:
+            raise ConfigurationError(
+                f"delete_linger must be between 0 and 10 seconds, got {delete_linger!r}."
+            )
+        self.queue_url = queue_url
+        self._endpoint_url = endpoint_url
+        self._region_name = region_name
+        self._session = session
+        self._batch_size = batch_size
+        self._wait = wait_time_seconds
+        self._pollers = pollers
+        self._vt_arg = visibility_timeout
+        self._vt = visibility_timeout or 30
+        self._linger = float(delete_linger)
+        self._senders = senders
+        self._consume = consume
+        self._check = check
+        self._max_bytes = 262_144
+        self._client: Any = None
+        self._stack: AsyncExitStack | None = None
+        self._tg: Any = None
+        self._held: dict[str, _Held] = {}
+        self._holding = 0  # received and not yet deleted, deferred or released by SQS
+        self._reserved = 0  # room claimed by receives in progress
+        self._to_delete: list[_Held] = []
+        self._to_defer: list[tuple[_Held, int]] = []
+        self._to_release: list[_Held] = []
+        self._outbox: list[tuple[dict[str, Any], anyio.Event, list[BaseException]]] = []
+        self._sending = 0
+        self._work = anyio.Event()
+        self._wake_flusher = anyio.Event()
+        self._room = anyio.Event()
+        self._closing = False
+        self._closed = anyio.Event()
+        self._sent = self._send_failed = self._received = self._duplicates = 0
+        self._malformed = self._undeliverable = 0
+        self._deleted = self._deferred = self._released = self._api_calls = 0
+
+    def __repr__(self) -> str:
+        return f"SQSEventQueue({self.queue_url!r})"
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def __aenter__(self) -> SQSEventQueue:
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            self._client = await stack.enter_async_context(
+                shared_client(
+                    "sqs",
+                    region_name=self._region_name,
+                    endpoint_url=self._endpoint_url,
+                    session=self._session,
+                )
+            )
+            if self._check:
+                result = await check_resource(
+                    self._client,
+                    "get_queue_attributes",
+                    {
+                        "QueueUrl": self.queue_url,
+                        "AttributeNames": ["VisibilityTimeout", "MaximumMessageSize"],
+                    },
+                    what="event queue",
+                    resource=self.queue_url,
+                    iam_action=(
+                        "sqs:SendMessage, sqs:ReceiveMessage, sqs:DeleteMessage, "
+                        "sqs:ChangeMessageVisibility, sqs:GetQueueAttributes"
+                    ),
+                )
+                attributes = result.get("Attributes", {})
+                if self._vt_arg is None:
+                    self._vt = max(2, int(attributes.get("VisibilityTimeout", 30)))
+                self._max_bytes = int(attributes.get("MaximumMessageSize", self._max_bytes))
+            self._tg = await stack.enter_async_context(anyio.create_task_group())
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self._tg.start_soon(self._flusher)
+        self._tg.start_soon(self._heartbeat)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        # the app has settled every event it took; flush deletes, defers and releases
+        self._closing = True
+        self._closed.set()
+        for held in list(self._held.values()):
+            if held.request_id:
+                self._release(held)  # received, never delivered to the app
+            else:
+                self._drop(held)
+        self._wake_flusher.set()
+        self._work.set()
+        assert self._stack is not None
+        await self._stack.aclose()
+        self._stack = None
+
+    # -- sending --------------------------------------------------------------------
+
+    async def put(self, event: QueuedEvent) -> None:
+        """Send ``event`` to SQS; return once SQS has stored it.
+
+        Raises:
+            InvalidPayload: the message would be larger than the queue accepts.
+            QueueUnavailable: SQS did not store it (nothing was accepted).
+        """
+        if self._client is None or self._closing:
+            raise QueueUnavailable(
+                f"The SQS event queue {self.queue_url} is not open; the app opens it when "
+                "it starts (App(queue=...))."
+            )
+        body = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False)
+        entry = {
+            "MessageBody": body,
+            "MessageAttributes": {
+                _REQUEST_ID: {"DataType": "String", "StringValue": event.request_id},
+                _HANDLER: {"DataType": "String", "StringValue": event.handler},
+                _FIRST: {"DataType": "Number", "StringValue": f"{event.first_enqueued:.3f}"},
+                _ATTEMPT: {"DataType": "Number", "StringValue": str(event.attempts)},
+            },
+        }
+        size = len(body.encode()) + 160 + len(event.request_id) + len(event.handler)
+        if size > self._max_bytes:
+            raise InvalidPayload(
+                f"The payload for {event.handler!r} is {size - 160} bytes as JSON; the SQS "
+                f"event queue {self.queue_url} takes messages of at most {self._max_bytes} "
+                "bytes (its MaximumMessageSize). Put the data in S3 and invoke with its key."
+            )
+        done = anyio.Event()
+        failure: list[BaseException] = []
+        self._outbox.append((entry, done, failure))
+        if self._sending < self._senders:
+            self._sending += 1
+            self._tg.start_soon(self._send_loop)
+        await done.wait()
+        if failure:
+            raise failure[0]
+
+    async def _send_loop(self) -> None:
+        # sends at once; callers that arrive meanwhile form the next batch, up to ten
+        try:
+            while self._outbox:
+                chunk, self._outbox = self._outbox[:_BATCH], self._outbox[_BATCH:]
+                await self._send_chunk(chunk)
+        finally:
+            self._sending -= 1
+
+    async def _send_chunk(
+        self, chunk: list[tuple[dict[str, Any], anyio.Event, list[BaseException]]]
+    ) -> None:
+        entries = [dict(entry, Id=str(i)) for i, (entry, _, _) in enumerate(chunk)]
+        try:
+            self._api_calls += 1
+            response = await self._client.send_message_batch(
+                QueueUrl=self.queue_url, Entries=entries
+            )
+        except (ClientError, BotoCoreError) as exc:
+            error = QueueUnavailable(
+                f"The SQS event queue {self.queue_url} did not store the event: "
+                f"{type(exc).__name__}: {exc}. Nothing was accepted; invoke again."
+            )
+            for _, done, failure in chunk:
+                failure.append(error)
+                done.set()
+            self._send_failed += len(chunk)
+            return
+        failed = {f["Id"]: f for f in response.get("Failed", [])}
+        for i, (_, done, failure) in enumerate(chunk):
+            why = failed.get(str(i))
+            if why is not None:
+                failure.append(
+                    QueueUnavailable(
+                        f"The SQS event queue {self.queue_url} refused the event "
+                        f"({why.get('Code')}: {why.get('Message')}). Nothing was accepted."
+                    )
+                )
+                self._send_failed += 1
+            else:
+                self._sent += 1
+            done.set()
+
+    # -- receiving ------------------------------------------------------------------
+
+    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
+        """Receive events and hand them to ``app`` until cancelled."""
+        if self._client is None:
+            raise RuntimeError(
+                "SQSEventQueue is not open: pass it as App(queue=...); the app opens it."
+            )
+        if not self._consume:
+            task_status.started()
+            return
+        bound = app.concurrency + self._batch_size
+        async with anyio.create_task_group() as tg:
+            for _ in range(self._pollers):
+                tg.start_soon(self._poll, app, bound)
+            task_status.started()
+
+    async def _poll(self, app: App, bound: int) -> None:
+        backoff = 1.0
+        while True:
+            # hold at most the app's concurrency plus one batch, pending deletes included
+            while self._holding + self._reserved + self._batch_size > bound:
+                if self._to_delete or self._to_defer:
+                    self._wake_flusher.set()  # room is waiting in a batch not sent yet
+                    self._work.set()
+                if self._room.is_set():
+                    self._room = anyio.Event()
+                await self._room.wait()
+            await anyio.lowlevel.checkpoint()  # where a shutdown's cancellation lands
+            room = min(self._batch_size, bound - self._holding - self._reserved)
+            self._reserved += room
+            try:
+                # shielded: a poll cut off would leave its messages received, unattempted
+                with anyio.CancelScope(shield=True):
+                    messages = await self._receive(room)
+            finally:
+                self._reserved -= room
+            if messages is None:
+                await anyio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 20.0)
+                continue
+            backoff = 1.0
+            batch = self._take(messages)
+            for i, held in enumerate(batch):
+                try:
+                    await self._deliver(app, held)
+                except AppClosed:
+                    for rest in batch[i:]:
+                        self._release(rest)
+                    return
+                except BaseException:
+                    for rest in batch[i:]:
+                        if rest.id in self._held:
+                            self._release(rest)
+                    raise
+
+    async def _receive(self, room: int) -> list[dict[str, Any]] | None:
+        try:
+            self._api_calls += 1
+            response = await self._client.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=room,
+                WaitTimeSeconds=self._wait,
+                VisibilityTimeout=self._vt,
+                MessageAttributeNames=_ATTRIBUTES,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            _log.error(
+                "sqs_queue.receive_failed",
+                queue_url=self.queue_url,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return None
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        return messages
+
+    def _take(self, messages: list[dict[str, Any]]) -> list[_Held]:
+        until = anyio.current_time() + self._vt
+        batch: list[_Held] = []
+        for m in messages:
+            self._received += 1
+            old = self._held.get(m["MessageId"])
+            if old is not None:
+                # SQS delivered it again while we hold it: keep the newer receipt only
+                old.receipt = m["ReceiptHandle"]
+                old.until = until
+                self._duplicates += 1
+                _log.warning(
+                    "sqs_queue.duplicate_delivery", message_id=old.id, request_id=old.request_id
+                )
+                continue
+            held = _Held(m, until)
+            self._held[held.id] = held
+            self._holding += 1
+            if self._parse(held, m):
+                batch.append(held)
+        return batch
+
+    def _parse(self, held: _Held, message: dict[str, Any]) -> bool:
+        attributes = message.get("MessageAttributes", {})
+        try:
+            held.request_id = attributes[_REQUEST_ID]["StringValue"]
+            held.handler = attributes[_HANDLER]["StringValue"]
+            held.first = float(attributes[_FIRST]["StringValue"])
+            base = int(attributes.get(_ATTEMPT, {}).get("StringValue", "0"))
+            count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+            held.attempts = base + max(0, count - 1)
+        except (KeyError, TypeError, ValueError) as exc:
+            self._malformed += 1
+            _log.error(
+                "sqs_queue.malformed_message",
+                queue_url=self.queue_url,
+                message_id=held.id,
+                reason=(
+                    f"the message lacks eventflow's attributes ({exc!r}); only "
+                    "SQSEventQueue should send to an event queue. It is left to the "
+                    "queue's redrive policy."
+                ),
+            )
+            self._drop(held)
+            return False
+        return True
+
+    async def _deliver(self, app: App, held: _Held) -> None:
+        try:
+            payload = json.loads(held.body)
+        except ValueError:
+            payload = None
+            self._malformed += 1
+            _log.error(
+                "sqs_queue.malformed_message",
+                queue_url=self.queue_url,
+                message_id=held.id,
+                request_id=held.request_id,
+                reason="its body is not valid JSON; it is left to the queue's redrive policy",
+            )
+            self._drop(held)
+            return
+        event = QueuedEvent(held.request_id, held.handler, payload, held.first, held.attempts)
+        try:
+            await app.deliver(
+                event,
+                settle=lambda _rid, outcome: self._settle(held, outcome),
+                defer=lambda _rid, delay: self._defer(held, delay),
+            )
+        except UnknownHandler as exc:
+            self._undeliverable += 1
+            _log.error(
+                "sqs_queue.undeliverable",
+                queue_url=self.queue_url,
+                request_id=held.request_id,
+                handler=held.handler,
+                reason=f"{exc} It is left for an app that serves it.",
+            )
+            self._drop(held)
+
+    # -- settling -------------------------------------------------------------------
+
+    def _drop(self, held: _Held) -> None:
+        # let go without a call: SQS shows it again after its visibility timeout
+        if self._held.pop(held.id, None) is not None:
+            self._holding -= 1
+            self._room.set()
+
+    def _settle(self, held: _Held, outcome: Outcome) -> None:
+        if self._held.pop(held.id, None) is None:
+            return
+        if outcome is Outcome.RELEASED:
+            self._to_release.append(held)
+        else:
+            self._to_delete.append(held)
+        self._nudge(len(self._to_delete))
+
+    def _defer(self, held: _Held, delay: float) -> None:
+        if self._held.pop(held.id, None) is None:
+            return
+        self._to_defer.append((held, min(_MAX_VISIBILITY, max(0, math.ceil(delay)))))
+        self._nudge(len(self._to_defer))
+
+    def _release(self, held: _Held) -> None:
+        if self._held.pop(held.id, None) is None:
+            return
+        self._to_release.append(held)
+        self._nudge(len(self._to_release))
+
+    def _nudge(self, pending: int) -> None:
+        self._work.set()  # the flusher wakes, then lingers for a fuller batch
+        if pending >= _BATCH or self._closing or self._to_release:
+            self._wake_flusher.set()
+
+    async def _flusher(self) -> None:
+        while True:
+            if not (self._to_delete or self._to_defer or self._to_release):
+                if self._closing:
+                    return
+                self._work = anyio.Event()
+                await self._work.wait()
+                continue
+            if (
+                len(self._to_delete) < _BATCH
+                and len(self._to_defer) < _BATCH
+                and not self._to_release
+                and not self._closing
+            ):
+                # linger so a batch fills up: one call per ten messages
+                self._wake_flusher = anyio.Event()
+                with anyio.move_on_after(self._linger):
+                    await self._wake_flusher.wait()
+            if self._to_defer:
+                defers, self._to_defer = self._to_defer[:_BATCH], self._to_defer[_BATCH:]
+                await self._change_visibility(defers)
+            if self._to_delete:
+                chunk, self._to_delete = self._to_delete[:_BATCH], self._to_delete[_BATCH:]
+                self._deleted += await self._delete(chunk)
+            if self._to_release:
+                chunk, self._to_release = self._to_release[:_BATCH], self._to_release[_BATCH:]
+                await self._send_back(chunk)
+
+    def _done(self, count: int) -> None:
+        self._holding -= count
+        self._room.set()
+
+    async def _batch(self, operation: str, entries: list[dict[str, Any]]) -> set[str] | None:
+        """Call a batch operation; the Ids that failed, or ``None`` if the call failed."""
+        try:
+            self._api_calls += 1
+            response = await getattr(self._client, operation)(
+                QueueUrl=self.queue_url, Entries=entries
+            )
+        except (ClientError, BotoCoreError) as exc:
+            _log.error(
+                "sqs_queue.batch_failed",
+                operation=operation,
+                queue_url=self.queue_url,
+                messages=len(entries),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return None
+        failed = response.get("Failed", [])
+        for failure in failed:
+            _log.error(
+                "sqs_queue.batch_entry_failed",
+                operation=operation,
+                queue_url=self.queue_url,
+                code=failure.get("Code"),
+                error=failure.get("Message"),
+            )
+        return {f["Id"] for f in failed}
+
+    async def _delete(self, chunk: list[_Held]) -> int:
+        entries = [{"Id": str(i), "ReceiptHandle": h.receipt} for i, h in enumerate(chunk)]
+        failed = await self._batch("delete_message_batch", entries)
+        self._done(len(chunk))
+        # a failed delete means a duplicate delivery later, never a loss
+        return 0 if failed is None else len(chunk) - len(failed)
+
+    async def _change_visibility(self, defers: list[tuple[_Held, int]]) -> None:
+        entries = [
+            {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": delay}
+            for i, (h, delay) in enumerate(defers)
+        ]
+        failed = await self._batch("change_message_visibility_batch", entries)
+        self._done(len(defers))
+        # failed: the message shows again after its current visibility, a later retry
+        self._deferred += len(defers) - (len(defers) if failed is None else len(failed))
+
+    async def _send_back(self, chunk: list[_Held]) -> None:
+        # a fresh message with the attempts so far, so its next receive counts no attempt
+        entries = []
+        for i, h in enumerate(chunk):
+            entries.append(
+                {
+                    "Id": str(i),
+                    "MessageBody": h.body,
+                    "MessageAttributes": {
+                        _REQUEST_ID: {"DataType": "String", "StringValue": h.request_id},
+                        _HANDLER: {"DataType": "String", "StringValue": h.handler},
+                        _FIRST: {"DataType": "Number", "StringValue": f"{h.first:.3f}"},
+                        _ATTEMPT: {"DataType": "Number", "StringValue": str(h.attempts)},
+                    },
+                }
+            )
+        failed = await self._batch("send_message_batch", entries)
+        if failed is None:
+            # not sent: make the originals visible now instead (one receive is counted)
+            await self._batch(
+                "change_message_visibility_batch",
+                [
+                    {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": 0}
+                    for i, h in enumerate(chunk)
+                ],
+            )
+            self._done(len(chunk))
+            return
+        sent = [h for i, h in enumerate(chunk) if str(i) not in failed]
+        if sent:
+            await self._delete(sent)
+        self._done(len(chunk) - len(sent))
+        self._released += len(sent)
+
+    # -- heartbeats and emptiness ---------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        while not self._closing:
+            with anyio.move_on_after(max(0.5, self._vt / 3)):
+                await self._closed.wait()
+            if self._closing:
+                return
+            now = anyio.current_time()
+            due = [h for h in self._held.values() if h.until - now < self._vt / 2]
+            for start in range(0, len(due), _BATCH):
+                chunk = due[start : start + _BATCH]
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": self._vt}
+                    for i, h in enumerate(chunk)
+                ]
+                try:
+                    self._api_calls += 1
+                    response = await self._client.change_message_visibility_batch(
+                        QueueUrl=self.queue_url, Entries=entries
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    _log.error(
+                        "sqs_queue.heartbeat_failed",
+                        queue_url=self.queue_url,
+                        code=error_code(exc),
+                        error=str(exc),
+                    )
+                    continue
+                failed = {f["Id"] for f in response.get("Failed", [])}
+                for i, h in enumerate(chunk):
+                    if str(i) not in failed:
+                        h.until = now + self._vt
+
+    async def wait_empty(self, poll_interval: float = 0.2) -> None:
+        """Return once the queue holds no message, visible, in flight or delayed.
+
+        SQS's counts are approximate (exact on moto and LocalStack); this polls them.
+        """
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        while True:
+            if not (self._outbox or self._sending or self._holding):
+                self._api_calls += 1
+                result = await self._client.get_queue_attributes(
+                    QueueUrl=self.queue_url, AttributeNames=names
+                )
+                counts = result.get("Attributes", {})
+                if not any(int(counts.get(n, "0")) for n in names):
+                    return
+            await anyio.sleep(poll_interval)
+
+    def statistics(self) -> SQSEventQueueStatistics:
+        """A snapshot of this process's counters."""
+        return SQSEventQueueStatistics(
+            sent=self._sent,
+            send_failed=self._send_failed,
+            received=self._received,
+            duplicates=self._duplicates,
+            malformed=self._malformed,
+            undeliverable=self._undeliverable,
+            deleted=self._deleted,
+            deferred=self._deferred,
+            released=self._released,
+            held=self._holding,
+            api_calls=self._api_calls,
+        )

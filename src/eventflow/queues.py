@@ -1,0 +1,281 @@
+"""Shared event queues: an event queue that outlives the process, for ``App(queue=...)``.
+
+By default an app keeps its accepted events in a bounded in-memory queue: fast, and gone
+with the process. A *shared queue* keeps them elsewhere, so that any number of apps
+(processes, machines) serve one queue: ``invoke`` in one process may run in another, a
+crash means redelivery instead of loss, and capacity grows by adding processes.
+:class:`eventflow.aws.SQSEventQueue` is the one for production; :class:`MemoryQueue`
+is the in-memory implementation that tests and docs use (apps in one process sharing it).
+
+The protocol is small. The app calls :meth:`SharedQueue.put` for every ``Event``
+invocation and answers 202 once it returns. It runs :meth:`SharedQueue.run` in its task
+group, which receives events and hands each to :meth:`eventflow.App.deliver` with two
+callbacks, like a source's: ``settle(request_id, outcome)`` once the event's outcome in
+this process is known (``SUCCEEDED`` / ``FAILED``: delete it; ``RELEASED``: the app stopped
+first, give it back unchanged), and ``defer(request_id, delay)`` when an attempt failed
+and a retry is due in ``delay`` seconds: the queue keeps the event and delivers it again,
+to whichever app takes it, after the delay. Attempts travel with the event
+(:attr:`QueuedEvent.attempts`), so retries and the event's age are the same wherever it
+runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+
+from ._errors import AppClosed, ConfigurationError, UnknownHandler
+from .sources import Outcome
+
+if TYPE_CHECKING:
+    from ._app import App
+
+_log = structlog.get_logger("eventflow.queue")
+
+__all__ = (
+    "Defer",
+    "MemoryQueue",
+    "MemoryQueueStatistics",
+    "QueuedEvent",
+    "SharedQueue",
+)
+
+Defer = Callable[[str, float], None]
+"""Called with an event's request ID and a delay in seconds: deliver it again after it."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEvent:
+    """An event as a shared queue carries it.
+
+    Attributes:
+        request_id: The invocation's request ID, the same for every attempt.
+        handler: The name of the handler that runs it.
+        payload: The JSON payload.
+        first_enqueued: Wall-clock time (Unix seconds) of the first enqueue: the event's
+            age, checked against ``max_event_age``, counts from here.
+        attempts: Attempts already made before this delivery (an attempt cut short by a
+            dying process counts, as Lambda counts a crashed runtime).
+    """
+
+    request_id: str
+    handler: str
+    payload: Any
+    first_enqueued: float
+    attempts: int = 0
+
+
+@runtime_checkable
+class SharedQueue(Protocol):
+    """An event queue shared by apps: ``put`` stores an event, ``run`` delivers events.
+
+    A queue that is also an async context manager is entered before the app starts and
+    exited after every event it delivered has been settled.
+    """
+
+    async def put(self, event: QueuedEvent) -> None:
+        """Store ``event`` durably; return only once it is stored (the 202 waits for it)."""
+        ...
+
+    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
+        """Call ``task_status.started()``, then hand events to ``app.deliver`` until cancelled.
+
+        Hold no more than ``app.concurrency`` plus one receive batch of undeleted events.
+        """
+        ...
+
+    async def wait_empty(self) -> None:
+        """Return once no event is stored, waiting for a retry or being run anywhere."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryQueueStatistics:
+    """A snapshot of a :class:`MemoryQueue`.
+
+    Attributes:
+        maxsize: Bound on events stored (visible, delayed and delivered together).
+        visible: Events ready for delivery.
+        delayed: Events waiting for a retry delay.
+        delivered: Events handed to an app and not yet settled.
+        put: Events stored by ``put``.
+        deliveries: Deliveries made (first deliveries and retries).
+        deleted: Events removed at a terminal outcome.
+        released: Deliveries given back unchanged by an app that stopped.
+        undeliverable: Events set aside because the app that took them has no such
+            handler (see :attr:`MemoryQueue.undeliverable`).
+    """
+
+    maxsize: int
+    visible: int
+    delayed: int
+    delivered: int
+    put: int
+    deliveries: int
+    deleted: int
+    released: int
+    undeliverable: int
+
+
+class _Stored:
+    __slots__ = ("attempts", "event", "receipt")
+
+    def __init__(self, event: QueuedEvent) -> None:
+        self.event = event
+        self.attempts = event.attempts  # attempts started before the next delivery
+        self.receipt = 0
+
+
+class MemoryQueue:
+    """A shared event queue in memory: apps in one process (one event loop) share it.
+
+    It behaves like :class:`eventflow.aws.SQSEventQueue` without the durability: a
+    delivered event stays stored until its app settles it, a retry waits out its delay
+    (on the delivering app's clock, so virtual time drives it in tests) and is then
+    delivered to whichever app asks first.
+
+    Args:
+        maxsize: Bound on events stored; ``put`` waits for room beyond it.
+        batch_size: Events one app takes at a time (its hold bound is its concurrency
+            plus this).
+    """
+
+    def __init__(self, *, maxsize: int = 100_000, batch_size: int = 10) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ConfigurationError(f"maxsize must be an integer >= 1, got {maxsize!r}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigurationError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        self._maxsize = maxsize
+        self._batch = batch_size
+        self._visible: deque[_Stored] = deque()
+        self._delayed: dict[int, _Stored] = {}
+        self._delivered: dict[int, _Stored] = {}
+        self._receipts = itertools.count(1)
+        self._changed = anyio.Event()
+        self._put = self._deliveries = self._deleted = self._released = 0
+        self.undeliverable: list[tuple[QueuedEvent, str]] = []
+        """Events no app could run (an unknown handler), with the reason."""
+
+    def __len__(self) -> int:
+        return len(self._visible) + len(self._delayed) + len(self._delivered)
+
+    def __repr__(self) -> str:
+        return f"<MemoryQueue {len(self)} stored>"
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def put(self, event: QueuedEvent) -> None:
+        while len(self) >= self._maxsize:
+            await self._wait_change()
+        self._visible.append(_Stored(event))
+        self._put += 1
+        self._notify()
+
+    async def _wait_change(self) -> None:
+        await self._changed.wait()
+
+    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
+        task_status.started()
+        held: set[int] = set()
+        bound = app.concurrency + self._batch
+
+        def settle(receipt: int, request_id: str, outcome: Outcome) -> None:
+            held.discard(receipt)
+            stored = self._delivered.pop(receipt, None)
+            if stored is None:
+                return
+            if outcome is Outcome.RELEASED:
+                stored.attempts -= 1  # taken back: the delivery ran no attempt here
+                self._visible.appendleft(stored)
+                self._released += 1
+            else:
+                self._deleted += 1
+            self._notify()
+
+        def defer(receipt: int, request_id: str, delay: float) -> None:
+            held.discard(receipt)
+            stored = self._delivered.pop(receipt, None)
+            if stored is None:
+                return
+            self._delayed[receipt] = stored
+
+            def due() -> None:
+                if self._delayed.pop(receipt, None) is stored:
+                    self._visible.append(stored)
+                    self._notify()
+
+            clock = app.clock
+            clock.call_at(clock.now() + max(0.0, delay), due)
+            self._notify()
+
+        while True:
+            while not self._visible or len(held) > bound - self._batch:
+                await self._wait_change()
+            for _ in range(min(self._batch, len(self._visible))):
+                stored = self._visible.popleft()
+                receipt = next(self._receipts)
+                stored.receipt = receipt
+                self._delivered[receipt] = stored
+                held.add(receipt)
+                self._deliveries += 1
+                ev = stored.event
+                queued = QueuedEvent(
+                    ev.request_id, ev.handler, ev.payload, ev.first_enqueued, stored.attempts
+                )
+                # the delivery is an attempt from now on, even if the app dies running it
+                stored.attempts += 1
+                try:
+                    await app.deliver(
+                        queued,
+                        settle=_bind(settle, receipt),
+                        defer=_bind(defer, receipt),
+                    )
+                except AppClosed:
+                    settle(receipt, ev.request_id, Outcome.RELEASED)
+                    return
+                except UnknownHandler as exc:
+                    # this app does not serve it: set it aside, counted and logged, not lost
+                    held.discard(receipt)
+                    del self._delivered[receipt]
+                    self.undeliverable.append((ev, str(exc)))
+                    _log.error(
+                        "queue.undeliverable",
+                        request_id=ev.request_id,
+                        handler=ev.handler,
+                        reason=str(exc),
+                    )
+                    self._notify()
+
+    async def wait_empty(self) -> None:
+        while len(self):
+            await self._wait_change()
+
+    def statistics(self) -> MemoryQueueStatistics:
+        """A snapshot of the queue's contents and counters."""
+        return MemoryQueueStatistics(
+            maxsize=self._maxsize,
+            visible=len(self._visible),
+            delayed=len(self._delayed),
+            delivered=len(self._delivered),
+            put=self._put,
+            deliveries=self._deliveries,
+            deleted=self._deleted,
+            released=self._released,
+            undeliverable=len(self.undeliverable),
+        )
+
+
+def _bind(fn: Callable[..., None], receipt: int) -> Any:
+    def bound(*args: Any) -> None:
+        fn(receipt, *args)
+
+    return bound

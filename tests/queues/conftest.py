@@ -1,0 +1,53 @@
+"""One harness, three event queues: the default in-memory queue, the in-memory shared queue
+(``eventflow.queues.MemoryQueue``) and ``eventflow.aws.SQSEventQueue`` on a moto server.
+
+The same test functions run on each. The in-memory kinds run on a virtual clock (a
+retry delay of 60 s passes in an instant); the SQS kind runs on real time, because its
+retry delays are SQS visibility timeouts kept by the server, so its tests use 1-second
+delays (the shortest SQS can keep).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from aws_support import isolate_aws_environment
+from queue_support import KINDS, REGION, Harness
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def _aws_env(
+    kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    if kind == "sqs":
+        isolate_aws_environment(monkeypatch, tmp_path_factory)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    yield
+
+
+@pytest.fixture
+async def harness(
+    kind: str, _aws_env: None, request: pytest.FixtureRequest
+) -> AsyncIterator[Harness]:
+    if kind != "sqs":
+        yield Harness(kind, None, None)
+        return
+    from aiobotocore.session import AioSession
+
+    endpoint: str = request.getfixturevalue("moto_endpoint")
+    session = AioSession()
+    async with session.create_client("sqs", region_name=REGION, endpoint_url=endpoint) as sqs:
+        created = await sqs.create_queue(
+            QueueName=f"ef-q-{uuid.uuid4().hex[:12]}", Attributes={"VisibilityTimeout": "10"}
+        )
+        yield Harness(kind, endpoint, created["QueueUrl"])
