@@ -30,3 +30,35 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+_MOTO_CHILD = (
+    "import sys, threading; from moto.server import ThreadedMotoServer; "
+    "s = ThreadedMotoServer(ip_address='127.0.0.1', port=int(sys.argv[1]), verbose=False); "
+    "s.start(); print('ready', flush=True); threading.Event().wait()"
+)
+
+
+@pytest.fixture(scope="session")
+def moto_process_endpoint() -> Iterator[str]:
+    """A moto server in a child process, for tests whose load would starve one in ours."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _MOTO_CHILD, str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -1,8 +1,9 @@
-"""``eventflow worker``: run an App's sources (SQSSource, ...) in N processes on this machine.
+"""``eventflow worker``: run an App's shared queue and sources in N processes on this machine.
 
 ``MODULE:APP`` names an :class:`eventflow.App` (like uvicorn's import string). Each worker
-process imports it and runs it (``async with app:``), so its sources consume, until it is
-told to stop. With ``--processes 1`` (the default) the App runs in this process.
+process imports it and runs it (``async with app:``), so its shared event queue
+(``App(queue=SQSEventQueue(...))``) and its sources consume, until it is told to stop.
+With ``--processes 1`` (the default) the App runs in this process.
 
 Process model: with ``--processes N`` (N > 1) the command is a parent that starts N
 worker processes, each a direct child running ``python -m eventflow worker MODULE:APP
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import time
 from types import FrameType
+from typing import Any
 
 import structlog
 
@@ -46,8 +48,12 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _SUPERVISE_POLL = 0.1  # seconds between the parent's checks of its children
 
 
-def _counts(app: App) -> dict[str, int]:
-    return dataclasses.asdict(app.stats())
+def _counts(app: App) -> dict[str, Any]:
+    counts: dict[str, Any] = dataclasses.asdict(app.stats())
+    statistics = getattr(app.queue, "statistics", None)
+    if callable(statistics):  # a shared queue's own counters (sends, receives, deletes)
+        counts["queue"] = dataclasses.asdict(statistics())
+    return counts
 
 
 async def _run_app(app: App, stats_interval: float, worker: int) -> int:
@@ -156,7 +162,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register ``worker``."""
     p = sub.add_parser(
         "worker",
-        help="run an App's sources (SQS consumers) in one or more worker processes",
+        help="run an App's event queue and sources (SQS consumers) in one or more processes",
         description=describe(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
