@@ -284,3 +284,25 @@ async def test_lambda_api_answers_202_once_sqs_stored_the_event(
         sent["MessageAttributes"]["RequestID"]["StringValue"] == reply.headers["x-amzn-requestid"]
     )
     assert json.loads(sent["Body"]) == {"k": "v"}
+
+
+async def test_a_long_attempt_keeps_its_message_invisible_with_heartbeats(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    # SQS's visibility timer runs on the wall clock: an attempt twice as long as it
+    url = await new_queue(aws, unique_name)
+    queue = event_queue(aws, url, visibility_timeout=2)
+    app = eventflow.App(queue=queue)
+    attempts: list[int] = []
+
+    @app.handler(timeout=30)
+    async def slow(event: Any, context: eventflow.Context) -> None:
+        attempts.append(context.attempt)
+        await anyio.sleep(4.5)
+
+    async with app:
+        await app.invoke(slow, {"k": 1})
+        await app.drain()
+    stats = queue.statistics()
+    assert attempts == [1]
+    assert stats.received == 1 and stats.duplicates == 0 and stats.deleted == 1
