@@ -90,11 +90,11 @@ def _reseed_tokens() -> None:
 os.register_at_fork(after_in_child=_reseed_tokens)
 
 
-# a MemoryStore record is a tuple (payload, until, result): a claim while result is None
-# (until is its lease's end), else a completed result (until is its expiry)
-_PAYLOAD: Final = 0
-_UNTIL: Final = 1
-_RESULT: Final = 2
+# a MemoryStore record is a tuple (until, result): a claim while result is None (until is
+# its lease's end), else a completed result (until is its expiry); holding only a float
+# and a string, it is soon untracked by the garbage collector, so records cost no GC time
+_UNTIL: Final = 0
+_RESULT: Final = 1
 _CLAIMED = ClaimStatus.CLAIMED
 
 
@@ -108,7 +108,8 @@ class MemoryStore:
     """
 
     def __init__(self, *, max_records: int = 1_000_000) -> None:
-        self._records: dict[str, tuple[Any, float, str | None]] = {}
+        self._records: dict[str, tuple[float, str | None]] = {}
+        self._payloads: dict[str, Any] = {}  # the same keys: each record's first payload
         self._max = max_records
 
     def __len__(self) -> int:
@@ -137,38 +138,39 @@ class MemoryStore:
         self, key: str, payload: Any, now: float, lease_until: float, validate: bool
     ) -> tuple[ClaimStatus, Any]:
         records = self._records
-        rec = records.get(key)
-        if rec is not None:
+        # the new record is the token: a later claim makes a new one, so identity tells
+        # a stale token apart without a counter
+        new = (lease_until, None)
+        rec = records.setdefault(key, new)
+        if rec is not new:
             if rec[_UNTIL] > now:
-                if validate and rec[_PAYLOAD] != payload:
+                if validate and self._payloads[key] != payload:
                     return (ClaimStatus.CONFLICT, None)
                 if rec[_RESULT] is None:
                     return (ClaimStatus.IN_PROGRESS, rec[_UNTIL])
                 return (ClaimStatus.COMPLETED, rec[_RESULT])
-            del records[key]  # re-inserted below, so it moves to the young end
-        # the new record is the token: a later claim makes a new one, so identity tells
-        # a stale token apart without a counter
-        records[key] = rec = (payload, lease_until, None)
+            del records[key]  # re-inserted, so it moves to the young end
+            records[key] = new
+        self._payloads[key] = payload
         if len(records) > self._max:
             self._evict(now)
-        return (_CLAIMED, rec)
+        return (_CLAIMED, new)
 
     def _evict(self, now: float) -> None:
         target = self._max - max(1, self._max // 10)
         records = self._records
+        payloads = self._payloads
         for k in [k for k, r in records.items() if r[_RESULT] is not None or r[_UNTIL] <= now]:
             if len(records) <= target:
                 return
-            del records[k]
+            del records[k], payloads[k]
 
     def complete_nowait(self, key: str, token: Any, result: str, expires_at: float) -> None:
         records = self._records
-        rec = records.get(key)
-        if rec is token and rec is not None:
-            records[key] = (rec[_PAYLOAD], expires_at, result)
+        if records.get(key) is token and token is not None:
+            records[key] = (expires_at, result)
 
     def release_nowait(self, key: str, token: Any) -> None:
         records = self._records
-        rec = records.get(key)
-        if rec is token and rec is not None:
-            del records[key]
+        if records.get(key) is token and token is not None:
+            del records[key], self._payloads[key]
