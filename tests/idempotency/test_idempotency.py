@@ -366,3 +366,54 @@ def test_keys_as_text() -> None:
         key_of("id", {"other": 1})
     with pytest.raises(KeyError, match="has no 'id'"):
         key_of("id", [1])
+
+
+class _FlakyStore(MemoryStore):
+    """A non-blocking store whose next claim and next completion raise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_claim = self.fail_complete = True
+
+    def claim_nowait(
+        self, key: str, payload: Any, now: float, lease_until: float, validate: bool
+    ) -> tuple[ClaimStatus, Any]:
+        if self.fail_claim:
+            self.fail_claim = False
+            raise OSError("store down")
+        return super().claim_nowait(key, payload, now, lease_until, validate)
+
+    def complete_nowait(self, key: str, token: Any, result: str, expires_at: float) -> None:
+        if self.fail_complete:
+            self.fail_complete = False
+            raise OSError("store down")
+        super().complete_nowait(key, token, result, expires_at)
+
+
+async def test_a_failing_non_blocking_store_fails_the_claim_but_not_the_result() -> None:
+    clock = VirtualClock()
+    store = _FlakyStore()
+    attempts: list[int] = []
+
+    @eventflow.handler(
+        retry_delays=(1.0,), idempotency=eventflow.Idempotency(store=store, key="id")
+    )
+    async def h(event: dict[str, int], context: eventflow.Context) -> int:
+        attempts.append(context.attempt)
+        return event["id"]
+
+    async with eventflow.App(clock=clock) as app:
+        # the claim raises: a failed attempt; the retry claims, and its completion raises,
+        # which is logged and leaves the claim to its lease, but the attempt succeeded
+        await app.invoke(h, {"id": 1})
+        async with clock.autojump():
+            await app.drain()
+        await app.invoke(h, {"id": 2})
+        await app.drain()
+        stats = app.stats()
+    assert attempts == [2, 1]
+    assert stats.attempts == 3 and stats.succeeded == 2 and stats.failed == 0
+    now = time.time()
+    one = store.claim_nowait("1", {"id": 1}, now, now + 1, True)
+    assert one[0] is ClaimStatus.IN_PROGRESS
+    assert store.claim_nowait("2", {"id": 2}, now, now + 1, True) == (ClaimStatus.COMPLETED, "2")
