@@ -781,8 +781,7 @@ class App(IdempotentRuns):
                 self._in_flight += 1
                 idem = cfg.idempotency
                 if idem is not None:
-                    # the claim, here rather than in a method: it is idempotency's whole
-                    # per-event cost; any answer but a fresh claim goes to _not_claimed
+                    # claimed inline, not in a method: a call per event is most of the cost
                     payload = ev.payload
                     try:
                         key = idem._key(payload)

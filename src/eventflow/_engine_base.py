@@ -29,8 +29,7 @@ class EngineBase:
     name: str
     _clock: Clock
     _now: Callable[[], float]
-    # wall-clock seconds, moving with the app's clock (virtual in tests): time.time itself
-    # for the real clock, so the hot path calls no Python function for it
+    # wall-clock seconds that follow a virtual clock; time.time itself for the real one (fast)
     _wall: Callable[[], float]
     _log: Any
     _info: bool

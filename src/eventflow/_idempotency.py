@@ -149,8 +149,7 @@ class Idempotency:
     expires_after: float = 3600.0
     validate_payload: bool = True
     lease: float | None = None
-    # derived once, for the worker's hot path: the event's key as text, the lease without
-    # a handler timeout, and the store itself when it offers the non-blocking calls
+    # derived once for the hot path: key text, lease, and the store if it never blocks
     _key: Callable[[Any], str] = field(init=False, repr=False, compare=False)
     _lease: float = field(init=False, repr=False, compare=False)
     _sync_store: Any = field(init=False, repr=False, compare=False)

@@ -90,9 +90,7 @@ def _reseed_tokens() -> None:
 os.register_at_fork(after_in_child=_reseed_tokens)
 
 
-# a MemoryStore record is a tuple (until, result): a claim while result is None (until is
-# its lease's end), else a completed result (until is its expiry); holding only a float
-# and a string, it is soon untracked by the garbage collector, so records cost no GC time
+# a record: (lease end, None) or (expiry, result); no payload in it, so the GC untracks it
 _UNTIL: Final = 0
 _RESULT: Final = 1
 _CLAIMED = ClaimStatus.CLAIMED
@@ -138,8 +136,7 @@ class MemoryStore:
         self, key: str, payload: Any, now: float, lease_until: float, validate: bool
     ) -> tuple[ClaimStatus, Any]:
         records = self._records
-        # the new record is the token: a later claim makes a new one, so identity tells
-        # a stale token apart without a counter
+        # the new record is the token: identity tells a stale claim apart, with no counter
         new = (lease_until, None)
         rec = records.setdefault(key, new)
         if rec is not new:
