@@ -35,9 +35,13 @@ __all__ = (
 DEFAULT_LEASE = 900.0
 
 
+# json.dumps with options builds an encoder per call; this one is the same encoder, reused
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: equal values give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def fingerprint(payload: Any) -> str:
@@ -59,7 +63,7 @@ def natural_key(event: Any) -> str:
     EventBridge → ``id``; SQS record → ``messageId``; anything else → ``sha256:<hash>``.
     Several records are joined in order.
     """
-    if isinstance(event, Mapping):
+    if type(event) is dict or isinstance(event, Mapping):  # a plain dict skips the ABC check
         records = _records(event)
         if records is not None:
             parts: list[str] = []

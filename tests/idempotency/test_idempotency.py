@@ -14,9 +14,11 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import eventflow
-from eventflow._idempotency import natural_key, resolve_key
+from eventflow._idempotency import canonical_json, natural_key, resolve_key
 from eventflow.sinks import MemorySink
 from eventflow.stores import ClaimStatus, MemoryStore, SQLiteStore
 from eventflow.testing import VirtualClock
@@ -417,3 +419,17 @@ async def test_a_failing_non_blocking_store_fails_the_claim_but_not_the_result()
     one = store.claim_nowait("1", {"id": 1}, now, now + 1, True)
     assert one[0] is ClaimStatus.IN_PROGRESS
     assert store.claim_nowait("2", {"id": 2}, now, now + 1, True) == (ClaimStatus.COMPLETED, "2")
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_json_values)
+def test_canonical_json_is_json_dumps_with_sorted_keys(value: Any) -> None:
+    # natural keys and fingerprints are stored: their text must never change
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(value) == expected
