@@ -19,7 +19,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Literal, overload
@@ -32,7 +32,7 @@ from . import _registry
 from ._clock import Clock, LoopClock
 from ._context import Context
 from ._delivery import Deliverer
-from ._engine_base import FLAT_TYPES
+from ._engine_base import CLAIMED, FLAT_TYPES
 from ._engine_idempotency import IdempotentRuns
 from ._errors import (
     AppClosed,
@@ -44,7 +44,7 @@ from ._errors import (
 from ._event import Event
 from ._handler import Handler, HandlerConfig, HandlerFunction, make_decorator
 from ._ids import new_request_id
-from ._payload import json_error
+from ._payload import json_error, to_json
 from ._queue import EventQueue, QueueStatistics
 from ._records import (
     EVENT_AGE_EXCEEDED,
@@ -73,6 +73,13 @@ class _State(enum.Enum):
     RUNNING = "running"
     CLOSING = "closing"
     CLOSED = "closed"
+
+
+def _wall_clock(clock: Clock) -> Callable[[], float]:
+    """Wall-clock seconds that move with ``clock``, from now on."""
+    offset = time.time() - clock.now()
+    now = clock.now
+    return lambda: offset + now()
 
 
 def _check_int(option: str, value: object, minimum: int) -> int:
@@ -191,7 +198,7 @@ class App(IdempotentRuns):
         self._key_futures: dict[str, list[asyncio.Future[None]]] = {}
         self._clock: Clock = clock if clock is not None else LoopClock()
         # a custom (virtual) clock moves wall time too, so leases and records follow it
-        self._wall_offset = time.time() - clock.now() if clock is not None else None
+        self._wall = time.time if clock is None else _wall_clock(clock)
         self._logger_arg = logger
         self._region = region
         self._account_id = account_id
@@ -836,7 +843,9 @@ class App(IdempotentRuns):
         get_nowait = queue.get_nowait
         run = self._run
         now = self._now
+        wall = self._wall
         flat = FLAT_TYPES
+        claimed = CLAIMED
         while True:
             ev = get_nowait()
             if ev is None:
@@ -849,13 +858,23 @@ class App(IdempotentRuns):
                 # idempotency store; _run does all the rest.
                 self._in_flight += 1
                 idem = cfg.idempotency
-                claim: tuple[str, Any] | None = None
                 if idem is not None:
-                    claim = self._claim_inline(ev, idem)
-                    if claim is None:
-                        continue  # answered from the store, or waiting for the key
-                    if claim[1] is None:
-                        await self._inline_failed(ev, None, error=ev.error)
+                    # claimed inline, not in a method: a call per event is most of the cost
+                    payload = ev.payload
+                    try:
+                        key = idem._key(payload)
+                        at = wall()
+                        status, token = idem._sync_store.claim_nowait(
+                            key, payload, at, at + idem._lease, idem.validate_payload
+                        )
+                    except Exception as claim_error:
+                        error = self._idempotency_error(ev, claim_error)[1]
+                        await self._inline_failed(ev, None, error=error)
+                        continue
+                    if status is not claimed:
+                        error = self._not_claimed(ev, key, status, token, at)
+                        if error is not None:
+                            await self._inline_failed(ev, None, error=error)
                         continue
                 ev.attempts += 1
                 self._attempts += 1
@@ -869,17 +888,28 @@ class App(IdempotentRuns):
                 try:
                     value = await rt.fn(ev.payload, Context(ev, None))
                 except BaseException as exc:
-                    if claim is not None:
-                        self._settle_claim(ev, claim, False)
+                    if idem is not None:
+                        self._release_inline(ev, key, token)
                     await self._inline_failed(ev, exc)
                     continue
                 if type(value) not in flat and marshal_error(value, ev.request_id) is not None:
-                    if claim is not None:
-                        self._settle_claim(ev, claim, False)
+                    if idem is not None:
+                        self._release_inline(ev, key, token)
                     await self._inline_failed(ev, None, value)
                     continue
-                if claim is not None:
-                    self._settle_claim(ev, claim, True, value)
+                if idem is not None:
+                    try:
+                        # most handlers return None: no call to the JSON encoder
+                        idem._sync_store.complete_nowait(
+                            key,
+                            token,
+                            "null" if value is None else to_json(value),
+                            wall() + idem.expires_after,
+                        )
+                    except Exception as store_error:
+                        self._store_failed(ev, key, store_error)
+                    if self._key_waiters or self._key_futures:
+                        self._key_settled(key)
                 if self._info:
                     self._log_success(ev)
                 self._in_flight -= 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +29,8 @@ class EngineBase:
     name: str
     _clock: Clock
     _now: Callable[[], float]
-    _wall_offset: float | None
+    # wall-clock seconds that follow a virtual clock; time.time itself for the real one (fast)
+    _wall: Callable[[], float]
     _log: Any
     _info: bool
     _limiter: anyio.CapacityLimiter | None
@@ -53,12 +53,6 @@ class EngineBase:
     _destination_errors: int
     _deduplicated: int
     _requeued: int
-
-    def _wall(self) -> float:
-        """Wall-clock seconds, moving with the app's clock (virtual in tests)."""
-        if self._wall_offset is None:
-            return time.time()
-        return self._wall_offset + self._clock.now()
 
     def _idle(self) -> bool:
         return not self._in_flight and not len(self._queue) and not len(self._scheduler)

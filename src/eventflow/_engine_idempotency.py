@@ -9,12 +9,11 @@ from typing import Any
 import anyio
 
 from ._engine_attempts import Attempts
-from ._engine_base import CLAIMED
 from ._errors import (
     IdempotencyConflict,
 )
 from ._event import Event
-from ._idempotency import DEFAULT_LEASE, Idempotency, key_text
+from ._idempotency import DEFAULT_LEASE, Idempotency
 from ._payload import to_json
 from ._records import (
     error_object,
@@ -29,28 +28,15 @@ __all__ = ("IdempotentRuns",)
 class IdempotentRuns(Attempts):
     """The idempotency option, on top of attempts."""
 
-    def _claim_inline(self, ev: Event, idem: Idempotency) -> tuple[str, Any] | None:
-        """Claim the key in a non-blocking store, for the worker's inline path.
+    def _not_claimed(
+        self, ev: Event, key: str, status: ClaimStatus, detail: Any, now: float
+    ) -> dict[str, Any] | None:
+        """A non-blocking store's answer other than ``CLAIMED``, for the worker's inline path.
 
-        Returns ``(key, token)`` when claimed, ``(key, None)`` when the attempt already
-        failed (``ev.error`` says why), or ``None`` when the event needs nothing more here:
-        answered from the store (a duplicate) or parked until the key settles.
+        Returns the error object when the attempt failed (a conflict), or ``None`` when the
+        event needs nothing more here: answered from the store (a duplicate) or parked
+        until the key settles.
         """
-        store = idem._sync_store  # type: ignore[attr-defined]
-        try:
-            key = idem._get_key(ev.payload)  # type: ignore[attr-defined]
-            if type(key) is not str:
-                key = key_text(key)
-            now = self._wall()
-            lease = idem.lease or DEFAULT_LEASE
-            status, detail = store.claim_nowait(
-                key, ev.payload, now, now + lease, idem.validate_payload
-            )
-        except Exception as exc:
-            _, ev.error, _ = self._idempotency_error(ev, exc)
-            return ("", None)
-        if status is CLAIMED:
-            return (key, detail)
         if status is ClaimStatus.COMPLETED:
             self._deduplicated += 1
             self._log.info("idempotency.duplicate", key=key, **self._log_context(ev))
@@ -64,29 +50,28 @@ class IdempotentRuns(Attempts):
         if status is ClaimStatus.IN_PROGRESS:
             self._wait_for_key(ev, key, detail or now)
             return None
-        _, ev.error, _ = self._idempotency_error(ev, self._conflict(key))
-        return (key, None)
+        error: dict[str, Any] = self._idempotency_error(ev, self._conflict(key))[1]
+        return error
 
-    def _settle_claim(self, ev: Event, claim: tuple[str, Any], ok: bool, value: Any = None) -> None:
-        """Complete (with the result ``value``) or release an inline claim, without awaiting."""
+    def _release_inline(self, ev: Event, key: str, token: Any) -> None:
+        """Release an inline claim whose attempt failed, without awaiting."""
         idem = ev.cfg.idempotency
         assert idem is not None
-        store = idem._sync_store  # type: ignore[attr-defined]
-        key, token = claim
         try:
-            if not ok:
-                store.release_nowait(key, token)
-            else:
-                store.complete_nowait(key, token, to_json(value), self._wall() + idem.expires_after)
-        except Exception as store_error:  # a custom non-blocking store that failed
-            self._log.error(
-                "idempotency.store_failed",
-                key=key,
-                error=f"{type(store_error).__name__}: {store_error}",
-                **self._log_context(ev),
-            )
+            idem._sync_store.release_nowait(key, token)
+        except Exception as store_error:
+            self._store_failed(ev, key, store_error)
         if self._key_waiters or self._key_futures:
             self._key_settled(key)
+
+    def _store_failed(self, ev: Event, key: str, store_error: Exception) -> None:
+        # a custom non-blocking store that failed: the claim's lease ends by itself
+        self._log.error(
+            "idempotency.store_failed",
+            key=key,
+            error=f"{type(store_error).__name__}: {store_error}",
+            **self._log_context(ev),
+        )
 
     @staticmethod
     def _conflict(key: str) -> IdempotencyConflict:
@@ -107,9 +92,7 @@ class IdempotentRuns(Attempts):
         idem = ev.cfg.idempotency
         assert idem is not None and idem.store is not None
         try:
-            key = idem._get_key(ev.payload)  # type: ignore[attr-defined]
-            if type(key) is not str:
-                key = key_text(key)
+            key = idem._key(ev.payload)
         except Exception as exc:
             return self._idempotency_error(ev, exc)
         now = self._wall()

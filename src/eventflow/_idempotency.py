@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError
@@ -35,9 +35,13 @@ __all__ = (
 DEFAULT_LEASE = 900.0
 
 
+# json.dumps with options builds an encoder per call; this one is the same encoder, reused
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: equal values give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def fingerprint(payload: Any) -> str:
@@ -59,7 +63,7 @@ def natural_key(event: Any) -> str:
     EventBridge → ``id``; SQS record → ``messageId``; anything else → ``sha256:<hash>``.
     Several records are joined in order.
     """
-    if isinstance(event, Mapping):
+    if type(event) is dict or isinstance(event, Mapping):  # a plain dict skips the ABC check
         records = _records(event)
         if records is not None:
             parts: list[str] = []
@@ -87,7 +91,8 @@ def natural_key(event: Any) -> str:
     return "sha256:" + fingerprint(event)
 
 
-def _dotted(path: str) -> Callable[[Any], Any]:
+def _dotted(path: str) -> Callable[[Any], str]:
+    """The key text at ``path`` in an event."""
     parts = path.split(".")
 
     def get(event: Any) -> Any:
@@ -110,14 +115,19 @@ def _dotted(path: str) -> Callable[[Any], Any]:
     if len(parts) == 1:
         (only,) = parts
 
-        def get_one(event: Any) -> Any:
-            # the common case, a top-level field of a JSON object: one lookup
+        def get_one(event: Any) -> str:
+            # the common case, a top-level string or int field of a JSON object: no calls
             if type(event) is dict and only in event:
-                return event[only]
-            return get(event)
+                value = event[only]
+                if type(value) is str:
+                    return value
+                if type(value) is int:
+                    return str(value)
+                return key_text(value)
+            return key_text(get(event))
 
         return get_one
-    return get
+    return lambda event: key_text(get(event))
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,10 @@ class Idempotency:
     expires_after: float = 3600.0
     validate_payload: bool = True
     lease: float | None = None
+    # derived once for the hot path: key text, lease, and the store if it never blocks
+    _key: Callable[[Any], str] = field(init=False, repr=False, compare=False)
+    _lease: float = field(init=False, repr=False, compare=False)
+    _sync_store: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.store is None:
@@ -174,17 +188,24 @@ class Idempotency:
                     f"Idempotency({option}=...) must be a positive number of seconds, "
                     f"got {value!r}."
                 )
-        object.__setattr__(self, "_get_key", self._key_function())
+        object.__setattr__(self, "_key", self._key_function())
+        object.__setattr__(self, "_lease", self.lease or DEFAULT_LEASE)
         # a store that never blocks (MemoryStore) is called without an await
         sync = self.store if callable(getattr(self.store, "claim_nowait", None)) else None
         object.__setattr__(self, "_sync_store", sync)
 
-    def _key_function(self) -> Callable[[Any], Any]:
+    def _key_function(self) -> Callable[[Any], str]:
         if self.key is None:
             return natural_key
         if isinstance(self.key, str):
             return _dotted(self.key)
-        return self.key
+        get = self.key
+
+        def text(event: Any) -> str:
+            value = get(event)
+            return value if type(value) is str else key_text(value)
+
+        return text
 
 
 def key_text(value: Any) -> str:
@@ -203,4 +224,4 @@ def key_text(value: Any) -> str:
 
 def resolve_key(idempotency: Idempotency, event: Any) -> str:
     """The key for ``event``; raises ``KeyError`` / ``TypeError`` with a clear message."""
-    return key_text(idempotency._get_key(event))  # type: ignore[attr-defined]
+    return idempotency._key(event)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 import itertools
 import os
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
 
 from ._sqlite_store import SQLiteStore
 
@@ -49,7 +49,7 @@ class Claim(NamedTuple):
     Attributes:
         status: What the key's record says.
         token: The new claim's token (``CLAIMED`` only): a string, or any value the same
-            store compares equal (MemoryStore uses ints).
+            store recognises (MemoryStore uses the claim's record, by identity).
         result: The stored JSON result (``COMPLETED`` only).
         lease_until: When the current claim ends (``IN_PROGRESS`` only).
     """
@@ -90,8 +90,9 @@ def _reseed_tokens() -> None:
 os.register_at_fork(after_in_child=_reseed_tokens)
 
 
-# a MemoryStore record is a list (cheaper to build than an object): these are its fields
-_TOKEN, _PAYLOAD, _LEASE, _RESULT, _EXPIRES = range(5)
+# a record: (lease end, None) or (expiry, result); no payload in it, so the GC untracks it
+_UNTIL: Final = 0
+_RESULT: Final = 1
 _CLAIMED = ClaimStatus.CLAIMED
 
 
@@ -101,12 +102,13 @@ class MemoryStore:
     Payloads are compared by equality, not by hash, so validation costs nothing extra.
     At most ``max_records`` records are kept: beyond it the oldest completed or lapsed
     records are dropped (a tenth at a time), and so an old duplicate could run again.
+    A claim's token is its own record, compared by identity.
     """
 
     def __init__(self, *, max_records: int = 1_000_000) -> None:
-        self._records: dict[str, list[Any]] = {}
+        self._records: dict[str, tuple[float, str | None]] = {}
+        self._payloads: dict[str, Any] = {}  # the same keys: each record's first payload
         self._max = max_records
-        self._tokens = itertools.count(1)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -134,41 +136,38 @@ class MemoryStore:
         self, key: str, payload: Any, now: float, lease_until: float, validate: bool
     ) -> tuple[ClaimStatus, Any]:
         records = self._records
-        rec = records.get(key)
-        if rec is not None:
-            if rec[_RESULT] is not None:
-                if rec[_EXPIRES] > now:
-                    if validate and rec[_PAYLOAD] != payload:
-                        return (ClaimStatus.CONFLICT, None)
-                    return (ClaimStatus.COMPLETED, rec[_RESULT])
-            elif rec[_LEASE] > now:
-                if validate and rec[_PAYLOAD] != payload:
+        # the new record is the token: identity tells a stale claim apart, with no counter
+        new = (lease_until, None)
+        rec = records.setdefault(key, new)
+        if rec is not new:
+            if rec[_UNTIL] > now:
+                if validate and self._payloads[key] != payload:
                     return (ClaimStatus.CONFLICT, None)
-                return (ClaimStatus.IN_PROGRESS, rec[_LEASE])
-            del records[key]  # re-inserted below, so it moves to the young end
-        # tokens only need to be unique within this store: a counter is enough
-        token = next(self._tokens)
-        records[key] = [token, payload, lease_until, None, 0.0]
+                if rec[_RESULT] is None:
+                    return (ClaimStatus.IN_PROGRESS, rec[_UNTIL])
+                return (ClaimStatus.COMPLETED, rec[_RESULT])
+            del records[key]  # re-inserted, so it moves to the young end
+            records[key] = new
+        self._payloads[key] = payload
         if len(records) > self._max:
             self._evict(now)
-        return (_CLAIMED, token)
+        return (_CLAIMED, new)
 
     def _evict(self, now: float) -> None:
         target = self._max - max(1, self._max // 10)
         records = self._records
-        for k in [k for k, r in records.items() if r[_RESULT] is not None or r[_LEASE] <= now]:
+        payloads = self._payloads
+        for k in [k for k, r in records.items() if r[_RESULT] is not None or r[_UNTIL] <= now]:
             if len(records) <= target:
                 return
-            del records[k]
+            del records[k], payloads[k]
 
     def complete_nowait(self, key: str, token: Any, result: str, expires_at: float) -> None:
-        rec = self._records.get(key)
-        if rec is not None and rec[_TOKEN] == token:
-            rec[_RESULT] = result
-            rec[_EXPIRES] = expires_at
-            rec[_TOKEN] = None
+        records = self._records
+        if records.get(key) is token and token is not None:
+            records[key] = (expires_at, result)
 
     def release_nowait(self, key: str, token: Any) -> None:
-        rec = self._records.get(key)
-        if rec is not None and rec[_TOKEN] == token and rec[_RESULT] is None:
-            del self._records[key]
+        records = self._records
+        if records.get(key) is token and token is not None:
+            del records[key], self._payloads[key]

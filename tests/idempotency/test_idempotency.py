@@ -14,9 +14,11 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import eventflow
-from eventflow._idempotency import natural_key
+from eventflow._idempotency import canonical_json, natural_key, resolve_key
 from eventflow.sinks import MemorySink
 from eventflow.stores import ClaimStatus, MemoryStore, SQLiteStore
 from eventflow.testing import VirtualClock
@@ -274,3 +276,160 @@ async def test_missing_key_path_is_a_clear_function_error() -> None:
         result = await app.invoke(h, {"detail": {}}, invocation_type="RequestResponse")
     assert result.function_error == "Unhandled"
     assert "has no 'detail.orderId'" in result.payload["errorMessage"]
+
+
+async def test_store_claim_duplicate_takeover_complete_expire(store: Any) -> None:
+    payload = {"id": 1, "amount": 5}
+    first = await store.claim("k", payload, now=1000.0, lease_until=1060.0, validate=True)
+    assert first.status is ClaimStatus.CLAIMED and first.token is not None
+    busy = await store.claim("k", payload, now=1010.0, lease_until=1070.0, validate=True)
+    assert busy.status is ClaimStatus.IN_PROGRESS and busy.lease_until == 1060.0
+    clash = await store.claim("k", {"id": 1}, now=1011.0, lease_until=1071.0, validate=True)
+    assert clash.status is ClaimStatus.CONFLICT
+
+    # the lease ended: another attempt takes the key over with a new token
+    taken = await store.claim("k", payload, now=1061.0, lease_until=1121.0, validate=True)
+    assert taken.status is ClaimStatus.CLAIMED and taken.token is not None
+    assert taken.token is not first.token and taken.token != first.token
+
+    # the first holder finishes late: its result is not recorded, nor may it release
+    await store.complete("k", first.token, '"stale"', expires_at=5000.0)
+    await store.release("k", first.token)
+    still = await store.claim("k", payload, now=1070.0, lease_until=1130.0, validate=True)
+    assert still.status is ClaimStatus.IN_PROGRESS and still.lease_until == 1121.0
+
+    await store.complete("k", taken.token, '{"ok":true}', expires_at=4661.0)
+    done = await store.claim("k", payload, now=1100.0, lease_until=1160.0, validate=True)
+    assert done.status is ClaimStatus.COMPLETED and done.result == '{"ok":true}'
+    clash = await store.claim("k", {"id": 2}, now=1101.0, lease_until=1161.0, validate=True)
+    assert clash.status is ClaimStatus.CONFLICT
+    loose = await store.claim("k", {"id": 2}, now=1102.0, lease_until=1162.0, validate=False)
+    assert loose.status is ClaimStatus.COMPLETED
+
+    # a release after completion leaves the result alone
+    await store.release("k", taken.token)
+    again = await store.claim("k", payload, now=1200.0, lease_until=1260.0, validate=True)
+    assert again.status is ClaimStatus.COMPLETED
+
+    # the result expired: the key is free again, even for another payload
+    later = await store.claim("k", {"id": 3}, now=4661.0, lease_until=4721.0, validate=True)
+    assert later.status is ClaimStatus.CLAIMED
+    await store.release("k", later.token)
+    freed = await store.claim("k", payload, now=4662.0, lease_until=4722.0, validate=True)
+    assert freed.status is ClaimStatus.CLAIMED
+    if hasattr(store, "aclose"):
+        await store.aclose()
+
+
+def test_memory_store_nowait_calls_and_their_stale_tokens() -> None:
+    store = MemoryStore()
+    status, token = store.claim_nowait("k", 1, 1000.0, 1060.0, True)
+    assert status is ClaimStatus.CLAIMED
+    assert store.claim_nowait("k", 1, 1001.0, 1061.0, True) == (ClaimStatus.IN_PROGRESS, 1060.0)
+    store.complete_nowait("k", None, '"no token"', 2000.0)  # ignored, and nothing raises
+    store.release_nowait("k", None)
+    store.release_nowait("missing", token)
+    store.complete_nowait("k", token, "7", 2000.0)
+    assert store.claim_nowait("k", 1, 1002.0, 1062.0, True) == (ClaimStatus.COMPLETED, "7")
+    store.complete_nowait("k", token, "8", 3000.0)  # the token was used up
+    assert store.claim_nowait("k", 1, 1999.0, 2059.0, True) == (ClaimStatus.COMPLETED, "7")
+    assert store.claim_nowait("k", 2, 2000.0, 2060.0, True)[0] is ClaimStatus.CLAIMED
+    assert len(store) == 1
+
+
+def test_memory_store_drops_the_oldest_settled_records_beyond_max_records() -> None:
+    store = MemoryStore(max_records=10)
+    for i in range(10):
+        _, token = store.claim_nowait(f"done-{i}", i, 1000.0, 1060.0, True)
+        store.complete_nowait(f"done-{i}", token, "null", 9000.0)
+    status, token = store.claim_nowait("live", 0, 1000.0, 1060.0, True)
+    assert status is ClaimStatus.CLAIMED and len(store) == 9  # the oldest tenth, then "live"
+    assert store.claim_nowait("done-0", 0, 1001.0, 1061.0, True)[0] is ClaimStatus.CLAIMED
+    assert store.claim_nowait("done-9", 9, 1001.0, 1061.0, True)[0] is ClaimStatus.COMPLETED
+    assert store.claim_nowait("live", 0, 1001.0, 1061.0, True)[0] is ClaimStatus.IN_PROGRESS
+
+
+def test_keys_as_text() -> None:
+    def key_of(key: Any, event: Any) -> str:
+        return resolve_key(eventflow.Idempotency(key=key), event)
+
+    assert key_of("id", {"id": 7}) == "7"
+    assert key_of("id", {"id": "7"}) == "7"
+    assert key_of("id", {"id": True}) == "true"
+    assert key_of("id", {"id": {"b": 1, "a": 2}}) == '{"a":2,"b":1}'
+    assert key_of("a.b", {"a": {"b": 7}}) == "7"
+    assert key_of("a.0", {"a": [7]}) == "7"
+    assert key_of(lambda e: e["n"] * 2, {"n": 7}) == "14"
+    assert key_of(lambda e: "x", {}) == "x"
+    assert key_of(None, {"b": 1}) == natural_key({"b": 1})
+    with pytest.raises(KeyError, match="is None"):
+        key_of("id", {"id": None})
+    with pytest.raises(KeyError, match="has no 'id'"):
+        key_of("id", {"other": 1})
+    with pytest.raises(KeyError, match="has no 'id'"):
+        key_of("id", [1])
+
+
+class _FlakyStore(MemoryStore):
+    """A non-blocking store whose next claim and next completion raise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_claim = self.fail_complete = True
+
+    def claim_nowait(
+        self, key: str, payload: Any, now: float, lease_until: float, validate: bool
+    ) -> tuple[ClaimStatus, Any]:
+        if self.fail_claim:
+            self.fail_claim = False
+            raise OSError("store down")
+        return super().claim_nowait(key, payload, now, lease_until, validate)
+
+    def complete_nowait(self, key: str, token: Any, result: str, expires_at: float) -> None:
+        if self.fail_complete:
+            self.fail_complete = False
+            raise OSError("store down")
+        super().complete_nowait(key, token, result, expires_at)
+
+
+async def test_a_failing_non_blocking_store_fails_the_claim_but_not_the_result() -> None:
+    clock = VirtualClock()
+    store = _FlakyStore()
+    attempts: list[int] = []
+
+    @eventflow.handler(
+        retry_delays=(1.0,), idempotency=eventflow.Idempotency(store=store, key="id")
+    )
+    async def h(event: dict[str, int], context: eventflow.Context) -> int:
+        attempts.append(context.attempt)
+        return event["id"]
+
+    async with eventflow.App(clock=clock) as app:
+        # the claim raises: a failed attempt; the retry claims, and its completion raises,
+        # which is logged and leaves the claim to its lease, but the attempt succeeded
+        await app.invoke(h, {"id": 1})
+        async with clock.autojump():
+            await app.drain()
+        await app.invoke(h, {"id": 2})
+        await app.drain()
+        stats = app.stats()
+    assert attempts == [2, 1]
+    assert stats.attempts == 3 and stats.succeeded == 2 and stats.failed == 0
+    now = time.time()
+    one = store.claim_nowait("1", {"id": 1}, now, now + 1, True)
+    assert one[0] is ClaimStatus.IN_PROGRESS
+    assert store.claim_nowait("2", {"id": 2}, now, now + 1, True) == (ClaimStatus.COMPLETED, "2")
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_json_values)
+def test_canonical_json_is_json_dumps_with_sorted_keys(value: Any) -> None:
+    # natural keys and fingerprints are stored: their text must never change
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(value) == expected
