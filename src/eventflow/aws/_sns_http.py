@@ -74,7 +74,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .._errors import AppClosed, ConfigurationError, EventflowError, QueueFull, UnknownHandler
+from .._errors import (
+    AppClosed,
+    ConfigurationError,
+    EventflowError,
+    QueueFull,
+    QueueUnavailable,
+    UnknownHandler,
+)
 from .._handler import Handler
 from ._errors import AWSError
 from ._shapes import sns_lambda_event as lambda_event
@@ -785,15 +792,15 @@ class SNSEndpoint:
                 accepted = self._app.invoke_nowait(self._handler, event)
             else:  # the 200 waits until the shared queue has stored the event
                 accepted = await self._app.invoke(self._handler, event)
-        except (QueueFull, AppClosed) as exc:
+        except (QueueFull, AppClosed, QueueUnavailable) as exc:
             self._busy += 1
-            why = "queue_full" if isinstance(exc, QueueFull) else "app_closed"
+            if isinstance(exc, QueueFull):
+                why, sentence = "queue_full", "The event queue is full"
+            elif isinstance(exc, AppClosed):
+                why, sentence = "app_closed", "The app is not accepting events"
+            else:
+                why, sentence = "queue_unavailable", "The event queue did not store it"
             _log.warning("sns.busy", reason=why, detail=str(exc), **context)
-            sentence = (
-                "The event queue is full"
-                if why == "queue_full"
-                else "The app is not accepting events"
-            )
             return _Reply(
                 503,
                 {

@@ -84,7 +84,14 @@ from urllib.parse import parse_qs
 
 import structlog
 
-from .._errors import AppClosed, EventflowError, QueueFull, UnknownHandler
+from .._errors import (
+    AppClosed,
+    EventflowError,
+    InvalidPayload,
+    QueueFull,
+    QueueUnavailable,
+    UnknownHandler,
+)
 from .._handler import Handler
 from .._ids import new_request_id
 from ._arns import parse_arn, parse_function_name
@@ -491,10 +498,12 @@ class LambdaAPI:
                 members={"Reason": "ConcurrentInvocationLimitExceeded"},
                 headers=[(b"retry-after", _RETRY_AFTER)],
             ) from None
-        except AppClosed as closed:
+        except (AppClosed, QueueUnavailable) as closed:
             raise _ApiError(
                 503, "ServiceException", str(closed), headers=[(b"retry-after", _RETRY_AFTER)]
             ) from None
+        except InvalidPayload as too_large:  # larger than the shared queue's messages
+            raise _ApiError(413, "RequestTooLargeException", str(too_large)) from None
         data = json.dumps(result.payload).encode()
         headers = [
             (b"x-amzn-requestid", result.request_id.encode()),
