@@ -35,7 +35,7 @@ def test_ruff_is_clean() -> None:
 
 def test_mypy_strict_is_clean() -> None:
     result = subprocess.run(
-        [_tool("mypy"), "--strict", "src"], cwd=ROOT, capture_output=True, text=True
+        [_tool("mypy"), "--strict", "src", "examples"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

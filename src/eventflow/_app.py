@@ -264,7 +264,9 @@ class App(IdempotentRuns):
     @overload
     def handler(self, fn: HandlerFunction, /) -> Handler: ...
     @overload
-    def handler(self, fn: None = None, /, **options: Any) -> Any: ...
+    def handler(
+        self, fn: None = None, /, **options: Any
+    ) -> Callable[[HandlerFunction], Handler]: ...
     def handler(self, fn: HandlerFunction | None = None, /, **options: Any) -> Any:
         """Register a handler on this app only; bare or with the options of
         :class:`eventflow.Handler`."""

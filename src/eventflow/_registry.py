@@ -7,7 +7,7 @@ mutable state in eventflow; tests call :func:`reset` to start clean.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from ._errors import ConfigurationError
@@ -60,7 +60,7 @@ def handler(
     on_success: Sink | None = ...,
     on_failure: Sink | None = ...,
     idempotency: Idempotency | None = ...,
-) -> Any: ...
+) -> Callable[[HandlerFunction], Handler]: ...
 def handler(fn: HandlerFunction | None = None, /, **options: Any) -> Any:
     """Register a Lambda-style handler on the default registry.
 
