@@ -258,6 +258,26 @@ async def test_pending_retry_keeps_message_invisible_with_heartbeats(
     assert await queue_depth(aws, url) == 0
 
 
+async def test_lone_message_is_deleted_after_the_linger_while_the_app_runs(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    # fewer than ten deletes must not wait for more messages: they would outlive their
+    # visibility timeout (no heartbeat covers a message awaiting its delete) and come back
+    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="2")
+    await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 3}))
+    seen, done, record = recorder(1)
+    src = source(url, eventflow.handler(record, name="lone"), aws["endpoint"])
+    async with eventflow.App(sources=[src]):
+        with anyio.fail_after(15):
+            await done.wait()
+        await anyio.sleep(1.0)  # the linger is 0.05 s
+        assert src.statistics().deleted == 1
+        assert await queue_depth(aws, url) == 0
+        await anyio.sleep(2.5)  # past the visibility timeout: nothing comes back
+    assert len(seen) == 1
+    assert src.statistics().received == 1
+
+
 async def test_missing_source_queue_fails_start_with_its_url(
     aws: dict[str, Any], unique_name: str
 ) -> None:

@@ -146,7 +146,8 @@ class SQSSource:
         self._held: dict[str, _Held] = {}
         self._to_delete: list[_Held] = []
         self._to_release: list[_Held] = []
-        self._wake_flusher = anyio.Event()
+        self._work = anyio.Event()  # set on every queued delete or release
+        self._full = anyio.Event()  # set when a batch is full, or at close
         self._room = anyio.Event()
         self._closing = False
         self._closed = anyio.Event()
@@ -196,7 +197,8 @@ class SQSSource:
         # the app has settled every event it took from us; flush deletes and releases
         self._closing = True
         self._closed.set()
-        self._wake_flusher.set()
+        self._work.set()
+        self._full.set()
         for held in list(self._held.values()):
             self._release(held)  # received but never submitted
         assert self._stack is not None
@@ -300,16 +302,20 @@ class SQSSource:
             return
         self._to_delete.append(held)
         self._room.set()
-        if len(self._to_delete) >= _BATCH or self._closing:
-            self._wake_flusher.set()
+        self._queued(len(self._to_delete))
 
     def _release(self, held: _Held) -> None:
         if self._held.pop(held.id, None) is None:
             return
         self._to_release.append(held)
         self._room.set()
-        if len(self._to_release) >= _BATCH or self._closing:
-            self._wake_flusher.set()
+        self._queued(len(self._to_release))
+
+    def _queued(self, pending: int) -> None:
+        # an idle flusher starts its linger now; a full batch (or closing) ends the linger
+        self._work.set()
+        if pending >= _BATCH or self._closing:
+            self._full.set()
 
     # -- deleting, releasing, heartbeats --------------------------------------------
 
@@ -318,8 +324,8 @@ class SQSSource:
             if not self._to_delete and not self._to_release:
                 if self._closing:
                     return
-                self._wake_flusher = anyio.Event()
-                await self._wake_flusher.wait()
+                self._work = anyio.Event()
+                await self._work.wait()
                 continue
             if (
                 len(self._to_delete) < _BATCH
@@ -327,9 +333,9 @@ class SQSSource:
                 and not self._closing
             ):
                 # linger a moment so a batch fills up: one call per ten messages
-                self._wake_flusher = anyio.Event()
+                self._full = anyio.Event()
                 with anyio.move_on_after(self._linger):
-                    await self._wake_flusher.wait()
+                    await self._full.wait()
             if self._to_delete:
                 chunk, self._to_delete = self._to_delete[:_BATCH], self._to_delete[_BATCH:]
                 await self._batch_call("delete_message_batch", chunk)
