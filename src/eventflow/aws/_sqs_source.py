@@ -232,8 +232,6 @@ class SQSSource:
                     MaxNumberOfMessages=room,
                     WaitTimeSeconds=self._wait,
                     VisibilityTimeout=self._vt,
-                    MessageAttributeNames=["All"],
-                    MessageSystemAttributeNames=["All"],
                 )
             except (ClientError, BotoCoreError) as exc:
                 _log.error(
