@@ -222,7 +222,8 @@ class SQSSource:
         backoff = 1.0
         while True:
             while len(self._held) >= self._max_in_flight:
-                self._room = anyio.Event()
+                if self._room.is_set():  # another poller may be waiting on the current one
+                    self._room = anyio.Event()
                 await self._room.wait()
             room = min(self._batch_size, self._max_in_flight - len(self._held))
             try:
