@@ -278,6 +278,48 @@ async def test_lone_message_is_deleted_after_the_linger_while_the_app_runs(
     assert src.statistics().received == 1
 
 
+async def test_extra_pollers_stay_off_while_the_queue_is_not_deep(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    url, _ = await make_queue(aws, unique_name)
+
+    @eventflow.handler
+    async def idle(event: Any, context: eventflow.Context) -> None:
+        return None
+
+    src = source(url, idle, aws["endpoint"], pollers=3)
+    async with eventflow.App(sources=[src]):
+        await anyio.sleep(2.5)  # 1 s long polls: about three receives from one poller
+        calls = src.statistics().api_calls
+    assert 1 <= calls <= 4
+
+
+async def test_deep_queue_is_drained_with_several_pollers(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    url, _ = await make_queue(aws, unique_name)
+    for start in range(0, 60, 10):
+        entries = [{"Id": str(i), "MessageBody": json.dumps({"n": start + i})} for i in range(10)]
+        await aws["sqs"].send_message_batch(QueueUrl=url, Entries=entries)
+    seen: set[int] = set()
+    done = anyio.Event()
+
+    @eventflow.handler
+    async def record(event: Any, context: eventflow.Context) -> None:
+        seen.add(event["n"])
+        if len(seen) == 60:
+            done.set()
+
+    src = source(url, record, aws["endpoint"], pollers=3)
+    async with eventflow.App(sources=[src]) as app:
+        with anyio.fail_after(20):
+            await done.wait()
+        await app.drain()
+    # moto's receive is not atomic across threads: a message may come twice, none is lost
+    assert seen == set(range(60))
+    assert await queue_depth(aws, url) == 0
+
+
 async def test_missing_source_queue_fails_start_with_its_url(
     aws: dict[str, Any], unique_name: str
 ) -> None:

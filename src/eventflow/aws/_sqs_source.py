@@ -36,6 +36,7 @@ __all__ = ("SQSSource", "SQSSourceStatistics")
 
 _log = structlog.get_logger("eventflow.sqs")
 _BATCH = 10
+_REST = 1.0  # seconds extra pollers stay off after a short receive
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,10 @@ class SQSSource:
         handler: The handler (or its name) that runs every event of this queue.
         batch_size: Messages per ReceiveMessage call (1 to 10).
         wait_time_seconds: Long-polling wait (0 to 20 s).
-        pollers: Concurrent ReceiveMessage loops.
+        pollers: Concurrent ReceiveMessage loops at most. One always polls; the others
+            join while receives come back full (a backlog) and stop for a second after
+            one comes back short, so a queue that is not deep is not split into partial
+            batches over concurrent calls.
         max_in_flight: Messages held at once (received, not yet deleted or released);
             polling pauses at this bound. Events waiting for a retry count, so allow for
             them.
@@ -149,6 +153,8 @@ class SQSSource:
         self._work = anyio.Event()  # set on every queued delete or release
         self._full = anyio.Event()  # set when a batch is full, or at close
         self._room = anyio.Event()
+        self._backlog = anyio.Event()  # set while receives come back full
+        self._last_short = float("-inf")
         self._closing = False
         self._closed = anyio.Event()
         self._received = self._submitted = self._rejected = self._test_events = 0
@@ -212,15 +218,17 @@ class SQSSource:
                 "SQSSource is not open: pass it in App(sources=[...]); the app opens it."
             )
         async with anyio.create_task_group() as tg:
-            for _ in range(self._pollers):
-                tg.start_soon(self._poll, app)
+            for index in range(self._pollers):
+                tg.start_soon(self._poll, app, index > 0)
             task_status.started()
 
     # -- receiving ------------------------------------------------------------------
 
-    async def _poll(self, app: App) -> None:
+    async def _poll(self, app: App, extra: bool) -> None:
         backoff = 1.0
         while True:
+            if extra:
+                await self._backlog.wait()
             while len(self._held) >= self._max_in_flight:
                 if self._room.is_set():  # another poller may be waiting on the current one
                     self._room = anyio.Event()
@@ -246,7 +254,14 @@ class SQSSource:
                 continue
             backoff = 1.0
             messages = response.get("Messages", [])
-            visible_until = anyio.current_time() + self._vt
+            now = anyio.current_time()
+            if len(messages) < room:
+                self._last_short = now
+                if self._backlog.is_set():
+                    self._backlog = anyio.Event()
+            elif now - self._last_short >= _REST:
+                self._backlog.set()
+            visible_until = now + self._vt
             batch = []
             for m in messages:
                 held = _Held(m["MessageId"], m["ReceiptHandle"], visible_until)
