@@ -278,6 +278,42 @@ async def test_lone_message_is_deleted_after_the_linger_while_the_app_runs(
     assert src.statistics().received == 1
 
 
+async def test_redelivery_of_a_held_message_runs_once_and_is_deleted(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    url, _ = await make_queue(aws, unique_name)
+    await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 4}))
+    # an earlier receipt handle, to make the message visible again while the source holds it
+    first = await aws["sqs"].receive_message(QueueUrl=url, VisibilityTimeout=0)
+    earlier = first["Messages"][0]["ReceiptHandle"]
+    runs: list[Any] = []
+    started = anyio.Event()
+    release = anyio.Event()
+
+    @eventflow.handler
+    async def slow(event: Any, context: eventflow.Context) -> None:
+        runs.append(event)
+        started.set()
+        await release.wait()
+
+    src = source(url, slow, aws["endpoint"])
+    async with eventflow.App(sources=[src]) as app:
+        with anyio.fail_after(15):
+            await started.wait()
+            await aws["sqs"].change_message_visibility(
+                QueueUrl=url, ReceiptHandle=earlier, VisibilityTimeout=0
+            )
+            while src.statistics().duplicates < 1:  # noqa: ASYNC110 - one condition, bounded
+                await anyio.sleep(0.05)
+        release.set()
+        await app.drain()
+        await anyio.sleep(0.5)  # the delete's linger
+        stats = src.statistics()
+    assert len(runs) == 1
+    assert (stats.received, stats.duplicates, stats.deleted) == (2, 1, 1)
+    assert await queue_depth(aws, url) == 0
+
+
 async def test_extra_pollers_stay_off_while_the_queue_is_not_deep(
     aws: dict[str, Any], unique_name: str
 ) -> None:

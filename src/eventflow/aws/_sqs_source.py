@@ -44,7 +44,9 @@ class SQSSourceStatistics:
     """Counters of one :class:`SQSSource`.
 
     Attributes:
-        received: Messages received.
+        received: Messages received (every delivery).
+        duplicates: Deliveries of a message already held: its event runs once, and its
+            newest receipt handle is the one kept for the delete.
         submitted: Events submitted to the app.
         rejected: Messages whose body could not be an event (sent down the failure path).
         test_events: S3 test events deleted without an invocation.
@@ -55,6 +57,7 @@ class SQSSourceStatistics:
     """
 
     received: int
+    duplicates: int
     submitted: int
     rejected: int
     test_events: int
@@ -157,7 +160,8 @@ class SQSSource:
         self._last_short = float("-inf")
         self._closing = False
         self._closed = anyio.Event()
-        self._received = self._submitted = self._rejected = self._test_events = 0
+        self._received = self._duplicates = 0
+        self._submitted = self._rejected = self._test_events = 0
         self._deleted = self._released = self._api_calls = 0
 
     def __repr__(self) -> str:
@@ -264,10 +268,17 @@ class SQSSource:
             visible_until = now + self._vt
             batch = []
             for m in messages:
+                known = self._held.get(m["MessageId"])
+                if known is not None:
+                    # only the newest receipt handle is sure to delete or extend it
+                    known.receipt = m["ReceiptHandle"]
+                    known.visible_until = visible_until
+                    self._duplicates += 1
+                    continue
                 held = _Held(m["MessageId"], m["ReceiptHandle"], visible_until)
                 self._held[held.id] = held
                 batch.append((held, m.get("Body", "")))
-            self._received += len(batch)
+            self._received += len(messages)
             accepted = 0
             try:
                 for held, body in batch:
@@ -432,6 +443,7 @@ class SQSSource:
     def statistics(self) -> SQSSourceStatistics:
         return SQSSourceStatistics(
             received=self._received,
+            duplicates=self._duplicates,
             submitted=self._submitted,
             rejected=self._rejected,
             test_events=self._test_events,
