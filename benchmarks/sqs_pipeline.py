@@ -127,9 +127,9 @@ async def through_source(
     )
 
     def finished() -> bool:
-        # the figure is when every message was handled and every delivery deleted
+        # the figure is when every message was handled and deleted
         st = source.statistics()
-        return len(seen) >= n and st.deleted >= st.received
+        return len(seen) >= n and st.deleted + st.duplicates >= st.received
 
     async with eventflow.App(sources=[source]):
         t0 = time.perf_counter()
