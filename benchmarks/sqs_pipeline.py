@@ -1,14 +1,16 @@
 """SQS pipeline: 5,000 messages through SQSSource -> no-op handler -> delete, on a moto server.
 
 The baseline, measured in the same run against the same server, is the naive aiobotocore
-loop: receive one message, handle it, delete it. Both consume their own queue of the same
-5,000 messages, fed in batches by a feeder that keeps about 30 in the queue while the
-consumer runs (moto deep-copies every message it returns, so its receive cost grows with
-the queue's depth; a shallow queue measures the consumer, not that). moto runs in a child
-process, so the server and the consumer do not share one GIL. Prints events/s of both, the
-ratio, and SQS API calls per event (the feeder's sends are not counted).
+loop: receive one message, handle it, delete it. Both consume the same 5,000 messages, fed
+in batches by a feeder that keeps about 30 in the queue while the consumer runs (moto's
+cost for each message it receives or sends grows with the number of messages in the
+queue, in flight included; a shallow queue measures the consumer, not that). moto runs in
+a child process, so the server and the consumer do not share one GIL. The two sides run
+in alternating rounds (1,000 messages each, a fresh queue per round), so both see the
+same background load. Prints events/s of both, the ratio, and SQS API calls per event
+(the feeder's sends are not counted).
 
-    python benchmarks/sqs_pipeline.py [--messages 5000]
+    python benchmarks/sqs_pipeline.py [--messages 5000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ async def feed(sqs: Any, url: str, n: int, consumed: Callable[[], int], depth: i
         sent += count
 
 
-async def naive(sqs: Any, url: str, n: int, depth: int) -> tuple[float, float]:
+async def naive(sqs: Any, url: str, n: int, depth: int) -> tuple[float, int]:
+    """Seconds to consume n messages, and the SQS calls made."""
     calls = handled = 0
 
     async def consume() -> None:
@@ -94,24 +97,24 @@ async def naive(sqs: Any, url: str, n: int, depth: int) -> tuple[float, float]:
                 calls += 1
                 await sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
                 handled += 1
-                if handled % 1000 == 0:
-                    print(f"  naive: {handled}/{n}", flush=True)
 
     t0 = time.perf_counter()
     async with anyio.create_task_group() as tg:
         tg.start_soon(feed, sqs, url, n, lambda: handled, depth)
         tg.start_soon(consume)
-    return n / (time.perf_counter() - t0), calls / n
+    return time.perf_counter() - t0, calls
 
 
 async def through_source(
     sqs: Any, endpoint: str, url: str, n: int, depth: int, pollers: int, linger: float
-) -> tuple[float, float]:
+) -> tuple[float, int]:
+    """Seconds to consume n messages, and the SQS calls made."""
     eventflow.reset_default_registry()
+    seen: set[int] = set()
 
     @eventflow.handler
     async def noop(event: Any, context: eventflow.Context) -> None:
-        return None
+        seen.add(event["n"])  # moto may deliver one message to two concurrent receives
 
     source = SQSSource(
         url,
@@ -122,34 +125,54 @@ async def through_source(
         pollers=pollers,
         delete_linger=linger,
     )
+
+    def finished() -> bool:
+        # the figure is when every message was handled and deleted
+        st = source.statistics()
+        return len(seen) >= n and st.deleted + st.duplicates >= st.received
+
     async with eventflow.App(sources=[source]):
         t0 = time.perf_counter()
         async with anyio.create_task_group() as tg:
             tg.start_soon(feed, sqs, url, n, lambda: source.statistics().deleted, depth)
-            shown = 0
-            # a benchmark may poll: the figure is when the last delete went through
-            while (done := source.statistics().deleted) < n:
-                if done >= shown + 1000:
-                    shown = done - done % 1000
-                    print(f"  SQSSource: {shown}/{n}", flush=True)
+            while not finished():  # noqa: ASYNC110 - a benchmark may poll
                 await asyncio.sleep(0.002)
         elapsed = time.perf_counter() - t0
         calls = source.statistics().api_calls
-    return n / elapsed, calls / n
+    return elapsed, calls
 
 
-async def run(endpoint: str, n: int, depth: int, pollers: int, linger: float) -> None:
+async def run(endpoint: str, n: int, rounds: int, depth: int, pollers: int, linger: float) -> None:
     session = AioSession()
+    # each side's seconds and SQS calls, summed over the rounds
+    seconds = {"naive": 0.0, "source": 0.0}
+    calls = {"naive": 0, "source": 0}
     async with session.create_client("sqs", region_name=REGION, endpoint_url=endpoint) as sqs:
         stamp = int(time.time())
-        url_naive = (await sqs.create_queue(QueueName=f"bench-naive-{stamp}"))["QueueUrl"]
-        url_source = (await sqs.create_queue(QueueName=f"bench-source-{stamp}"))["QueueUrl"]
-        print(f"naive loop, {n} messages...", flush=True)
-        naive_rate, naive_calls = await naive(sqs, url_naive, n, depth)
-        print(f"SQSSource, {n} messages...", flush=True)
-        source_rate, source_calls = await through_source(
-            sqs, endpoint, url_source, n, depth, pollers, linger
-        )
+        for r in range(rounds):
+            count = n // rounds + (1 if r < n % rounds else 0)
+            # alternate which side goes first, so neither always follows the other
+            sides = ["naive", "source"] if r % 2 == 0 else ["source", "naive"]
+            rates = {}
+            for side in sides:
+                name = f"bench-{side}-{stamp}-{r}"
+                url = (await sqs.create_queue(QueueName=name))["QueueUrl"]
+                if side == "naive":
+                    elapsed, made = await naive(sqs, url, count, depth)
+                else:
+                    elapsed, made = await through_source(
+                        sqs, endpoint, url, count, depth, pollers, linger
+                    )
+                seconds[side] += elapsed
+                calls[side] += made
+                rates[side] = count / elapsed
+            print(
+                f"round {r + 1}/{rounds}, {count} messages: naive {rates['naive']:6.0f}/s, "
+                f"SQSSource {rates['source']:6.0f}/s ({rates['source'] / rates['naive']:.1f}x)",
+                flush=True,
+            )
+    naive_rate, naive_calls = n / seconds["naive"], calls["naive"] / n
+    source_rate, source_calls = n / seconds["source"], calls["source"] / n
     ratio = source_rate / naive_rate
     print(
         f"naive loop (receive 1, handle, delete 1): {naive_rate:8.0f} events/s, "
@@ -167,6 +190,9 @@ async def run(endpoint: str, n: int, depth: int, pollers: int, linger: float) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="alternating rounds the messages are split in (5)"
+    )
     parser.add_argument(
         "--depth",
         type=int,
@@ -189,7 +215,16 @@ def main() -> None:
     )
     proc, endpoint = start_moto()
     try:
-        asyncio.run(run(endpoint, args.messages, args.depth, args.pollers, args.delete_linger))
+        asyncio.run(
+            run(
+                endpoint,
+                args.messages,
+                args.rounds,
+                args.depth,
+                args.pollers,
+                args.delete_linger,
+            )
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)

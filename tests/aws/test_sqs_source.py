@@ -258,6 +258,104 @@ async def test_pending_retry_keeps_message_invisible_with_heartbeats(
     assert await queue_depth(aws, url) == 0
 
 
+async def test_lone_message_is_deleted_after_the_linger_while_the_app_runs(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    # fewer than ten deletes must not wait for more messages: they would outlive their
+    # visibility timeout (no heartbeat covers a message awaiting its delete) and come back
+    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="2")
+    await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 3}))
+    seen, done, record = recorder(1)
+    src = source(url, eventflow.handler(record, name="lone"), aws["endpoint"])
+    async with eventflow.App(sources=[src]):
+        with anyio.fail_after(15):
+            await done.wait()
+        await anyio.sleep(1.0)  # the linger is 0.05 s
+        assert src.statistics().deleted == 1
+        assert await queue_depth(aws, url) == 0
+        await anyio.sleep(2.5)  # past the visibility timeout: nothing comes back
+    assert len(seen) == 1
+    assert src.statistics().received == 1
+
+
+async def test_redelivery_of_a_held_message_runs_once_and_is_deleted(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    url, _ = await make_queue(aws, unique_name)
+    await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 4}))
+    # an earlier receipt handle, to make the message visible again while the source holds it
+    first = await aws["sqs"].receive_message(QueueUrl=url, VisibilityTimeout=0)
+    earlier = first["Messages"][0]["ReceiptHandle"]
+    runs: list[Any] = []
+    started = anyio.Event()
+    release = anyio.Event()
+
+    @eventflow.handler
+    async def slow(event: Any, context: eventflow.Context) -> None:
+        runs.append(event)
+        started.set()
+        await release.wait()
+
+    src = source(url, slow, aws["endpoint"])
+    async with eventflow.App(sources=[src]) as app:
+        with anyio.fail_after(15):
+            await started.wait()
+            await aws["sqs"].change_message_visibility(
+                QueueUrl=url, ReceiptHandle=earlier, VisibilityTimeout=0
+            )
+            while src.statistics().duplicates < 1:  # noqa: ASYNC110 - one condition, bounded
+                await anyio.sleep(0.05)
+        release.set()
+        await app.drain()
+        await anyio.sleep(0.5)  # the delete's linger
+        stats = src.statistics()
+    assert len(runs) == 1
+    assert (stats.received, stats.duplicates, stats.deleted) == (2, 1, 1)
+    assert await queue_depth(aws, url) == 0
+
+
+async def test_extra_pollers_stay_off_while_the_queue_is_not_deep(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    url, _ = await make_queue(aws, unique_name)
+
+    @eventflow.handler
+    async def idle(event: Any, context: eventflow.Context) -> None:
+        return None
+
+    src = source(url, idle, aws["endpoint"], pollers=3)
+    async with eventflow.App(sources=[src]):
+        await anyio.sleep(2.5)  # 1 s long polls: about three receives from one poller
+        calls = src.statistics().api_calls
+    assert 1 <= calls <= 4
+
+
+async def test_deep_queue_is_drained_with_several_pollers(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    url, _ = await make_queue(aws, unique_name)
+    for start in range(0, 60, 10):
+        entries = [{"Id": str(i), "MessageBody": json.dumps({"n": start + i})} for i in range(10)]
+        await aws["sqs"].send_message_batch(QueueUrl=url, Entries=entries)
+    seen: set[int] = set()
+    done = anyio.Event()
+
+    @eventflow.handler
+    async def record(event: Any, context: eventflow.Context) -> None:
+        seen.add(event["n"])
+        if len(seen) == 60:
+            done.set()
+
+    src = source(url, record, aws["endpoint"], pollers=3)
+    async with eventflow.App(sources=[src]) as app:
+        with anyio.fail_after(20):
+            await done.wait()
+        await app.drain()
+    # moto's receive is not atomic across threads: a message may come twice, none is lost
+    assert seen == set(range(60))
+    assert await queue_depth(aws, url) == 0
+
+
 async def test_missing_source_queue_fails_start_with_its_url(
     aws: dict[str, Any], unique_name: str
 ) -> None:

@@ -36,6 +36,7 @@ __all__ = ("SQSSource", "SQSSourceStatistics")
 
 _log = structlog.get_logger("eventflow.sqs")
 _BATCH = 10
+_REST = 1.0  # seconds extra pollers stay off after a short receive
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,9 @@ class SQSSourceStatistics:
     """Counters of one :class:`SQSSource`.
 
     Attributes:
-        received: Messages received.
+        received: Messages received (every delivery).
+        duplicates: Deliveries of a message already held: its event runs once, and its
+            newest receipt handle is the one kept for the delete.
         submitted: Events submitted to the app.
         rejected: Messages whose body could not be an event (sent down the failure path).
         test_events: S3 test events deleted without an invocation.
@@ -54,6 +57,7 @@ class SQSSourceStatistics:
     """
 
     received: int
+    duplicates: int
     submitted: int
     rejected: int
     test_events: int
@@ -80,7 +84,10 @@ class SQSSource:
         handler: The handler (or its name) that runs every event of this queue.
         batch_size: Messages per ReceiveMessage call (1 to 10).
         wait_time_seconds: Long-polling wait (0 to 20 s).
-        pollers: Concurrent ReceiveMessage loops.
+        pollers: Concurrent ReceiveMessage loops at most. One always polls; the others
+            join while receives come back full (a backlog) and stop for a second after
+            one comes back short, so a queue that is not deep is not split into partial
+            batches over concurrent calls.
         max_in_flight: Messages held at once (received, not yet deleted or released);
             polling pauses at this bound. Events waiting for a retry count, so allow for
             them.
@@ -146,11 +153,15 @@ class SQSSource:
         self._held: dict[str, _Held] = {}
         self._to_delete: list[_Held] = []
         self._to_release: list[_Held] = []
-        self._wake_flusher = anyio.Event()
+        self._work = anyio.Event()  # set on every queued delete or release
+        self._full = anyio.Event()  # set when a batch is full, or at close
         self._room = anyio.Event()
+        self._backlog = anyio.Event()  # set while receives come back full
+        self._last_short = float("-inf")
         self._closing = False
         self._closed = anyio.Event()
-        self._received = self._submitted = self._rejected = self._test_events = 0
+        self._received = self._duplicates = 0
+        self._submitted = self._rejected = self._test_events = 0
         self._deleted = self._released = self._api_calls = 0
 
     def __repr__(self) -> str:
@@ -196,7 +207,8 @@ class SQSSource:
         # the app has settled every event it took from us; flush deletes and releases
         self._closing = True
         self._closed.set()
-        self._wake_flusher.set()
+        self._work.set()
+        self._full.set()
         for held in list(self._held.values()):
             self._release(held)  # received but never submitted
         assert self._stack is not None
@@ -210,17 +222,20 @@ class SQSSource:
                 "SQSSource is not open: pass it in App(sources=[...]); the app opens it."
             )
         async with anyio.create_task_group() as tg:
-            for _ in range(self._pollers):
-                tg.start_soon(self._poll, app)
+            for index in range(self._pollers):
+                tg.start_soon(self._poll, app, index > 0)
             task_status.started()
 
     # -- receiving ------------------------------------------------------------------
 
-    async def _poll(self, app: App) -> None:
+    async def _poll(self, app: App, extra: bool) -> None:
         backoff = 1.0
         while True:
+            if extra:
+                await self._backlog.wait()
             while len(self._held) >= self._max_in_flight:
-                self._room = anyio.Event()
+                if self._room.is_set():  # another poller may be waiting on the current one
+                    self._room = anyio.Event()
                 await self._room.wait()
             room = min(self._batch_size, self._max_in_flight - len(self._held))
             try:
@@ -230,8 +245,6 @@ class SQSSource:
                     MaxNumberOfMessages=room,
                     WaitTimeSeconds=self._wait,
                     VisibilityTimeout=self._vt,
-                    MessageAttributeNames=["All"],
-                    MessageSystemAttributeNames=["All"],
                 )
             except (ClientError, BotoCoreError) as exc:
                 _log.error(
@@ -245,13 +258,27 @@ class SQSSource:
                 continue
             backoff = 1.0
             messages = response.get("Messages", [])
-            visible_until = anyio.current_time() + self._vt
+            now = anyio.current_time()
+            if len(messages) < room:
+                self._last_short = now
+                if self._backlog.is_set():
+                    self._backlog = anyio.Event()
+            elif now - self._last_short >= _REST:
+                self._backlog.set()
+            visible_until = now + self._vt
             batch = []
             for m in messages:
+                known = self._held.get(m["MessageId"])
+                if known is not None:
+                    # only the newest receipt handle is sure to delete or extend it
+                    known.receipt = m["ReceiptHandle"]
+                    known.visible_until = visible_until
+                    self._duplicates += 1
+                    continue
                 held = _Held(m["MessageId"], m["ReceiptHandle"], visible_until)
                 self._held[held.id] = held
                 batch.append((held, m.get("Body", "")))
-            self._received += len(batch)
+            self._received += len(messages)
             accepted = 0
             try:
                 for held, body in batch:
@@ -300,16 +327,20 @@ class SQSSource:
             return
         self._to_delete.append(held)
         self._room.set()
-        if len(self._to_delete) >= _BATCH or self._closing:
-            self._wake_flusher.set()
+        self._queued(len(self._to_delete))
 
     def _release(self, held: _Held) -> None:
         if self._held.pop(held.id, None) is None:
             return
         self._to_release.append(held)
         self._room.set()
-        if len(self._to_release) >= _BATCH or self._closing:
-            self._wake_flusher.set()
+        self._queued(len(self._to_release))
+
+    def _queued(self, pending: int) -> None:
+        # an idle flusher starts its linger now; a full batch (or closing) ends the linger
+        self._work.set()
+        if pending >= _BATCH or self._closing:
+            self._full.set()
 
     # -- deleting, releasing, heartbeats --------------------------------------------
 
@@ -318,8 +349,8 @@ class SQSSource:
             if not self._to_delete and not self._to_release:
                 if self._closing:
                     return
-                self._wake_flusher = anyio.Event()
-                await self._wake_flusher.wait()
+                self._work = anyio.Event()
+                await self._work.wait()
                 continue
             if (
                 len(self._to_delete) < _BATCH
@@ -327,9 +358,9 @@ class SQSSource:
                 and not self._closing
             ):
                 # linger a moment so a batch fills up: one call per ten messages
-                self._wake_flusher = anyio.Event()
+                self._full = anyio.Event()
                 with anyio.move_on_after(self._linger):
-                    await self._wake_flusher.wait()
+                    await self._full.wait()
             if self._to_delete:
                 chunk, self._to_delete = self._to_delete[:_BATCH], self._to_delete[_BATCH:]
                 await self._batch_call("delete_message_batch", chunk)
@@ -412,6 +443,7 @@ class SQSSource:
     def statistics(self) -> SQSSourceStatistics:
         return SQSSourceStatistics(
             received=self._received,
+            duplicates=self._duplicates,
             submitted=self._submitted,
             rejected=self._rejected,
             test_events=self._test_events,
