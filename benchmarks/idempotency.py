@@ -15,9 +15,6 @@ import asyncio
 import gc
 import logging
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +23,7 @@ from typing import Any
 import structlog
 
 import eventflow
+from _moto_server import start_moto
 from eventflow.stores import MemoryStore, SQLiteStore
 
 
@@ -55,34 +53,13 @@ def best(n: int, rounds: int, make: Any) -> float:
     return min(results)
 
 
-_SERVER = (
-    "import sys, threading; from moto.server import ThreadedMotoServer; "
-    "s = ThreadedMotoServer(ip_address='127.0.0.1', port=int(sys.argv[1]), verbose=False); "
-    "s.start(); threading.Event().wait()"
-)
-
-
 def dynamodb_us(n: int) -> float | None:
     try:
         from eventflow.aws import DynamoDBStore
     except ImportError:
         return None
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, endpoint = start_moto(patched=False)  # the patch concerns SQS only
     try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        endpoint = f"http://127.0.0.1:{port}"
         os.environ.update(
             AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
         )
@@ -104,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--dynamodb-events", type=int, default=500)
+    parser.add_argument("--dynamodb-events", type=int, default=500, help="0 skips DynamoDB (500)")
     args = parser.parse_args()
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
@@ -129,7 +106,7 @@ def main() -> None:
         f"  SQLiteStore         : {sqlite:7.2f} µs/invocation  ({sqlite / base:.2f}x, "
         f"{1e6 / sqlite:,.0f} claimed-and-completed events/s)"
     )
-    dynamo = dynamodb_us(args.dynamodb_events)
+    dynamo = dynamodb_us(args.dynamodb_events) if args.dynamodb_events > 0 else None
     if dynamo is not None:
         print(
             f"  DynamoDBStore (moto): {dynamo:7.0f} µs/invocation  ({dynamo / base:.0f}x, "

@@ -31,22 +31,10 @@ Checked: every event ran exactly once across the workers (sum of succeeded == ev
 every payload id seen once) and the queue is empty at the end; a warning, with where and
 when each duplicate ran, is printed otherwise. Exits 0 either way.
 
-moto 5.2 is patched in its child process (``--stock-moto`` leaves it alone), in two ways:
-
-* Its clock: moto computes the queue's whole attribute set (three scans of every message
-  in the queue, in flight ones included, with four ~15 us datetime clock reads each) for
-  every message it stores and every message it returns, so its CPU per batch call grows
-  with the queue's depth: here about 150 ms per SendMessageBatch and over 500 ms per
-  ReceiveMessage of ten with several hundred messages queued, which made moto the
-  bottleneck (4 processes ran slower than 1). Reading the clock with ``time.time()``
-  (the same values) cuts that to 10-40 ms per call.
-* Atomicity: moto serves requests on threads, and its ReceiveMessage (scan, then mark)
-  and DeleteMessage (rebuild the message list, then assign it) take no lock. Concurrent
-  receives sometimes return one message to two workers, and concurrent
-  DeleteMessageBatch calls lose deletes (48 of 600 messages deleted from 4 threads came
-  back), so those events ran again after the visibility timeout, in another worker, and
-  the run took 30 s longer. Real SQS does neither; the patch holds the queue's own lock
-  (the one moto's send takes) around both.
+moto 5.2 is patched in its child process (``--stock-moto`` leaves it alone): its clock,
+whose cost per call grows with the queue's depth and made moto the bottleneck (4
+processes ran slower than 1), and the atomicity of its receive and delete, whose races
+ran events twice and lost deletes; see _moto_server.py.
 
     python benchmarks/scale_out.py [--events-per-process 150] [--processes 1,2,4]
         [--handler-ms 100] [--concurrency 4] [--wait-time 5] [--stock-moto]
@@ -61,8 +49,6 @@ import logging
 import math
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -76,6 +62,7 @@ from aiobotocore.session import AioSession
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import eventflow
+from _moto_server import start_moto
 from eventflow.aws import SQSEventQueue
 
 REGION = "us-east-1"
@@ -94,60 +81,6 @@ async def work(event: Any, context: eventflow.Context) -> None:
     await anyio.sleep(_handler_seconds)
     calls = _queue.statistics().api_calls if _queue is not None else 0
     _done.append((time.time(), int(event["i"]), calls))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# ThreadedMotoServer in a child process: the moto_server command's default server answered
-# about 20 times slower here. "patched" (the default; see the module docstring): moto.sqs
-# reads the clock with time.time(), and a queue's receives and deletes hold its lock.
-_SERVER = """
-import sys, threading, time
-from moto.server import ThreadedMotoServer
-if sys.argv[2] == "patched":
-    import moto.sqs.models as models
-    slow = models.unix_time
-    def unix_time(dt=None):
-        return time.time() if dt is None else slow(dt)
-    def unix_time_millis(dt=None):
-        return unix_time(dt) * 1000.0
-    models.unix_time, models.unix_time_millis = unix_time, unix_time_millis
-    receive, delete = models.SQSBackend.receive_message, models.Queue.delete_message
-    def receive_message(self, queue_name, *args, **kwargs):
-        # the long poll's wait (a Condition on this lock) releases it
-        with self.get_queue(queue_name)._messages_lock:
-            return receive(self, queue_name, *args, **kwargs)
-    def delete_message(self, receipt_handle):
-        with self._messages_lock:  # the lock add_message takes
-            return delete(self, receipt_handle)
-    models.SQSBackend.receive_message = receive_message
-    models.Queue.delete_message = delete_message
-s = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-s.start()
-threading.Event().wait()
-"""
-
-
-def start_moto(patched: bool) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, str(port), "patched" if patched else "stock"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("moto_server did not start within 30 s")
 
 
 def quiet_logs() -> None:

@@ -10,7 +10,12 @@ in alternating rounds (1,000 messages each, a fresh queue per round), so both se
 same background load. Prints events/s of both, the ratio, and SQS API calls per event
 (the feeder's sends are not counted).
 
-    python benchmarks/sqs_pipeline.py [--messages 5000] [--rounds 5]
+The moto server is patched in its process (its clock and its queue locking, see
+_moto_server.py), as for scale_out.py: stock moto spends most of its CPU reading a slow
+clock once per message of the queue per call, which makes its per-message cost dominate
+both sides. ``--stock-moto`` measures it unpatched.
+
+    python benchmarks/sqs_pipeline.py [--messages 5000] [--rounds 5] [--stock-moto]
 """
 
 from __future__ import annotations
@@ -20,9 +25,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,42 +34,10 @@ import structlog
 from aiobotocore.session import AioSession
 
 import eventflow
+from _moto_server import start_moto
 from eventflow.aws import SQSSource
 
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# ThreadedMotoServer in a child process: the moto_server command's default server answered
-# about 20 times slower here
-_SERVER = (
-    "import sys, threading; from moto.server import ThreadedMotoServer; "
-    "s = ThreadedMotoServer(ip_address='127.0.0.1', port=int(sys.argv[1]), verbose=False); "
-    "s.start(); threading.Event().wait()"
-)
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("moto_server did not start within 30 s")
 
 
 async def feed(sqs: Any, url: str, n: int, consumed: Callable[[], int], depth: int) -> None:
@@ -201,6 +171,11 @@ def main() -> None:
     )
     parser.add_argument("--pollers", type=int, default=2, help="SQSSource pollers (2)")
     parser.add_argument(
+        "--stock-moto",
+        action="store_true",
+        help="run moto unpatched (see benchmarks/_moto_server.py)",
+    )
+    parser.add_argument(
         "--delete-linger", type=float, default=0.05, help="SQSSource delete_linger (0.05 s)"
     )
     args = parser.parse_args()
@@ -213,7 +188,7 @@ def main() -> None:
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION
     )
-    proc, endpoint = start_moto()
+    proc, endpoint = start_moto(patched=not args.stock_moto)
     try:
         asyncio.run(
             run(

@@ -48,7 +48,8 @@ from .._errors import (
 from ..queues import QueuedEvent
 from ..sources import Outcome
 from ._clients import shared_client
-from ._errors import check_resource, error_code
+from ._errors import check_resource
+from ._sqs_leases import keep_invisible
 
 if TYPE_CHECKING:
     from .._app import App
@@ -664,36 +665,19 @@ class SQSEventQueue:
     # -- heartbeats and emptiness ---------------------------------------------------
 
     async def _heartbeat(self) -> None:
-        while not self._closing:
-            with anyio.move_on_after(max(0.5, self._vt / 3)):
-                await self._closed.wait()
-            if self._closing:
-                return
-            now = anyio.current_time()
-            due = [h for h in self._held.values() if h.until - now < self._vt / 2]
-            for start in range(0, len(due), _BATCH):
-                chunk = due[start : start + _BATCH]
-                entries = [
-                    {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": self._vt}
-                    for i, h in enumerate(chunk)
-                ]
-                try:
-                    self._api_calls += 1
-                    response = await self._client.change_message_visibility_batch(
-                        QueueUrl=self.queue_url, Entries=entries
-                    )
-                except (ClientError, BotoCoreError) as exc:
-                    _log.error(
-                        "sqs_queue.heartbeat_failed",
-                        queue_url=self.queue_url,
-                        code=error_code(exc),
-                        error=str(exc),
-                    )
-                    continue
-                failed = {f["Id"] for f in response.get("Failed", [])}
-                for i, h in enumerate(chunk):
-                    if str(i) not in failed:
-                        h.until = now + self._vt
+        await keep_invisible(
+            self._client,
+            self.queue_url,
+            self._held.values,
+            self._vt,
+            self._closed,
+            self._count_call,
+            _log,
+            "sqs_queue",
+        )
+
+    def _count_call(self) -> None:
+        self._api_calls += 1
 
     async def wait_empty(self, poll_interval: float = 0.2) -> None:
         """Return once the queue holds no message, visible, in flight or delayed.

@@ -25,8 +25,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .._errors import AppClosed, ConfigurationError
 from ..sources import Outcome
 from ._clients import shared_client
-from ._errors import check_resource, error_code
+from ._errors import check_resource
 from ._shapes import BodyKind, decode_body
+from ._sqs_leases import keep_invisible
 
 if TYPE_CHECKING:
     from .._app import App
@@ -68,12 +69,12 @@ class SQSSourceStatistics:
 
 
 class _Held:
-    __slots__ = ("id", "receipt", "visible_until")
+    __slots__ = ("id", "receipt", "until")
 
-    def __init__(self, message_id: str, receipt: str, visible_until: float) -> None:
+    def __init__(self, message_id: str, receipt: str, until: float) -> None:
         self.id = message_id
         self.receipt = receipt
-        self.visible_until = visible_until
+        self.until = until
 
 
 class SQSSource:
@@ -265,17 +266,17 @@ class SQSSource:
                     self._backlog = anyio.Event()
             elif now - self._last_short >= _REST:
                 self._backlog.set()
-            visible_until = now + self._vt
+            until = now + self._vt
             batch = []
             for m in messages:
                 known = self._held.get(m["MessageId"])
                 if known is not None:
                     # only the newest receipt handle is sure to delete or extend it
                     known.receipt = m["ReceiptHandle"]
-                    known.visible_until = visible_until
+                    known.until = until
                     self._duplicates += 1
                     continue
-                held = _Held(m["MessageId"], m["ReceiptHandle"], visible_until)
+                held = _Held(m["MessageId"], m["ReceiptHandle"], until)
                 self._held[held.id] = held
                 batch.append((held, m.get("Body", "")))
             self._received += len(messages)
@@ -409,36 +410,19 @@ class SQSSource:
             )
 
     async def _heartbeat(self) -> None:
-        while not self._closing:
-            with anyio.move_on_after(max(0.5, self._vt / 3)):
-                await self._closed.wait()
-            if self._closing:
-                return
-            now = anyio.current_time()
-            due = [h for h in self._held.values() if h.visible_until - now < self._vt / 2]
-            for start in range(0, len(due), _BATCH):
-                chunk = due[start : start + _BATCH]
-                entries = [
-                    {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": self._vt}
-                    for i, h in enumerate(chunk)
-                ]
-                try:
-                    self._api_calls += 1
-                    response = await self._client.change_message_visibility_batch(
-                        QueueUrl=self.queue_url, Entries=entries
-                    )
-                except (ClientError, BotoCoreError) as exc:
-                    _log.error(
-                        "sqs.heartbeat_failed",
-                        queue_url=self.queue_url,
-                        code=error_code(exc),
-                        error=str(exc),
-                    )
-                    continue
-                failed = {f["Id"] for f in response.get("Failed", [])}
-                for i, h in enumerate(chunk):
-                    if str(i) not in failed:
-                        h.visible_until = now + self._vt
+        await keep_invisible(
+            self._client,
+            self.queue_url,
+            self._held.values,
+            self._vt,
+            self._closed,
+            self._count_call,
+            _log,
+            "sqs",
+        )
+
+    def _count_call(self) -> None:
+        self._api_calls += 1
 
     def statistics(self) -> SQSSourceStatistics:
         return SQSSourceStatistics(

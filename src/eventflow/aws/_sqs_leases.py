@@ -1,0 +1,74 @@
+"""Heartbeats for SQS messages a process holds: shared by SQSSource and SQSEventQueue.
+
+Both keep a received message invisible for as long as its event needs (a long attempt,
+retries waiting, a wait for a slot) by extending its visibility before it lapses, ten
+messages per ChangeMessageVisibilityBatch call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import anyio
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ._errors import error_code
+
+__all__ = ("Lease", "keep_invisible")
+
+_BATCH = 10
+
+
+class Lease(Protocol):
+    """A held message: its receipt handle and when its visibility lapses (anyio time)."""
+
+    receipt: str
+    until: float
+
+
+async def keep_invisible(
+    client: Any,
+    queue_url: str,
+    held: Callable[[], Iterable[Lease]],
+    visibility: int,
+    closed: anyio.Event,
+    count_call: Callable[[], None],
+    log: Any,
+    event_prefix: str,
+) -> None:
+    """Every third of ``visibility``, extend the messages whose visibility is half gone.
+
+    Returns once ``closed`` is set.
+    """
+    while not closed.is_set():
+        with anyio.move_on_after(max(0.5, visibility / 3)):
+            await closed.wait()
+        if closed.is_set():
+            return
+        now = anyio.current_time()
+        due = [h for h in held() if h.until - now < visibility / 2]
+        for start in range(0, len(due), _BATCH):
+            chunk = due[start : start + _BATCH]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": visibility}
+                for i, h in enumerate(chunk)
+            ]
+            try:
+                count_call()
+                response = await client.change_message_visibility_batch(
+                    QueueUrl=queue_url, Entries=entries
+                )
+            except (ClientError, BotoCoreError) as exc:
+                # not extended: the message may show again, a duplicate rather than a loss
+                log.error(
+                    f"{event_prefix}.heartbeat_failed",
+                    queue_url=queue_url,
+                    code=error_code(exc),
+                    error=str(exc),
+                )
+                continue
+            failed = {f["Id"] for f in response.get("Failed", [])}
+            for i, h in enumerate(chunk):
+                if str(i) not in failed:
+                    h.until = now + visibility
