@@ -158,6 +158,17 @@ async def queue_empty(sqs: Any, url: str) -> bool:
     return not any(int(got["Attributes"].get(n, "0")) for n in names)
 
 
+async def stays_empty(sqs: Any, url: str, seconds: float = 3.0) -> bool:
+    """Whether the queue reads empty throughout ``seconds`` (longer than a retry's delay:
+    a retry waiting in SQS shows up again within it)."""
+    deadline = anyio.current_time() + seconds
+    while anyio.current_time() < deadline:
+        if not await queue_empty(sqs, url):
+            return False
+        await anyio.sleep(0.2)
+    return True
+
+
 async def depth_below(sqs: Any, url: str, limit: int) -> bool:
     got = await sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
@@ -251,7 +262,7 @@ async def test_three_workers_one_killed_every_event_has_one_outcome(
         ids = await invoke_all(endpoint, urls["queue"], payloads, pace=shallow)
     by_kind = dict(zip(ids, kinds, strict=True))
 
-    await wait_for(lambda: queue_empty(sqs, urls["queue"]), 240, "the event queue never emptied")
+    await wait_for(lambda: stays_empty(sqs, urls["queue"]), 240, "the event queue never emptied")
     codes = group.stop_all()
     assert [code for pid, code in codes.items() if pid != victim.pid] == [0, 0]
 

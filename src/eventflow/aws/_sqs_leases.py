@@ -1,23 +1,57 @@
-"""Heartbeats for SQS messages a process holds: shared by SQSSource and SQSEventQueue.
+"""What SQSSource and SQSEventQueue share: opening the queue, and heartbeats.
 
-Both keep a received message invisible for as long as its event needs (a long attempt,
-retries waiting, a wait for a slot) by extending its visibility before it lapses, ten
-messages per ChangeMessageVisibilityBatch call.
+Both open a shared SQS client and check their queue at start (reading its attributes),
+and both keep a received message invisible for as long as its event needs (a long
+attempt, retries waiting, a wait for a slot) by extending its visibility before it
+lapses, ten messages per ChangeMessageVisibilityBatch call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ._errors import error_code
+from ._clients import shared_client
+from ._errors import check_resource, error_code
 
-__all__ = ("Lease", "keep_invisible")
+__all__ = ("Lease", "keep_invisible", "open_queue")
 
 _BATCH = 10
+
+
+async def open_queue(
+    stack: AsyncExitStack,
+    queue_url: str,
+    *,
+    region_name: str | None,
+    endpoint_url: str | None,
+    session: Any,
+    check: bool,
+    what: str,
+    iam_action: str,
+    attribute_names: list[str],
+) -> tuple[Any, dict[str, str]]:
+    """The shared SQS client (closed with ``stack``) and, with ``check``, the queue's
+    attributes; an unreachable queue raises a ResourceCheckFailed that names it."""
+    client = await stack.enter_async_context(
+        shared_client("sqs", region_name=region_name, endpoint_url=endpoint_url, session=session)
+    )
+    if not check:
+        return client, {}
+    result = await check_resource(
+        client,
+        "get_queue_attributes",
+        {"QueueUrl": queue_url, "AttributeNames": attribute_names},
+        what=what,
+        resource=queue_url,
+        iam_action=iam_action,
+    )
+    attributes: dict[str, str] = result.get("Attributes", {})
+    return client, attributes
 
 
 class Lease(Protocol):

@@ -47,9 +47,7 @@ from .._errors import (
 )
 from ..queues import QueuedEvent
 from ..sources import Outcome
-from ._clients import shared_client
-from ._errors import check_resource
-from ._sqs_leases import keep_invisible
+from ._sqs_leases import keep_invisible, open_queue
 
 if TYPE_CHECKING:
     from .._app import App
@@ -208,6 +206,7 @@ class SQSEventQueue:
         self._to_release: list[_Held] = []
         self._outbox: list[tuple[dict[str, Any], anyio.Event, list[BaseException]]] = []
         self._sending = 0
+        self._deferred_until = 0.0  # when the last retry this process deferred is due
         self._work = anyio.Event()
         self._wake_flusher = anyio.Event()
         self._room = anyio.Event()
@@ -226,33 +225,23 @@ class SQSEventQueue:
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:
-            self._client = await stack.enter_async_context(
-                shared_client(
-                    "sqs",
-                    region_name=self._region_name,
-                    endpoint_url=self._endpoint_url,
-                    session=self._session,
-                )
+            self._client, attributes = await open_queue(
+                stack,
+                self.queue_url,
+                region_name=self._region_name,
+                endpoint_url=self._endpoint_url,
+                session=self._session,
+                check=self._check,
+                what="event queue",
+                iam_action=(
+                    "sqs:SendMessage, sqs:ReceiveMessage, sqs:DeleteMessage, "
+                    "sqs:ChangeMessageVisibility, sqs:GetQueueAttributes"
+                ),
+                attribute_names=["VisibilityTimeout", "MaximumMessageSize"],
             )
-            if self._check:
-                result = await check_resource(
-                    self._client,
-                    "get_queue_attributes",
-                    {
-                        "QueueUrl": self.queue_url,
-                        "AttributeNames": ["VisibilityTimeout", "MaximumMessageSize"],
-                    },
-                    what="event queue",
-                    resource=self.queue_url,
-                    iam_action=(
-                        "sqs:SendMessage, sqs:ReceiveMessage, sqs:DeleteMessage, "
-                        "sqs:ChangeMessageVisibility, sqs:GetQueueAttributes"
-                    ),
-                )
-                attributes = result.get("Attributes", {})
-                if self._vt_arg is None:
-                    self._vt = max(2, int(attributes.get("VisibilityTimeout", 30)))
-                self._max_bytes = int(attributes.get("MaximumMessageSize", self._max_bytes))
+            if self._vt_arg is None:
+                self._vt = max(2, int(attributes.get("VisibilityTimeout", 30)))
+            self._max_bytes = int(attributes.get("MaximumMessageSize", self._max_bytes))
             self._tg = await stack.enter_async_context(anyio.create_task_group())
         except BaseException:
             await stack.aclose()
@@ -538,7 +527,10 @@ class SQSEventQueue:
     def _defer(self, held: _Held, delay: float) -> None:
         if self._held.pop(held.id, None) is None:
             return
-        self._to_defer.append((held, min(_MAX_VISIBILITY, max(0, math.ceil(delay)))))
+        seconds = min(_MAX_VISIBILITY, max(0, math.ceil(delay)))
+        self._to_defer.append((held, seconds))
+        # until then the retry is this process's business, whatever SQS's counts say
+        self._deferred_until = max(self._deferred_until, anyio.current_time() + seconds + 1)
         self._nudge(len(self._to_defer))
 
     def _release(self, held: _Held) -> None:
@@ -682,21 +674,28 @@ class SQSEventQueue:
     async def wait_empty(self, poll_interval: float = 0.2) -> None:
         """Return once the queue holds no message, visible, in flight or delayed.
 
-        SQS's counts are approximate (exact on moto and LocalStack); this polls them.
+        SQS's counts are approximate (on AWS they can lag by a minute), so this polls them
+        until they read zero twice in a row and every retry this process deferred is due.
         """
         names = [
             "ApproximateNumberOfMessages",
             "ApproximateNumberOfMessagesNotVisible",
             "ApproximateNumberOfMessagesDelayed",
         ]
+        empty_readings = 0
         while True:
-            if not (self._outbox or self._sending or self._holding):
+            busy = self._outbox or self._sending or self._holding
+            if busy or anyio.current_time() < self._deferred_until:
+                empty_readings = 0
+            else:
                 self._api_calls += 1
                 result = await self._client.get_queue_attributes(
                     QueueUrl=self.queue_url, AttributeNames=names
                 )
                 counts = result.get("Attributes", {})
-                if not any(int(counts.get(n, "0")) for n in names):
+                empty = not any(int(counts.get(n, "0")) for n in names)
+                empty_readings = empty_readings + 1 if empty else 0
+                if empty_readings >= 2:
                     return
             await anyio.sleep(poll_interval)
 

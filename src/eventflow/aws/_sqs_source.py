@@ -24,10 +24,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .._errors import AppClosed, ConfigurationError
 from ..sources import Outcome
-from ._clients import shared_client
-from ._errors import check_resource
 from ._shapes import BodyKind, decode_body
-from ._sqs_leases import keep_invisible
+from ._sqs_leases import keep_invisible, open_queue
 
 if TYPE_CHECKING:
     from .._app import App
@@ -174,27 +172,19 @@ class SQSSource:
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:
-            self._client = await stack.enter_async_context(
-                shared_client(
-                    "sqs",
-                    region_name=self._region_name,
-                    endpoint_url=self._endpoint_url,
-                    session=self._session,
-                )
+            self._client, attributes = await open_queue(
+                stack,
+                self.queue_url,
+                region_name=self._region_name,
+                endpoint_url=self._endpoint_url,
+                session=self._session,
+                check=self._check,
+                what="source queue",
+                iam_action="sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility",
+                attribute_names=["VisibilityTimeout"],
             )
-            if self._check:
-                result = await check_resource(
-                    self._client,
-                    "get_queue_attributes",
-                    {"QueueUrl": self.queue_url, "AttributeNames": ["VisibilityTimeout"]},
-                    what="source queue",
-                    resource=self.queue_url,
-                    iam_action="sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility",
-                )
-                if self._vt_arg is None:
-                    self._vt = max(
-                        2, int(result.get("Attributes", {}).get("VisibilityTimeout", 30))
-                    )
+            if self._vt_arg is None:
+                self._vt = max(2, int(attributes.get("VisibilityTimeout", 30)))
             self._tg = await stack.enter_async_context(anyio.create_task_group())
         except BaseException:
             await stack.aclose()
