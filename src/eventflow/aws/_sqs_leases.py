@@ -70,9 +70,12 @@ async def keep_invisible(
     count_call: Callable[[], None],
     log: Any,
     event_prefix: str,
+    lock: anyio.Lock,
 ) -> None:
     """Every third of ``visibility``, extend the messages whose visibility is half gone.
 
+    ``lock`` is held around each extension; the caller holds it around its own visibility
+    changes (a retry's delay, a release), so a heartbeat in flight cannot undo one.
     Returns once ``closed`` is set.
     """
     while not closed.is_set():
@@ -80,29 +83,42 @@ async def keep_invisible(
             await closed.wait()
         if closed.is_set():
             return
-        now = anyio.current_time()
-        due = [h for h in held() if h.until - now < visibility / 2]
-        for start in range(0, len(due), _BATCH):
-            chunk = due[start : start + _BATCH]
-            entries = [
-                {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": visibility}
-                for i, h in enumerate(chunk)
-            ]
-            try:
-                count_call()
-                response = await client.change_message_visibility_batch(
-                    QueueUrl=queue_url, Entries=entries
-                )
-            except (ClientError, BotoCoreError) as exc:
-                # not extended: the message may show again, a duplicate rather than a loss
-                log.error(
-                    f"{event_prefix}.heartbeat_failed",
-                    queue_url=queue_url,
-                    code=error_code(exc),
-                    error=str(exc),
-                )
-                continue
-            failed = {f["Id"] for f in response.get("Failed", [])}
-            for i, h in enumerate(chunk):
-                if str(i) not in failed:
-                    h.until = now + visibility
+        async with lock:
+            await _extend(client, queue_url, held, visibility, count_call, log, event_prefix)
+
+
+async def _extend(
+    client: Any,
+    queue_url: str,
+    held: Callable[[], Iterable[Lease]],
+    visibility: int,
+    count_call: Callable[[], None],
+    log: Any,
+    event_prefix: str,
+) -> None:
+    now = anyio.current_time()
+    due = [h for h in held() if h.until - now < visibility / 2]
+    for start in range(0, len(due), _BATCH):
+        chunk = due[start : start + _BATCH]
+        entries = [
+            {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": visibility}
+            for i, h in enumerate(chunk)
+        ]
+        try:
+            count_call()
+            response = await client.change_message_visibility_batch(
+                QueueUrl=queue_url, Entries=entries
+            )
+        except (ClientError, BotoCoreError) as exc:
+            # not extended: the message may show again, a duplicate rather than a loss
+            log.error(
+                f"{event_prefix}.heartbeat_failed",
+                queue_url=queue_url,
+                code=error_code(exc),
+                error=str(exc),
+            )
+            continue
+        failed = {f["Id"] for f in response.get("Failed", [])}
+        for i, h in enumerate(chunk):
+            if str(i) not in failed:
+                h.until = now + visibility

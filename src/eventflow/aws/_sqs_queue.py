@@ -212,6 +212,7 @@ class SQSEventQueue:
         self._room = anyio.Event()
         self._closing = False
         self._closed = anyio.Event()
+        self._visibility_lock = anyio.Lock()  # heartbeats vs. our own visibility changes
         self._sent = self._send_failed = self._received = self._duplicates = 0
         self._malformed = self._undeliverable = 0
         self._deleted = self._deferred = self._released = self._api_calls = 0
@@ -564,7 +565,8 @@ class SQSEventQueue:
                     await self._wake_flusher.wait()
             if self._to_defer:
                 defers, self._to_defer = self._to_defer[:_BATCH], self._to_defer[_BATCH:]
-                await self._change_visibility(defers)
+                async with self._visibility_lock:  # after any heartbeat in flight
+                    await self._change_visibility(defers)
             if self._to_delete:
                 chunk, self._to_delete = self._to_delete[:_BATCH], self._to_delete[_BATCH:]
                 self._deleted += await self._delete(chunk)
@@ -666,6 +668,7 @@ class SQSEventQueue:
             self._count_call,
             _log,
             "sqs_queue",
+            self._visibility_lock,
         )
 
     def _count_call(self) -> None:

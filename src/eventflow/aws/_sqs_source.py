@@ -159,6 +159,7 @@ class SQSSource:
         self._last_short = float("-inf")
         self._closing = False
         self._closed = anyio.Event()
+        self._visibility_lock = anyio.Lock()  # heartbeats vs. our own visibility changes
         self._received = self._duplicates = 0
         self._submitted = self._rejected = self._test_events = 0
         self._deleted = self._released = self._api_calls = 0
@@ -357,7 +358,8 @@ class SQSSource:
                 await self._batch_call("delete_message_batch", chunk)
             if self._to_release:
                 chunk, self._to_release = self._to_release[:_BATCH], self._to_release[_BATCH:]
-                await self._batch_call("change_message_visibility_batch", chunk, visibility=0)
+                async with self._visibility_lock:  # after any heartbeat in flight
+                    await self._batch_call("change_message_visibility_batch", chunk, visibility=0)
 
     async def _batch_call(
         self, operation: str, chunk: list[_Held], *, visibility: int | None = None
@@ -409,6 +411,7 @@ class SQSSource:
             self._count_call,
             _log,
             "sqs",
+            self._visibility_lock,
         )
 
     def _count_call(self) -> None:
