@@ -279,13 +279,24 @@ async def test_three_workers_one_killed_every_event_has_one_outcome(
     victim_log = (group.log_dir / f"attempts-{victim.pid}.log").read_text().splitlines()
     interrupted = {line.split()[0] for line in victim_log[200:]}
     assert interrupted, "the kill interrupted no attempt"
+    # the victim also held up to one batch of events it had received and not started:
+    # their receive counts as the attempt the kill cut short (attempts come from SQS's
+    # receive count), so their first attempt number here is 2, never more
+    lost_first: set[str] = set()
     for rid, kind in by_kind.items():
         numbers = sorted(a for a, _, _ in attempts[rid])
+        if numbers[0] == 2:
+            lost_first.add(rid)
+            numbers = [1, *numbers]
         if kind == "fail":
-            # three attempts; one cut short by the kill still counts as one
+            # three attempts, the one the kill cut short counted among them
             assert numbers == [1, 2, 3], (rid, attempts[rid])
         else:
-            assert numbers[-1] <= 3 and len(numbers) == len(set(numbers)), (rid, attempts[rid])
+            assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) <= 3, (
+                rid,
+                attempts[rid],
+            )
+    assert len(lost_first - interrupted) <= 10, "more than one receive batch lost an attempt"
     effects = group.effects()
     assert {rid for rid, count in effects.items() if count != 1} == set(), "effect not once"
     assert set(effects) == success_ids
