@@ -170,7 +170,7 @@ def test_two_children_drain_a_queue_then_sigterm_exits_0(
         finally:
             if proc.poll() is None:
                 proc.kill()
-            reader.join(timeout=10)  # the pipe ends when every process writing it has
+            reader.join(timeout=60)  # the pipe ends when every process writing it has
     _entries(lines, log)
 
     # Then every event was handled, by the parent's two direct children. SQS delivers at
