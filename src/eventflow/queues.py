@@ -21,6 +21,7 @@ runs.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import deque
 from collections.abc import Callable
@@ -236,8 +237,8 @@ class MemoryQueue:
                 try:
                     await app.deliver(
                         queued,
-                        settle=_bind(settle, receipt),
-                        defer=_bind(defer, receipt),
+                        settle=functools.partial(settle, receipt),
+                        defer=functools.partial(defer, receipt),
                     )
                 except AppClosed:
                     settle(receipt, ev.request_id, Outcome.RELEASED)
@@ -272,10 +273,3 @@ class MemoryQueue:
             released=self._released,
             undeliverable=len(self.undeliverable),
         )
-
-
-def _bind(fn: Callable[..., None], receipt: int) -> Any:
-    def bound(*args: Any) -> None:
-        fn(receipt, *args)
-
-    return bound

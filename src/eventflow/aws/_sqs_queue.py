@@ -61,6 +61,16 @@ _REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT = "RequestID", "Handler", "FirstEnqueued
 _ATTRIBUTES = [_REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT]
 
 
+def _attributes(request_id: str, handler: str, first: float, attempts: int) -> dict[str, Any]:
+    """The message attributes that carry an event's identity and progress."""
+    return {
+        _REQUEST_ID: {"DataType": "String", "StringValue": request_id},
+        _HANDLER: {"DataType": "String", "StringValue": handler},
+        _FIRST: {"DataType": "Number", "StringValue": f"{first:.3f}"},
+        _ATTEMPT: {"DataType": "Number", "StringValue": str(attempts)},
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class SQSEventQueueStatistics:
     """Counters of one :class:`SQSEventQueue` in this process.
@@ -284,12 +294,9 @@ class SQSEventQueue:
         body = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False)
         entry = {
             "MessageBody": body,
-            "MessageAttributes": {
-                _REQUEST_ID: {"DataType": "String", "StringValue": event.request_id},
-                _HANDLER: {"DataType": "String", "StringValue": event.handler},
-                _FIRST: {"DataType": "Number", "StringValue": f"{event.first_enqueued:.3f}"},
-                _ATTEMPT: {"DataType": "Number", "StringValue": str(event.attempts)},
-            },
+            "MessageAttributes": _attributes(
+                event.request_id, event.handler, event.first_enqueued, event.attempts
+            ),
         }
         size = len(body.encode()) + 160 + len(event.request_id) + len(event.handler)
         if size > self._max_bytes:
@@ -624,20 +631,14 @@ class SQSEventQueue:
 
     async def _send_back(self, chunk: list[_Held]) -> None:
         # a fresh message with the attempts so far, so its next receive counts no attempt
-        entries = []
-        for i, h in enumerate(chunk):
-            entries.append(
-                {
-                    "Id": str(i),
-                    "MessageBody": h.body,
-                    "MessageAttributes": {
-                        _REQUEST_ID: {"DataType": "String", "StringValue": h.request_id},
-                        _HANDLER: {"DataType": "String", "StringValue": h.handler},
-                        _FIRST: {"DataType": "Number", "StringValue": f"{h.first:.3f}"},
-                        _ATTEMPT: {"DataType": "Number", "StringValue": str(h.attempts)},
-                    },
-                }
-            )
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": h.body,
+                "MessageAttributes": _attributes(h.request_id, h.handler, h.first, h.attempts),
+            }
+            for i, h in enumerate(chunk)
+        ]
         failed = await self._batch("send_message_batch", entries)
         if failed is None:
             # not sent: make the originals visible now instead (one receive is counted)
