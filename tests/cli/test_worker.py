@@ -156,17 +156,17 @@ def test_two_children_drain_a_queue_then_sigterm_exits_0(
                 _entries(lines, log)
                 return len(out.read_text().splitlines()) if out.exists() else 0
 
-            _until(lambda: handled() >= MESSAGES, 30, f"{MESSAGES} events handled")
-            _until(lambda: _depth(sqs, url) == 0, 10, "the queue to be empty")
+            _until(lambda: handled() >= MESSAGES, 90, f"{MESSAGES} events handled")
+            _until(lambda: _depth(sqs, url) == 0, 30, "the queue to be empty")
 
             def stats_logged() -> bool:
                 handled()  # reads the log so far
                 return any(e["event"] == "worker.stats" for e in log)
 
-            _until(stats_logged, 10, "a worker.stats line")
+            _until(stats_logged, 30, "a worker.stats line")
             # And the parent is told to stop
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=20) == 0
+            assert proc.wait(timeout=60) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
