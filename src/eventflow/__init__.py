@@ -19,6 +19,7 @@ from ._errors import AppClosed as AppClosed
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import EventflowError as EventflowError
 from ._errors import IdempotencyConflict as IdempotencyConflict
+from ._errors import IdempotencyKeyMissing as IdempotencyKeyMissing
 from ._errors import InvalidEvent as InvalidEvent
 from ._errors import InvalidPayload as InvalidPayload
 from ._errors import QueueFull as QueueFull
@@ -52,6 +53,7 @@ __all__ = (
     "HandlerConfig",
     "Idempotency",
     "IdempotencyConflict",
+    "IdempotencyKeyMissing",
     "InvalidEvent",
     "InvalidPayload",
     "InvocationResult",

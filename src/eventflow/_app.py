@@ -848,9 +848,14 @@ class App(IdempotentRuns):
         wall = self._wall
         flat = FLAT_TYPES
         claimed = CLAIMED
+        # the wall time this worker read as its last inline event completed a claim: the
+        # next claim, microseconds later with no await between, reuses it (0.0: read anew)
+        fresh = 0.0
         while True:
+            last, fresh = fresh, 0.0
             ev = get_nowait()
             if ev is None:
+                last = 0.0
                 ev = await queue.get()
             rt = ev.rt
             cfg = ev.cfg
@@ -863,12 +868,34 @@ class App(IdempotentRuns):
                 if idem is not None:
                     # claimed inline, not in a method: a call per event is most of the cost
                     payload = ev.payload
+                    memory = idem._memory
                     try:
-                        key = idem._key(payload)
-                        at = wall()
-                        status, token = idem._sync_store.claim_nowait(
-                            key, payload, at, at + idem._lease, idem.validate_payload
+                        # a top-level string or int key field inline; anything else by _key
+                        got = payload.get(idem._field) if type(payload) is dict else None
+                        key: str = (
+                            got
+                            if type(got) is str
+                            else str(got)
+                            if type(got) is int
+                            else idem._key(payload)
                         )
+                        at = last or wall()
+                        if memory is not None:
+                            # MemoryStore's claim of a new key, inline; claim_nowait the rest
+                            records = memory._records
+                            token = [at + idem._lease, None, payload]
+                            if records.setdefault(key, token) is token:
+                                status = claimed
+                                if len(records) > memory._max:
+                                    memory._evict(at)
+                            else:
+                                status, token = memory.claim_nowait(
+                                    key, payload, at, at + idem._lease, idem.validate_payload
+                                )
+                        else:
+                            status, token = idem._sync_store.claim_nowait(
+                                key, payload, at, at + idem._lease, idem.validate_payload
+                            )
                     except Exception as claim_error:
                         error = self._idempotency_error(ev, claim_error)[1]
                         await self._inline_failed(ev, None, error=error)
@@ -902,12 +929,17 @@ class App(IdempotentRuns):
                 if idem is not None:
                     try:
                         # most handlers return None: no call to the JSON encoder
-                        idem._sync_store.complete_nowait(
-                            key,
-                            token,
-                            "null" if value is None else to_json(value),
-                            wall() + idem.expires_after,
-                        )
+                        result = "null" if value is None else to_json(value)
+                        if memory is not None:
+                            # the record is the token: it completes in place, and a claim
+                            # that lapsed and was taken over meanwhile is a detached list
+                            fresh = wall()
+                            token[0] = fresh + idem.expires_after
+                            token[1] = result
+                        else:
+                            idem._sync_store.complete_nowait(
+                                key, token, result, wall() + idem.expires_after
+                            )
                     except Exception as store_error:
                         self._store_failed(ev, key, store_error)
                     if self._key_waiters or self._key_futures:

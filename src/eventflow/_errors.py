@@ -11,7 +11,8 @@
     ├── QueueUnavailable                       a shared queue did not store an invoked event
     ├── SchedulerFull                          the retry timer wheel is at capacity
     ├── InvalidEvent (also ValueError)         a typed event view met a malformed event
-    └── IdempotencyConflict                    an idempotency key came with another payload
+    ├── IdempotencyConflict                    an idempotency key came with another payload
+    └── IdempotencyKeyMissing (also KeyError)  an event has no idempotency key to claim
 
 Every message is a sentence that says what was wrong and how to fix it.
 """
@@ -23,6 +24,7 @@ __all__ = (
     "ConfigurationError",
     "EventflowError",
     "IdempotencyConflict",
+    "IdempotencyKeyMissing",
     "InvalidEvent",
     "InvalidPayload",
     "QueueFull",
@@ -76,3 +78,14 @@ class IdempotencyConflict(EventflowError):
 
     It fails that event's attempt (a function error), never a silent skip.
     """
+
+
+class IdempotencyKeyMissing(EventflowError, KeyError):
+    """An event has no idempotency key: the key path is not in it, or its value is None.
+
+    It fails that event's attempt (a function error); the message names the path.
+    """
+
+    def __str__(self) -> str:
+        # KeyError's str() is the repr of its argument; this message is a sentence
+        return str(self.args[0]) if self.args else ""

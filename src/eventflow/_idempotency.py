@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, IdempotencyKeyMissing
 
 if TYPE_CHECKING:
     from .stores import IdempotencyStore
@@ -30,6 +30,9 @@ __all__ = (
     "natural_key",
     "resolve_key",
 )
+
+# no payload holds this key, so payload.get(_NO_FIELD) is None: "use the key function"
+_NO_FIELD = object()
 
 # How long a claim lasts when the handler has no timeout: Lambda's longest timeout.
 DEFAULT_LEASE = 900.0
@@ -106,7 +109,7 @@ def _dotted(path: str) -> Callable[[Any], str]:
                 value = value[int(part)]
             else:
                 where = ".".join(parts[: i + 1])
-                raise KeyError(
+                raise IdempotencyKeyMissing(
                     f"The idempotency key path {path!r} is not in the event: it has no "
                     f"{where!r}. Fix Idempotency(key=...) or the event."
                 )
@@ -157,11 +160,13 @@ class Idempotency:
     _key: Callable[[Any], str] = field(init=False, repr=False, compare=False)
     _lease: float = field(init=False, repr=False, compare=False)
     _sync_store: Any = field(init=False, repr=False, compare=False)
+    _memory: Any = field(init=False, repr=False, compare=False)
+    _field: object = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.store is None:
-            from .stores import MemoryStore
+        from .stores import MemoryStore  # stores imports this module
 
+        if self.store is None:
             object.__setattr__(self, "store", MemoryStore())
         elif not callable(getattr(self.store, "claim", None)):
             raise ConfigurationError(
@@ -193,6 +198,12 @@ class Idempotency:
         # a store that never blocks (MemoryStore) is called without an await
         sync = self.store if callable(getattr(self.store, "claim_nowait", None)) else None
         object.__setattr__(self, "_sync_store", sync)
+        # a MemoryStore (not a subclass, which may override its methods) is claimed inline
+        memory = self.store if type(self.store) is MemoryStore else None
+        object.__setattr__(self, "_memory", memory)
+        # a key that is one top-level field: the worker reads it without calling _key
+        one = self.key if isinstance(self.key, str) and "." not in self.key else _NO_FIELD
+        object.__setattr__(self, "_field", one)
 
     def _key_function(self) -> Callable[[Any], str]:
         if self.key is None:
@@ -209,13 +220,13 @@ class Idempotency:
 
 
 def key_text(value: Any) -> str:
-    """A key value as the string a store keeps; raises ``KeyError`` for None."""
+    """A key value as the string a store keeps; raises ``IdempotencyKeyMissing`` for None."""
     if type(value) is str:
         return value
     if type(value) is int:
         return str(value)  # ids are often ints: no need for the JSON encoder
     if value is None:
-        raise KeyError(
+        raise IdempotencyKeyMissing(
             "The idempotency key of this event is None; give every event a key, or use "
             "Idempotency(key=None) for the natural identity."
         )
@@ -223,5 +234,5 @@ def key_text(value: Any) -> str:
 
 
 def resolve_key(idempotency: Idempotency, event: Any) -> str:
-    """The key for ``event``; raises ``KeyError`` / ``TypeError`` with a clear message."""
+    """The key for ``event``; raises ``IdempotencyKeyMissing`` with a clear message."""
     return idempotency._key(event)

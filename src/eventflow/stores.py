@@ -31,6 +31,7 @@ import itertools
 import os
 from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
 
+from ._errors import ConfigurationError
 from ._sqlite_store import SQLiteStore
 
 __all__ = ("Claim", "ClaimStatus", "IdempotencyStore", "MemoryStore", "SQLiteStore")
@@ -90,9 +91,11 @@ def _reseed_tokens() -> None:
 os.register_at_fork(after_in_child=_reseed_tokens)
 
 
-# a record: (lease end, None) or (expiry, result); no payload in it, so the GC untracks it
+# a record: [lease end, None, payload] or [expiry, result, payload]; the claim's token is
+# its record itself, compared by identity, so completing a claim needs no lookup
 _UNTIL: Final = 0
 _RESULT: Final = 1
+_PAYLOAD: Final = 2
 _CLAIMED = ClaimStatus.CLAIMED
 
 
@@ -106,8 +109,12 @@ class MemoryStore:
     """
 
     def __init__(self, *, max_records: int = 1_000_000) -> None:
-        self._records: dict[str, tuple[float, str | None]] = {}
-        self._payloads: dict[str, Any] = {}  # the same keys: each record's first payload
+        if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1:
+            raise ConfigurationError(
+                f"MemoryStore(max_records=...) must be a positive whole number, "
+                f"got {max_records!r}."
+            )
+        self._records: dict[str, list[Any]] = {}
         self._max = max_records
 
     def __len__(self) -> int:
@@ -132,23 +139,23 @@ class MemoryStore:
         self.release_nowait(key, token)
 
     # Never blocking, MemoryStore offers these too; the app calls them without an await.
+    # (The app's worker also claims and completes a MemoryStore's new keys inline, with
+    # the same steps as the first lines of claim_nowait() and complete_nowait().)
     def claim_nowait(
         self, key: str, payload: Any, now: float, lease_until: float, validate: bool
     ) -> tuple[ClaimStatus, Any]:
         records = self._records
-        # the new record is the token: identity tells a stale claim apart, with no counter
-        new = (lease_until, None)
+        new = [lease_until, None, payload]
         rec = records.setdefault(key, new)
         if rec is not new:
             if rec[_UNTIL] > now:
-                if validate and self._payloads[key] != payload:
+                if validate and rec[_PAYLOAD] != payload:
                     return (ClaimStatus.CONFLICT, None)
                 if rec[_RESULT] is None:
                     return (ClaimStatus.IN_PROGRESS, rec[_UNTIL])
                 return (ClaimStatus.COMPLETED, rec[_RESULT])
             del records[key]  # re-inserted, so it moves to the young end
             records[key] = new
-        self._payloads[key] = payload
         if len(records) > self._max:
             self._evict(now)
         return (_CLAIMED, new)
@@ -156,18 +163,19 @@ class MemoryStore:
     def _evict(self, now: float) -> None:
         target = self._max - max(1, self._max // 10)
         records = self._records
-        payloads = self._payloads
         for k in [k for k, r in records.items() if r[_RESULT] is not None or r[_UNTIL] <= now]:
             if len(records) <= target:
                 return
-            del records[k], payloads[k]
+            del records[k]
 
     def complete_nowait(self, key: str, token: Any, result: str, expires_at: float) -> None:
-        records = self._records
-        if records.get(key) is token and token is not None:
-            records[key] = (expires_at, result)
+        rec = self._records.get(key)
+        if rec is token and rec is not None and rec[_RESULT] is None:  # still the claim
+            rec[_UNTIL] = expires_at
+            rec[_RESULT] = result
 
     def release_nowait(self, key: str, token: Any) -> None:
         records = self._records
-        if records.get(key) is token and token is not None:
-            del records[key], self._payloads[key]
+        rec = records.get(key)
+        if rec is token and rec is not None and rec[_RESULT] is None:  # still the claim
+            del records[key]
