@@ -100,7 +100,7 @@ class IdempotentRuns(Attempts):
         store = idem.store
         try:
             # the general path speaks the async protocol; the worker handles non-blocking
-            # stores inline (_claim_inline), without these awaits
+            # stores inline (in App._worker), without these awaits
             claim = await store.claim(
                 key,
                 ev.payload,

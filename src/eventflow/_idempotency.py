@@ -119,14 +119,9 @@ def _dotted(path: str) -> Callable[[Any], str]:
         (only,) = parts
 
         def get_one(event: Any) -> str:
-            # the common case, a top-level string or int field of a JSON object: no calls
+            # the common case, a top-level field of a JSON object: one lookup
             if type(event) is dict and only in event:
-                value = event[only]
-                if type(value) is str:
-                    return value
-                if type(value) is int:
-                    return str(value)
-                return key_text(value)
+                return key_text(event[only])
             return key_text(get(event))
 
         return get_one

@@ -1,10 +1,10 @@
-"""What SQSSource and SQSEventQueue share: opening the queue, and heartbeats.
+"""What SQSSource and SQSEventQueue share: opening the queue, batch calls, and heartbeats.
 
 Both open a shared SQS client and check their queue at start (reading its attributes),
-and both keep a received message invisible for as long as its event needs (a long
-attempt, retries waiting, a wait for a slot) by extending its visibility before it
-lapses, ten messages per ChangeMessageVisibilityBatch call.
-"""
+make batch calls whose failures they log alike, and keep a received message invisible
+for as long as its event needs (a long attempt, retries waiting, a wait for a slot) by
+extending its visibility before it lapses, ten messages per ChangeMessageVisibilityBatch
+call."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ._clients import shared_client
 from ._errors import check_resource, error_code
 
-__all__ = ("Lease", "keep_invisible", "open_queue")
+__all__ = ("Lease", "batch_call", "keep_invisible", "open_queue")
 
 _BATCH = 10
 
@@ -52,6 +52,46 @@ async def open_queue(
     )
     attributes: dict[str, str] = result.get("Attributes", {})
     return client, attributes
+
+
+async def batch_call(
+    client: Any,
+    queue_url: str,
+    operation: str,
+    entries: list[dict[str, Any]],
+    *,
+    message_ids: list[str],
+    count_call: Callable[[], None],
+    log: Any,
+    event_prefix: str,
+) -> set[str] | None:
+    """Call a batch operation; the entry Ids that failed, or ``None`` if the call failed.
+
+    Each failure is logged; the caller decides what it means for its messages.
+    """
+    try:
+        count_call()
+        response = await getattr(client, operation)(QueueUrl=queue_url, Entries=entries)
+    except (ClientError, BotoCoreError) as exc:
+        log.error(
+            f"{event_prefix}.batch_failed",
+            operation=operation,
+            queue_url=queue_url,
+            messages=len(entries),
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return None
+    failed = response.get("Failed", [])
+    for failure in failed:
+        log.error(
+            f"{event_prefix}.batch_entry_failed",
+            operation=operation,
+            queue_url=queue_url,
+            message_id=message_ids[int(failure["Id"])],
+            code=failure.get("Code"),
+            error=failure.get("Message"),
+        )
+    return {f["Id"] for f in failed}
 
 
 class Lease(Protocol):

@@ -47,7 +47,7 @@ from .._errors import (
 )
 from ..queues import QueuedEvent
 from ..sources import Outcome
-from ._sqs_leases import keep_invisible, open_queue
+from ._sqs_leases import batch_call, keep_invisible, open_queue
 
 if TYPE_CHECKING:
     from .._app import App
@@ -404,14 +404,11 @@ class SQSEventQueue:
             for i, held in enumerate(batch):
                 try:
                     await self._deliver(app, held)
-                except AppClosed:
+                except BaseException as exc:
                     for rest in batch[i:]:
-                        self._release(rest)
-                    return
-                except BaseException:
-                    for rest in batch[i:]:
-                        if rest.id in self._held:
-                            self._release(rest)
+                        self._release(rest)  # a no-op for what is no longer held
+                    if isinstance(exc, AppClosed):
+                        return
                     raise
 
     async def _receive(self, room: int) -> list[dict[str, Any]] | None:
@@ -524,13 +521,11 @@ class SQSEventQueue:
             self._room.set()
 
     def _settle(self, held: _Held, outcome: Outcome) -> None:
-        if self._held.pop(held.id, None) is None:
-            return
         if outcome is Outcome.RELEASED:
-            self._to_release.append(held)
-        else:
+            self._release(held)
+        elif self._held.pop(held.id, None) is not None:
             self._to_delete.append(held)
-        self._nudge(len(self._to_delete))
+            self._nudge(len(self._to_delete))
 
     def _defer(self, held: _Held, delay: float) -> None:
         if self._held.pop(held.id, None) is None:
@@ -585,36 +580,24 @@ class SQSEventQueue:
         self._holding -= count
         self._room.set()
 
-    async def _batch(self, operation: str, entries: list[dict[str, Any]]) -> set[str] | None:
+    async def _batch(
+        self, operation: str, entries: list[dict[str, Any]], chunk: list[_Held]
+    ) -> set[str] | None:
         """Call a batch operation; the Ids that failed, or ``None`` if the call failed."""
-        try:
-            self._api_calls += 1
-            response = await getattr(self._client, operation)(
-                QueueUrl=self.queue_url, Entries=entries
-            )
-        except (ClientError, BotoCoreError) as exc:
-            _log.error(
-                "sqs_queue.batch_failed",
-                operation=operation,
-                queue_url=self.queue_url,
-                messages=len(entries),
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            return None
-        failed = response.get("Failed", [])
-        for failure in failed:
-            _log.error(
-                "sqs_queue.batch_entry_failed",
-                operation=operation,
-                queue_url=self.queue_url,
-                code=failure.get("Code"),
-                error=failure.get("Message"),
-            )
-        return {f["Id"] for f in failed}
+        return await batch_call(
+            self._client,
+            self.queue_url,
+            operation,
+            entries,
+            message_ids=[h.id for h in chunk],
+            count_call=self._count_call,
+            log=_log,
+            event_prefix="sqs_queue",
+        )
 
     async def _delete(self, chunk: list[_Held]) -> int:
         entries = [{"Id": str(i), "ReceiptHandle": h.receipt} for i, h in enumerate(chunk)]
-        failed = await self._batch("delete_message_batch", entries)
+        failed = await self._batch("delete_message_batch", entries, chunk)
         self._done(len(chunk))
         # a failed delete means a duplicate delivery later, never a loss
         return 0 if failed is None else len(chunk) - len(failed)
@@ -624,7 +607,9 @@ class SQSEventQueue:
             {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": delay}
             for i, (h, delay) in enumerate(defers)
         ]
-        failed = await self._batch("change_message_visibility_batch", entries)
+        failed = await self._batch(
+            "change_message_visibility_batch", entries, [h for h, _ in defers]
+        )
         self._done(len(defers))
         # failed: the message shows again after its current visibility, a later retry
         self._deferred += len(defers) - (len(defers) if failed is None else len(failed))
@@ -639,7 +624,7 @@ class SQSEventQueue:
             }
             for i, h in enumerate(chunk)
         ]
-        failed = await self._batch("send_message_batch", entries)
+        failed = await self._batch("send_message_batch", entries, chunk)
         if failed is None:
             # not sent: make the originals visible now instead (one receive is counted)
             await self._batch(
@@ -648,6 +633,7 @@ class SQSEventQueue:
                     {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": 0}
                     for i, h in enumerate(chunk)
                 ],
+                chunk,
             )
             self._done(len(chunk))
             return

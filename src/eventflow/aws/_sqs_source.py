@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .._errors import AppClosed, ConfigurationError
 from ..sources import Outcome
 from ._shapes import BodyKind, decode_body
-from ._sqs_leases import keep_invisible, open_queue
+from ._sqs_leases import batch_call, keep_invisible, open_queue
 
 if TYPE_CHECKING:
     from .._app import App
@@ -370,36 +370,23 @@ class SQSSource:
             if visibility is not None:
                 entry["VisibilityTimeout"] = visibility
             entries.append(entry)
-        try:
-            self._api_calls += 1
-            response = await getattr(self._client, operation)(
-                QueueUrl=self.queue_url, Entries=entries
-            )
-        except (ClientError, BotoCoreError) as exc:
-            # the messages reappear after their visibility timeout: a duplicate, not a loss
-            _log.error(
-                "sqs.batch_failed",
-                operation=operation,
-                queue_url=self.queue_url,
-                messages=len(chunk),
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            return
-        failed = {f["Id"]: f for f in response.get("Failed", [])}
+        failed = await batch_call(
+            self._client,
+            self.queue_url,
+            operation,
+            entries,
+            message_ids=[h.id for h in chunk],
+            count_call=self._count_call,
+            log=_log,
+            event_prefix="sqs",
+        )
+        if failed is None:
+            return  # the messages reappear after their visibility timeout: a duplicate
         done = len(chunk) - len(failed)
         if operation == "delete_message_batch":
             self._deleted += done
         else:
             self._released += done
-        for fid, failure in failed.items():
-            _log.error(
-                "sqs.batch_entry_failed",
-                operation=operation,
-                queue_url=self.queue_url,
-                message_id=chunk[int(fid)].id,
-                code=failure.get("Code"),
-                error=failure.get("Message"),
-            )
 
     async def _heartbeat(self) -> None:
         await keep_invisible(
