@@ -270,10 +270,11 @@ async def test_lone_message_is_deleted_after_the_linger_while_the_app_runs(
     async with eventflow.App(sources=[src]):
         with anyio.fail_after(15):
             await done.wait()
-        await anyio.sleep(1.0)  # the linger is 0.05 s
-        assert src.statistics().deleted == 1
+            while src.statistics().deleted < 1:  # noqa: ASYNC110 - one condition, bounded
+                await anyio.sleep(0.05)
+        # deleted, so it cannot come back; had the delete waited out the visibility
+        # timeout, the source would have received it a second time
         assert await queue_depth(aws, url) == 0
-        await anyio.sleep(2.5)  # past the visibility timeout: nothing comes back
     assert len(seen) == 1
     assert src.statistics().received == 1
 
@@ -307,7 +308,9 @@ async def test_redelivery_of_a_held_message_runs_once_and_is_deleted(
                 await anyio.sleep(0.05)
         release.set()
         await app.drain()
-        await anyio.sleep(0.5)  # the delete's linger
+        with anyio.fail_after(15):
+            while src.statistics().deleted < 1:  # noqa: ASYNC110 - one condition, bounded
+                await anyio.sleep(0.05)
         stats = src.statistics()
     assert len(runs) == 1
     assert (stats.received, stats.duplicates, stats.deleted) == (2, 1, 1)
@@ -325,9 +328,14 @@ async def test_extra_pollers_stay_off_while_the_queue_is_not_deep(
 
     src = source(url, idle, aws["endpoint"], pollers=3)
     async with eventflow.App(sources=[src]):
-        await anyio.sleep(2.5)  # 1 s long polls: about three receives from one poller
-        calls = src.statistics().api_calls
-    assert 1 <= calls <= 4
+        start = anyio.current_time()
+        with anyio.fail_after(15):
+            # the queue check, then three 1 s long polls that come back empty
+            while src.statistics().api_calls < 4:  # noqa: ASYNC110 - one condition, bounded
+                await anyio.sleep(0.05)
+        elapsed = anyio.current_time() - start
+    # one poller makes them one after the other; three pollers would make them at once
+    assert elapsed >= 1.8
 
 
 async def test_deep_queue_is_drained_with_several_pollers(

@@ -1,0 +1,204 @@
+"""The AWS adapters against the faults AWS produces and moto does not.
+
+The adapters talk HTTP to a :class:`FaultProxy` in front of the moto server: it throttles
+whole calls, or fails single entries of a batch call, in AWS's own response formats.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from test_sinks import bus_to_queue, dead_letter, make_queue, receive, record
+
+import eventflow
+from eventflow import Message
+from eventflow.aws import AWSError
+from eventflow.aws._sinks import EventBridgeSink, SNSSink, SQSSink
+from eventflow.aws._sqs_source import SQSSource
+from eventflow.sinks import SinkRejected
+from fault_proxy import FaultProxy
+
+
+@pytest.fixture
+def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(moto_endpoint).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+async def send_all(sink: Any, messages: list[Message]) -> list[BaseException | None]:
+    """Send the messages concurrently (so they share a batch); each one's outcome, in order."""
+    outcomes: list[BaseException | None] = [None] * len(messages)
+
+    async def send(i: int) -> None:
+        try:
+            await sink.send(messages[i])
+        except Exception as exc:
+            outcomes[i] = exc
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            for i in range(len(messages)):
+                tg.start_soon(send, i)
+    return outcomes
+
+
+def three_dead_letters() -> list[Message]:
+    return [dead_letter({"n": i, "tag": f"entry-{i}"}, request_id=f"req-{i}") for i in range(3)]
+
+
+# -- one entry of a batch fails -----------------------------------------------------------
+
+
+async def test_an_entry_failed_for_a_passing_reason_is_retried_alone_and_arrives_once(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    proxy.fail_entries("SendMessageBatch", "entry-1", code="InternalError", times=1)
+    async with SQSSink(url, endpoint_url=proxy.endpoint, check=False, linger=0.05) as sink:
+        outcomes = await send_all(sink, three_dead_letters())
+        stats = sink.statistics()
+    assert outcomes == [None, None, None]
+    assert proxy.failed_entries == 1
+    assert proxy.calls == ["SendMessageBatch", "SendMessageBatch"]
+    bodies = sorted(json.loads(m["Body"])["n"] for m in await receive(aws["sqs"], url, 3))
+    assert bodies == [0, 1, 2]  # the retried entry arrived once
+    assert (stats.batches, stats.api_calls, stats.sent, stats.failed) == (1, 2, 3, 0)
+
+
+async def test_an_entry_failed_as_the_senders_fault_is_rejected_without_a_retry(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    proxy.fail_entries(
+        "SendMessageBatch", "entry-2", code="InvalidMessageContents", sender_fault=True, times=1
+    )
+    async with SQSSink(url, endpoint_url=proxy.endpoint, check=False, linger=0.05) as sink:
+        outcomes = await send_all(sink, three_dead_letters())
+        stats = sink.statistics()
+    assert outcomes[:2] == [None, None]
+    assert isinstance(outcomes[2], SinkRejected)
+    assert "(InvalidMessageContents)" in str(outcomes[2])
+    assert "Retrying cannot help." in str(outcomes[2])
+    assert proxy.calls == ["SendMessageBatch"]
+    assert len(await receive(aws["sqs"], url, 2)) == 2
+    assert (stats.api_calls, stats.sent, stats.rejected, stats.failed) == (1, 2, 1, 0)
+
+
+async def test_an_entry_that_keeps_failing_is_raised_as_retryable_after_its_retries(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    proxy.fail_entries("SendMessageBatch", "entry-0", code="ServiceUnavailable", times=100)
+    async with SQSSink(url, endpoint_url=proxy.endpoint, check=False, linger=0.05) as sink:
+        outcomes = await send_all(sink, three_dead_letters())
+        stats = sink.statistics()
+    # AWSError, not SinkRejected: the app retries the dead letter with its own backoff
+    assert isinstance(outcomes[0], AWSError) and not isinstance(outcomes[0], SinkRejected)
+    assert "refused the message (ServiceUnavailable)" in str(outcomes[0])
+    assert outcomes[1:] == [None, None]
+    assert proxy.failed_entries == 4  # the first call and three retries of the entry alone
+    assert len(await receive(aws["sqs"], url, 2)) == 2
+    assert (stats.api_calls, stats.sent, stats.failed, stats.rejected) == (4, 2, 1, 0)
+
+
+async def test_eventbridge_retries_a_throttled_entry_and_rejects_a_malformed_one(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url, _ = await bus_to_queue(aws, unique_name)
+    proxy.fail_entries("PutEvents", '\\"req-0\\"', code="ThrottlingException", times=1)
+    proxy.fail_entries("PutEvents", '\\"req-1\\"', code="MalformedDetail", times=1)
+    messages = [record("Failure", request_id=f"req-{i}") for i in range(3)]
+    async with EventBridgeSink(
+        unique_name, endpoint_url=proxy.endpoint, region_name="us-east-1", linger=0.05
+    ) as sink:
+        outcomes = await send_all(sink, messages)
+        stats = sink.statistics()
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], SinkRejected)
+    assert "(MalformedDetail)" in str(outcomes[1])
+    assert proxy.calls == ["DescribeEventBus", "PutEvents", "PutEvents"]
+    arrived = await receive(aws["sqs"], url, 2)
+    ids = sorted(json.loads(m["Body"])["detail"]["requestContext"]["requestId"] for m in arrived)
+    assert ids == ["req-0", "req-2"]
+    assert (stats.api_calls, stats.sent, stats.rejected) == (2, 2, 1)
+
+
+# -- a whole call is throttled ------------------------------------------------------------
+
+
+async def test_a_throttled_call_is_retried_whole_once_botocores_retries_run_out(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    # the client retries 3 times (max_attempts=3, standard mode); after the 4th throttled
+    # attempt the sink's own retry of the whole call runs
+    proxy.throttle("SendMessageBatch", 4)
+    async with SQSSink(url, endpoint_url=proxy.endpoint, check=False, linger=0.05) as sink:
+        outcomes = await send_all(sink, three_dead_letters())
+        stats = sink.statistics()
+    assert outcomes == [None, None, None]
+    assert proxy.throttled == 4
+    assert proxy.calls == ["SendMessageBatch"] * 5
+    assert len(await receive(aws["sqs"], url, 3)) == 3
+    assert (stats.batches, stats.api_calls, stats.sent, stats.failed) == (1, 2, 3, 0)
+
+
+async def test_a_throttled_sns_publish_batch_is_retried_and_reaches_the_subscriber(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url, queue_arn = await make_queue(aws["sqs"], unique_name)
+    topic = (await aws["sns"].create_topic(Name=unique_name))["TopicArn"]
+    await aws["sns"].subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    proxy.throttle("PublishBatch", 4)  # query protocol: an XML error response
+    async with SNSSink(topic, endpoint_url=proxy.endpoint, check=False, linger=0.05) as sink:
+        outcomes = await send_all(sink, three_dead_letters())
+        stats = sink.statistics()
+    assert outcomes == [None, None, None]
+    assert proxy.throttled == 4
+    assert proxy.calls == ["PublishBatch"] * 5
+    bodies = sorted(json.loads(m["Body"])["n"] for m in await receive(aws["sqs"], url, 3))
+    assert bodies == [0, 1, 2]
+    assert (stats.api_calls, stats.sent) == (2, 3)
+
+
+# -- a source's delete fails ---------------------------------------------------------------
+
+
+async def test_a_failed_delete_brings_the_message_back_and_idempotency_absorbs_it(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name, VisibilityTimeout="1")
+    await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 7}))
+    proxy.fail_entries("DeleteMessageBatch", "ReceiptHandle", code="InternalError", times=1)
+    runs: list[Any] = []
+
+    @eventflow.handler(idempotency=eventflow.Idempotency())  # key: a hash of the payload
+    async def job(event: Any, context: eventflow.Context) -> None:
+        runs.append(event)
+
+    src = SQSSource(url, job, endpoint_url=proxy.endpoint, wait_time_seconds=1, pollers=1)
+    async with eventflow.App(sources=[src]) as app:
+        with anyio.fail_after(20):
+            # the failed delete leaves the message to reappear after its visibility timeout
+            while src.statistics().deleted < 1:  # noqa: ASYNC110 - one condition, bounded
+                await anyio.sleep(0.05)
+        await app.drain()
+        stats, source_stats = app.stats(), src.statistics()
+    assert runs == [{"job": 7}]
+    assert proxy.failed_entries == 1
+    assert (source_stats.received, source_stats.deleted, source_stats.held) == (2, 1, 0)
+    assert (stats.succeeded, stats.deduplicated) == (2, 1)
+    got = await aws["sqs"].receive_message(QueueUrl=url, WaitTimeSeconds=0)
+    assert not got.get("Messages")
