@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
-from test_sinks import bus_to_queue, dead_letter, make_queue, receive, record
+from test_sinks import bus_to_queue, dead_letter, make_queue, receive, record, topic_to_queue
 
 import eventflow
 from eventflow import Message
@@ -153,14 +153,7 @@ async def test_a_throttled_call_is_retried_whole_once_botocores_retries_run_out(
 async def test_a_throttled_sns_publish_batch_is_retried_and_reaches_the_subscriber(
     aws: dict[str, Any], proxy: FaultProxy, unique_name: str
 ) -> None:
-    url, queue_arn = await make_queue(aws["sqs"], unique_name)
-    topic = (await aws["sns"].create_topic(Name=unique_name))["TopicArn"]
-    await aws["sns"].subscribe(
-        TopicArn=topic,
-        Protocol="sqs",
-        Endpoint=queue_arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
+    url, topic = await topic_to_queue(aws, unique_name, raw=True)
     proxy.throttle("PublishBatch", 4)  # query protocol: an XML error response
     async with SNSSink(topic, endpoint_url=proxy.endpoint, check=False, linger=0.05) as sink:
         outcomes = await send_all(sink, three_dead_letters())
@@ -202,3 +195,33 @@ async def test_a_failed_delete_brings_the_message_back_and_idempotency_absorbs_i
     assert (stats.succeeded, stats.deduplicated) == (2, 1)
     got = await aws["sqs"].receive_message(QueueUrl=url, WaitTimeSeconds=0)
     assert not got.get("Messages")
+
+
+# -- through the app: nothing lost ---------------------------------------------------------
+
+
+async def test_dead_letters_whose_entries_keep_failing_for_a_while_all_arrive_once(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    dlq, _ = await make_queue(aws["sqs"], unique_name)
+    # five calls in a row fail every dead letter in them: more than the sink's own three
+    # retries, so the app's retries of the send (up to sink_timeout) have to finish the job
+    proxy.fail_entries("SendMessageBatch", "RequestID", code="InternalError", times=5)
+    sink = SQSSink(dlq, endpoint_url=proxy.endpoint, check=False)
+
+    @eventflow.handler(max_retries=0, dead_letter=sink)
+    async def resize(event: dict[str, int], context: eventflow.Context) -> None:
+        raise ValueError("Simulating error")
+
+    with anyio.fail_after(20):
+        async with eventflow.App() as app:
+            accepted = [await app.invoke(resize, {"n": i}) for i in range(5)]
+            await app.drain()
+            stats = app.stats()
+    assert proxy.failed_entries >= 5
+    assert sink.statistics().failed >= 1  # a send the sink gave up on, that the app retried
+    assert (stats.received, stats.dead_lettered, stats.dead_letter_errors) == (5, 5, 0)
+    letters = await receive(aws["sqs"], dlq, 5)
+    assert sorted(m["MessageAttributes"]["RequestID"]["StringValue"] for m in letters) == sorted(
+        a.request_id for a in accepted
+    )

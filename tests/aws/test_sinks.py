@@ -68,6 +68,19 @@ async def receive(sqs: Any, url: str, count: int, *, timeout: float = 5.0) -> li
     return messages
 
 
+async def topic_to_queue(aws: dict[str, Any], name: str, *, raw: bool) -> tuple[str, str]:
+    """A new topic with a new queue subscribed to it: (queue URL, topic ARN)."""
+    url, queue_arn = await make_queue(aws["sqs"], name)
+    topic: str = (await aws["sns"].create_topic(Name=name))["TopicArn"]
+    await aws["sns"].subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true" if raw else "false"},
+    )
+    return url, topic
+
+
 async def bus_to_queue(aws: dict[str, Any], name: str) -> tuple[str, str]:
     """A new event bus with a rule sending source=lambda events to a new queue."""
     url, queue_arn = await make_queue(aws["sqs"], name)
@@ -110,14 +123,7 @@ async def test_sqs_dead_letter_has_body_and_typed_attributes(
 async def test_sns_dead_letter_reaches_a_subscribed_queue(
     aws: dict[str, Any], unique_name: str, raw: bool
 ) -> None:
-    url, queue_arn = await make_queue(aws["sqs"], unique_name)
-    topic = (await aws["sns"].create_topic(Name=unique_name))["TopicArn"]
-    await aws["sns"].subscribe(
-        TopicArn=topic,
-        Protocol="sqs",
-        Endpoint=queue_arn,
-        Attributes={"RawMessageDelivery": "true" if raw else "false"},
-    )
+    url, topic = await topic_to_queue(aws, unique_name, raw=raw)
     async with SNSSink(topic, endpoint_url=aws["endpoint"]) as sink:
         await sink.send(dead_letter())
     [msg] = await receive(aws["sqs"], url, 1)
