@@ -306,3 +306,35 @@ async def test_a_long_attempt_keeps_its_message_invisible_with_heartbeats(
     stats = queue.statistics()
     assert attempts == [1]
     assert stats.received == 1 and stats.duplicates == 0 and stats.deleted == 1
+
+
+async def test_a_retry_longer_than_sqs_can_hold_is_sent_again_and_runs_when_due(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    # SQS keeps a received message invisible at most 12 h and delays a sent one at most
+    # 15 min; shrunk here to 2 s and 1 s, a 4 s retry delay needs both ways of putting it
+    # back: a send with a NotBefore (the delay is past what visibility can hold), early
+    # receives that are sent again or, once the rest fits, put back by visibility
+    url = await new_queue(aws, unique_name)
+    queue = event_queue(aws, url)
+    queue._max_visibility, queue._max_delay_seconds, queue._visibility_margin = 2, 1, 0.0
+    app = eventflow.App(queue=queue)
+    runs: list[tuple[int, float]] = []
+
+    @app.handler(max_retries=1, retry_delays=(4.0,))
+    async def work(event: Any, context: eventflow.Context) -> None:
+        runs.append((context.attempt, time.time()))
+        if context.attempt == 1:
+            raise RuntimeError("first attempt fails")
+
+    async with app:
+        await app.invoke(work, {"k": 1})
+        await until(lambda: len(runs) == 2 and queue.statistics().deleted == 1)
+        stats, queue_stats = app.stats(), queue.statistics()
+    assert [attempt for attempt, _ in runs] == [1, 2]  # the early receives were no attempt
+    assert runs[1][1] - runs[0][1] >= 4.0 - 0.1  # not before its delay
+    assert queue_stats.postponed >= 1
+    assert queue_stats.deferred >= 1 and queue_stats.received >= 3
+    assert (stats.succeeded, stats.retries) == (1, 1)
+    got = await aws["sqs"].receive_message(QueueUrl=url, WaitTimeSeconds=0)
+    assert not got.get("Messages")

@@ -18,8 +18,16 @@ with their ``Attempt`` attribute raised (and the originals deleted), so a restar
 no event a retry. The first-enqueue time travels as an attribute: the event's age counts
 from there wherever it runs.
 
+A retry delay longer than SQS can hold (a message stays invisible at most 12 hours after
+its receive) goes the other way: the message is sent again, with its delay as
+``DelaySeconds`` (at most 15 minutes) and its due time as a ``NotBefore`` attribute, and
+the original is deleted. A receive before ``NotBefore`` runs nothing: the message is put
+back, by its visibility if the rest of the delay fits in it, else by another send. Its
+``Attempt`` is set so that the receive when it is due counts the failed attempt once.
+
 Message format: the body is the payload as JSON; the attributes are ``RequestID`` and
-``Handler`` (String), ``FirstEnqueued`` (Number, Unix seconds) and ``Attempt`` (Number).
+``Handler`` (String), ``FirstEnqueued`` (Number, Unix seconds), ``Attempt`` (Number) and,
+on a long retry, ``NotBefore`` (Number, Unix seconds).
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -57,18 +67,26 @@ __all__ = ("SQSEventQueue", "SQSEventQueueStatistics")
 _log = structlog.get_logger("eventflow.sqs_queue")
 _BATCH = 10
 _MAX_VISIBILITY = 43_200  # SQS's limit: 12 hours
+_MAX_DELAY_SECONDS = 900  # SQS's limit on a message's DelaySeconds: 15 minutes
+_EARLY = 0.5  # a receive this much before NotBefore is early (SQS delays are whole seconds)
 _REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT = "RequestID", "Handler", "FirstEnqueued", "Attempt"
-_ATTRIBUTES = [_REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT]
+_NOT_BEFORE = "NotBefore"
+_ATTRIBUTES = [_REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT, _NOT_BEFORE]
 
 
-def _attributes(request_id: str, handler: str, first: float, attempts: int) -> dict[str, Any]:
+def _attributes(
+    request_id: str, handler: str, first: float, attempts: int, not_before: float | None = None
+) -> dict[str, Any]:
     """The message attributes that carry an event's identity and progress."""
-    return {
+    attributes = {
         _REQUEST_ID: {"DataType": "String", "StringValue": request_id},
         _HANDLER: {"DataType": "String", "StringValue": handler},
         _FIRST: {"DataType": "Number", "StringValue": f"{first:.3f}"},
         _ATTEMPT: {"DataType": "Number", "StringValue": str(attempts)},
     }
+    if not_before is not None:
+        attributes[_NOT_BEFORE] = {"DataType": "Number", "StringValue": f"{not_before:.3f}"}
+    return attributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +102,13 @@ class SQSEventQueueStatistics:
         malformed: Messages that are not eventflow events (left to the redrive policy).
         undeliverable: Messages for a handler this app does not serve (left for another).
         deleted: Messages deleted at a terminal outcome.
-        deferred: Retries handed to SQS with their delay as visibility timeout.
+        deferred: Retries handed to SQS with their delay (as visibility timeout, or for a
+            delay longer than SQS can hold that way, as a message sent again).
         released: Messages sent back unstarted when the app stopped.
         held: Messages received and not yet deleted, deferred or released.
         api_calls: SQS API calls made (send, receive, delete, visibility, attributes).
+        postponed: Receives of a long retry before it was due, put back without an
+            attempt.
     """
 
     sent: int
@@ -101,19 +122,33 @@ class SQSEventQueueStatistics:
     released: int
     held: int
     api_calls: int
+    postponed: int = 0
 
 
 class _Held:
-    __slots__ = ("attempts", "body", "first", "handler", "id", "receipt", "request_id", "until")
+    __slots__ = (
+        "attempts",
+        "body",
+        "first",
+        "handler",
+        "id",
+        "not_before",
+        "receipt",
+        "received",
+        "request_id",
+        "until",
+    )
 
-    def __init__(self, message: dict[str, Any], until: float) -> None:
+    def __init__(self, message: dict[str, Any], until: float, received: float) -> None:
         self.id: str = message["MessageId"]
         self.receipt: str = message["ReceiptHandle"]
         self.body: str = message.get("Body", "")
         self.until = until
+        self.received = received  # anyio time: SQS's 12-hour visibility limit counts from it
         self.attempts = 0  # attempts made before this delivery
         self.request_id = self.handler = ""
         self.first = 0.0
+        self.not_before: float | None = None  # Unix time a long retry is due
 
 
 class SQSEventQueue:
@@ -212,8 +247,13 @@ class SQSEventQueue:
         self._holding = 0  # received and not yet deleted, deferred or released by SQS
         self._reserved = 0  # room claimed by receives in progress
         self._to_delete: list[_Held] = []
-        self._to_defer: list[tuple[_Held, int]] = []
+        self._to_defer: list[tuple[_Held, int, bool]] = []  # (message, seconds, a retry?)
         self._to_release: list[_Held] = []
+        self._to_send_later: list[tuple[_Held, float]] = []  # (message, Unix time due)
+        # SQS's limits, as attributes so that tests can shrink them to seconds
+        self._max_visibility = _MAX_VISIBILITY
+        self._max_delay_seconds = _MAX_DELAY_SECONDS
+        self._visibility_margin = 60.0  # for the time between our clock and SQS's
         self._outbox: list[tuple[dict[str, Any], anyio.Event, list[BaseException]]] = []
         self._sending = 0
         self._deferred_until = 0.0  # when the last retry this process deferred is due
@@ -226,6 +266,7 @@ class SQSEventQueue:
         self._sent = self._send_failed = self._received = self._duplicates = 0
         self._malformed = self._undeliverable = 0
         self._deleted = self._deferred = self._released = self._api_calls = 0
+        self._postponed = 0
 
     def __repr__(self) -> str:
         return f"SQSEventQueue({self.queue_url!r})"
@@ -380,7 +421,7 @@ class SQSEventQueue:
         while True:
             # hold at most the app's concurrency plus one batch, pending deletes included
             while self._holding + self._reserved + self._batch_size > bound:
-                if self._to_delete or self._to_defer:
+                if self._to_delete or self._to_defer or self._to_send_later:
                     self._wake_flusher.set()  # room is waiting in a batch not sent yet
                     self._work.set()
                 if self._room.is_set():
@@ -433,7 +474,8 @@ class SQSEventQueue:
         return messages
 
     def _take(self, messages: list[dict[str, Any]]) -> list[_Held]:
-        until = anyio.current_time() + self._vt
+        now = anyio.current_time()
+        until = now + self._vt
         batch: list[_Held] = []
         for m in messages:
             self._received += 1
@@ -442,12 +484,13 @@ class SQSEventQueue:
                 # SQS delivered it again while we hold it: keep the newer receipt only
                 old.receipt = m["ReceiptHandle"]
                 old.until = until
+                old.received = now
                 self._duplicates += 1
                 _log.warning(
                     "sqs_queue.duplicate_delivery", message_id=old.id, request_id=old.request_id
                 )
                 continue
-            held = _Held(m, until)
+            held = _Held(m, until, now)
             self._held[held.id] = held
             self._holding += 1
             if self._parse(held, m):
@@ -463,6 +506,8 @@ class SQSEventQueue:
             base = int(attributes.get(_ATTEMPT, {}).get("StringValue", "0"))
             count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
             held.attempts = base + max(0, count - 1)
+            if _NOT_BEFORE in attributes:
+                held.not_before = float(attributes[_NOT_BEFORE]["StringValue"])
         except (KeyError, TypeError, ValueError) as exc:
             self._malformed += 1
             _log.error(
@@ -480,6 +525,9 @@ class SQSEventQueue:
         return True
 
     async def _deliver(self, app: App, held: _Held) -> None:
+        if held.not_before is not None and held.not_before - time.time() > _EARLY:
+            self._postpone(held)
+            return
         try:
             payload = json.loads(held.body)
         except ValueError:
@@ -530,11 +578,45 @@ class SQSEventQueue:
     def _defer(self, held: _Held, delay: float) -> None:
         if self._held.pop(held.id, None) is None:
             return
-        seconds = min(_MAX_VISIBILITY, max(0, math.ceil(delay)))
-        self._to_defer.append((held, seconds))
+        seconds = max(0, math.ceil(delay))
         # until then the retry is this process's business, whatever SQS's counts say
         self._deferred_until = max(self._deferred_until, anyio.current_time() + seconds + 1)
-        self._nudge(len(self._to_defer))
+        if seconds <= self._visibility_left(held):
+            self._to_defer.append((held, seconds, True))
+            self._nudge(len(self._to_defer))
+        else:  # longer than SQS keeps a received message invisible: send it again
+            held.attempts += 1  # the attempt that just failed
+            self._to_send_later.append((held, time.time() + delay))
+            self._nudge(len(self._to_send_later))
+
+    def _postpone(self, held: _Held) -> None:
+        # received before its NotBefore: put back, and no attempt runs
+        assert held.not_before is not None
+        if self._held.pop(held.id, None) is None:
+            return
+        self._postponed += 1
+        seconds = math.ceil(held.not_before - time.time())
+        _log.debug(
+            "sqs_queue.postponed",
+            request_id=held.request_id,
+            handler=held.handler,
+            attempt=held.attempts + 2,  # the attempt it is due for (Attempt is set one short)
+            due_in_s=seconds,
+        )
+        if seconds <= self._visibility_left(held):
+            # counted: the receive when it is due adds one to ApproximateReceiveCount, and
+            # the Attempt attribute was set one short for it (see _send_back)
+            self._to_defer.append((held, seconds, False))
+            self._nudge(len(self._to_defer))
+        else:
+            held.attempts += 1  # this receive's count is dropped with the message
+            self._to_send_later.append((held, held.not_before))
+            self._nudge(len(self._to_send_later))
+
+    def _visibility_left(self, held: _Held) -> float:
+        """Seconds SQS lets ``held`` stay invisible, counted from its receive."""
+        held_for = anyio.current_time() - held.received
+        return self._max_visibility - held_for - self._visibility_margin
 
     def _release(self, held: _Held) -> None:
         if self._held.pop(held.id, None) is None:
@@ -544,12 +626,12 @@ class SQSEventQueue:
 
     def _nudge(self, pending: int) -> None:
         self._work.set()  # the flusher wakes, then lingers for a fuller batch
-        if pending >= _BATCH or self._closing or self._to_release:
+        if pending >= _BATCH or self._closing or self._to_release or self._to_send_later:
             self._wake_flusher.set()
 
     async def _flusher(self) -> None:
         while True:
-            if not (self._to_delete or self._to_defer or self._to_release):
+            if not (self._to_delete or self._to_defer or self._to_release or self._to_send_later):
                 if self._closing:
                     return
                 self._work = anyio.Event()
@@ -559,6 +641,7 @@ class SQSEventQueue:
                 len(self._to_delete) < _BATCH
                 and len(self._to_defer) < _BATCH
                 and not self._to_release
+                and not self._to_send_later
                 and not self._closing
             ):
                 # linger so a batch fills up: one call per ten messages
@@ -574,7 +657,11 @@ class SQSEventQueue:
                 self._deleted += await self._delete(chunk)
             if self._to_release:
                 chunk, self._to_release = self._to_release[:_BATCH], self._to_release[_BATCH:]
-                await self._send_back(chunk)
+                await self._send_back([(h, None) for h in chunk])
+            if self._to_send_later:
+                later = self._to_send_later[:_BATCH]
+                self._to_send_later = self._to_send_later[_BATCH:]
+                await self._send_back(later)
 
     def _done(self, count: int) -> None:
         self._holding -= count
@@ -602,46 +689,75 @@ class SQSEventQueue:
         # a failed delete means a duplicate delivery later, never a loss
         return 0 if failed is None else len(chunk) - len(failed)
 
-    async def _change_visibility(self, defers: list[tuple[_Held, int]]) -> None:
+    async def _change_visibility(self, defers: list[tuple[_Held, int, bool]]) -> None:
         entries = [
             {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": delay}
-            for i, (h, delay) in enumerate(defers)
+            for i, (h, delay, _) in enumerate(defers)
         ]
         failed = await self._batch(
-            "change_message_visibility_batch", entries, [h for h, _ in defers]
+            "change_message_visibility_batch", entries, [h for h, _, _ in defers]
         )
         self._done(len(defers))
-        # failed: the message shows again after its current visibility, a later retry
-        self._deferred += len(defers) - (len(defers) if failed is None else len(failed))
+        # failed: the message shows again once its current visibility lapses, which can
+        # be before the retry's delay (logged by _batch)
+        self._deferred += sum(
+            1
+            for i, (_, _, retry) in enumerate(defers)
+            if retry and failed is not None and str(i) not in failed
+        )
 
-    async def _send_back(self, chunk: list[_Held]) -> None:
-        # a fresh message with the attempts so far, so its next receive counts no attempt
-        entries = [
-            {
-                "Id": str(i),
-                "MessageBody": h.body,
-                "MessageAttributes": _attributes(h.request_id, h.handler, h.first, h.attempts),
-            }
-            for i, h in enumerate(chunk)
-        ]
+    async def _send_back(self, later: Sequence[tuple[_Held, float | None]]) -> None:
+        # a fresh message with the attempts so far, so its next receive counts no attempt;
+        # with a due time, a long retry: delayed as far as SQS allows, then postponed
+        chunk = [h for h, _ in later]
+        entries = []
+        for i, (h, due) in enumerate(later):
+            entry: dict[str, Any] = {"Id": str(i), "MessageBody": h.body}
+            attempts = h.attempts
+            if due is not None:
+                delay = max(0, math.ceil(due - time.time()))
+                if delay > self._max_delay_seconds:
+                    delay = self._max_delay_seconds
+                    attempts -= 1  # the early receive to come postpones, and is counted
+                entry["DelaySeconds"] = delay
+            entry["MessageAttributes"] = _attributes(
+                h.request_id, h.handler, h.first, attempts, due
+            )
+            entries.append(entry)
         failed = await self._batch("send_message_batch", entries, chunk)
-        if failed is None:
-            # not sent: make the originals visible now instead (one receive is counted)
+        unsent = [
+            (h, due) for i, (h, due) in enumerate(later) if failed is None or str(i) in failed
+        ]
+        if unsent:
+            # a release shows again now (one receive is counted), a long retry once as much
+            # of its delay as the original's visibility allows has passed
             await self._batch(
                 "change_message_visibility_batch",
                 [
-                    {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": 0}
-                    for i, h in enumerate(chunk)
+                    {
+                        "Id": str(i),
+                        "ReceiptHandle": h.receipt,
+                        "VisibilityTimeout": 0
+                        if due is None
+                        else max(
+                            0, min(math.ceil(due - time.time()), int(self._visibility_left(h)))
+                        ),
+                    }
+                    for i, (h, due) in enumerate(unsent)
                 ],
-                chunk,
+                [h for h, _ in unsent],
             )
-            self._done(len(chunk))
-            return
-        sent = [h for i, h in enumerate(chunk) if str(i) not in failed]
+            self._done(len(unsent))
+        sent = [
+            (h, due)
+            for i, (h, due) in enumerate(later)
+            if failed is not None and str(i) not in failed
+        ]
         if sent:
-            await self._delete(sent)
-        self._done(len(chunk) - len(sent))
-        self._released += len(sent)
+            await self._delete([h for h, _ in sent])
+        released = sum(1 for _, due in sent if due is None)
+        self._released += released
+        self._deferred += len(sent) - released
 
     # -- heartbeats and emptiness ---------------------------------------------------
 
@@ -703,4 +819,5 @@ class SQSEventQueue:
             released=self._released,
             held=self._holding,
             api_calls=self._api_calls,
+            postponed=self._postponed,
         )
