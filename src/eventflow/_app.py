@@ -656,7 +656,9 @@ class App(IdempotentRuns):
         await self._shared.put(queued)
         self._enqueued += 1
         if self._info:
-            self._log.info("event.enqueued", request_id=ev.request_id, handler=ev.rt.name)
+            self._log.info(
+                "event.enqueued", request_id=ev.request_id, handler=ev.rt.name, attempt=0
+            )
         return Accepted(ev.request_id)
 
     async def deliver(self, event: QueuedEvent, *, settle: Settle, defer: Defer) -> None:
@@ -1023,6 +1025,7 @@ class App(IdempotentRuns):
                 "worker.internal_error",
                 request_id=ev.request_id,
                 handler=rt.name,
+                attempt=ev.attempts,
                 payload=ev.payload,
                 exc_info=bug,
             )

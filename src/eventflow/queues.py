@@ -252,6 +252,7 @@ class MemoryQueue:
                         "queue.undeliverable",
                         request_id=ev.request_id,
                         handler=ev.handler,
+                        attempt=ev.attempts,
                         reason=str(exc),
                     )
                     self._notify()

@@ -45,6 +45,27 @@ async def test_every_entry_about_an_event_carries_its_context() -> None:
     assert [e["attempt"] for e in by_name["handler.working"]] == [1, 2, 3]
 
 
+async def test_entries_through_a_shared_queue_carry_the_context_too() -> None:
+    from eventflow.queues import MemoryQueue
+
+    app = eventflow.App(queue=MemoryQueue())
+
+    @app.handler
+    async def fine(event: object, context: eventflow.Context) -> None:
+        return None
+
+    with capture_logs() as logs:
+        async with app:
+            accepted = await app.invoke(fine, {"k": 1})
+            await app.drain()
+    about_event = [e for e in logs if "request_id" in e]
+    assert {e["event"] for e in about_event} >= {"event.enqueued", "attempt.succeeded"}
+    for entry in about_event:
+        assert (entry["request_id"], entry["handler"]) == (accepted.request_id, "fine")
+        # attempts made so far: 0 while it waits in the queue
+        assert entry["attempt"] == (0 if entry["event"] == "event.enqueued" else 1), entry
+
+
 async def test_success_logs_below_error_level() -> None:
     @eventflow.handler
     async def fine(event: object, context: eventflow.Context) -> int:

@@ -812,7 +812,13 @@ class SNSEndpoint:
         except UnknownHandler as exc:
             _refuse(500, "unknown_handler", str(exc))
         self._accepted += 1
-        _log.debug("sns.accepted", request_id=accepted.request_id, **context)
+        _log.debug(
+            "sns.accepted",
+            request_id=accepted.request_id,
+            handler=self._handler_name,
+            attempt=0,
+            **context,
+        )
         return _Reply(200, {"status": "accepted", "requestId": accepted.request_id})
 
     async def _confirm(self, message: Mapping[str, Any], context: dict[str, Any]) -> _Reply:

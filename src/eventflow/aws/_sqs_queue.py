@@ -487,7 +487,11 @@ class SQSEventQueue:
                 old.received = now
                 self._duplicates += 1
                 _log.warning(
-                    "sqs_queue.duplicate_delivery", message_id=old.id, request_id=old.request_id
+                    "sqs_queue.duplicate_delivery",
+                    message_id=old.id,
+                    request_id=old.request_id,
+                    handler=old.handler,
+                    attempt=old.attempts,
                 )
                 continue
             held = _Held(m, until, now)
@@ -538,6 +542,8 @@ class SQSEventQueue:
                 queue_url=self.queue_url,
                 message_id=held.id,
                 request_id=held.request_id,
+                handler=held.handler,
+                attempt=held.attempts,
                 reason="its body is not valid JSON; it is left to the queue's redrive policy",
             )
             self._drop(held)
@@ -556,6 +562,7 @@ class SQSEventQueue:
                 queue_url=self.queue_url,
                 request_id=held.request_id,
                 handler=held.handler,
+                attempt=held.attempts,
                 reason=f"{exc} It is left for an app that serves it.",
             )
             self._drop(held)
