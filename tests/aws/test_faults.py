@@ -7,6 +7,7 @@ whole calls, or fails single entries of a batch call, in AWS's own response form
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from test_sinks import bus_to_queue, dead_letter, make_queue, receive, record, t
 
 import eventflow
 from eventflow import Message
-from eventflow.aws import AWSError
+from eventflow.aws import AWSError, SQSEventQueue
 from eventflow.aws._sinks import EventBridgeSink, SNSSink, SQSSink
 from eventflow.aws._sqs_source import SQSSource
 from eventflow.sinks import SinkRejected
@@ -225,3 +226,43 @@ async def test_dead_letters_whose_entries_keep_failing_for_a_while_all_arrive_on
     assert sorted(m["MessageAttributes"]["RequestID"]["StringValue"] for m in letters) == sorted(
         a.request_id for a in accepted
     )
+
+
+# -- the event queue's retry delay --------------------------------------------------------
+
+
+async def test_a_retry_whose_visibility_change_fails_once_still_waits_its_delay(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url = (await aws["sqs"].create_queue(QueueName=unique_name))["QueueUrl"]
+    queue = SQSEventQueue(
+        url,
+        endpoint_url=proxy.endpoint,
+        region_name="us-east-1",
+        visibility_timeout=2,
+        wait_time_seconds=1,
+        delete_linger=0.05,
+    )
+    # the retry's visibility change (5 s; heartbeats ask for 2 s) fails once: left like
+    # that, the message would show again within 2 s and the retry would run early
+    proxy.fail_entries(
+        "ChangeMessageVisibilityBatch", '"VisibilityTimeout": 5', code="InternalError", times=1
+    )
+    app = eventflow.App(queue=queue)
+    runs: list[tuple[int, float]] = []
+
+    @app.handler(max_retries=1, retry_delays=(5.0,))
+    async def work(event: Any, context: eventflow.Context) -> None:
+        runs.append((context.attempt, time.time()))
+        if context.attempt == 1:
+            raise RuntimeError("first attempt fails")
+
+    async with app:
+        await app.invoke(work, {"k": 1})
+        with anyio.fail_after(30):
+            while len(runs) < 2 or queue.statistics().deleted < 1:  # noqa: ASYNC110 - bounded
+                await anyio.sleep(0.05)
+    assert proxy.failed_entries == 1
+    assert [attempt for attempt, _ in runs] == [1, 2]
+    assert runs[1][1] - runs[0][1] >= 5.0 - 0.1
+    assert queue.statistics().deferred == 1

@@ -68,6 +68,7 @@ _log = structlog.get_logger("eventflow.sqs_queue")
 _BATCH = 10
 _MAX_VISIBILITY = 43_200  # SQS's limit: 12 hours
 _MAX_DELAY_SECONDS = 900  # SQS's limit on a message's DelaySeconds: 15 minutes
+_VISIBILITY_TRIES = 3  # a retry's visibility change, before it is left to chance
 _EARLY = 0.5  # a receive this much before NotBefore is early (SQS delays are whole seconds)
 _REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT = "RequestID", "Handler", "FirstEnqueued", "Attempt"
 _NOT_BEFORE = "NotBefore"
@@ -697,21 +698,27 @@ class SQSEventQueue:
         return 0 if failed is None else len(chunk) - len(failed)
 
     async def _change_visibility(self, defers: list[tuple[_Held, int, bool]]) -> None:
-        entries = [
-            {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": delay}
-            for i, (h, delay, _) in enumerate(defers)
-        ]
-        failed = await self._batch(
-            "change_message_visibility_batch", entries, [h for h, _, _ in defers]
-        )
+        todo = defers
+        for tries in range(1, _VISIBILITY_TRIES + 1):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": h.receipt, "VisibilityTimeout": delay}
+                for i, (h, delay, _) in enumerate(todo)
+            ]
+            failed = await self._batch(
+                "change_message_visibility_batch", entries, [h for h, _, _ in todo]
+            )
+            self._deferred += sum(
+                1
+                for i, (_, _, retry) in enumerate(todo)
+                if retry and failed is not None and str(i) not in failed
+            )
+            todo = [d for i, d in enumerate(todo) if failed is None or str(i) in failed]
+            if not todo or tries == _VISIBILITY_TRIES:
+                break
+            # a message left as it is shows again once its current visibility lapses,
+            # which can be long before the retry's delay: try again, briefly
+            await anyio.sleep(0.1 * 2**tries * (0.5 + random.random()))
         self._done(len(defers))
-        # failed: the message shows again once its current visibility lapses, which can
-        # be before the retry's delay (logged by _batch)
-        self._deferred += sum(
-            1
-            for i, (_, _, retry) in enumerate(defers)
-            if retry and failed is not None and str(i) not in failed
-        )
 
     async def _send_back(self, later: Sequence[tuple[_Held, float | None]]) -> None:
         # a fresh message with the attempts so far, so its next receive counts no attempt;
