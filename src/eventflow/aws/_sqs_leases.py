@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
-from typing import Any, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .._errors import ConfigurationError
 from ._clients import shared_client
 from ._errors import check_resource, error_code
 
-__all__ = ("Lease", "batch_call", "keep_invisible", "open_queue")
+__all__ = ("Lease", "LeasedQueue", "batch_call", "keep_invisible", "open_queue")
 
 _BATCH = 10
+_MAX_VISIBILITY = 43_200  # SQS's limit: 12 hours
 
 
 async def open_queue(
@@ -95,10 +97,131 @@ async def batch_call(
 
 
 class Lease(Protocol):
-    """A held message: its receipt handle and when its visibility lapses (anyio time)."""
+    """A held message: its ID, its receipt handle and when its visibility lapses (anyio
+    time)."""
 
+    id: str
     receipt: str
     until: float
+
+
+HeldT = TypeVar("HeldT", bound=Lease)
+
+
+class LeasedQueue(Generic[HeldT]):
+    """A queue this process receives from and holds messages of (SQSSource, SQSEventQueue).
+
+    It owns the shared SQS client and a task group that runs the subclass's ``_flusher``
+    (its deletes and visibility changes, in batches) and the heartbeat that keeps the
+    messages in ``_held`` invisible while they are held.
+    """
+
+    _what: ClassVar[str]  # the queue's role, for the start-up check's error
+    _iam_action: ClassVar[str]  # the permissions it needs, for the same error
+    _attribute_names: ClassVar[list[str]]  # the queue attributes read at start
+    _event_prefix: ClassVar[str]  # the prefix of its log events
+
+    def __init__(
+        self,
+        queue_url: str,
+        *,
+        visibility_timeout: int | None,
+        endpoint_url: str | None,
+        region_name: str | None,
+        session: Any,
+        check: bool,
+        log: Any,
+    ) -> None:
+        if visibility_timeout is not None and not 2 <= visibility_timeout <= _MAX_VISIBILITY:
+            raise ConfigurationError(
+                f"visibility_timeout must be between 2 and 43200 seconds, "
+                f"got {visibility_timeout!r}."
+            )
+        self.queue_url = queue_url
+        self._vt_arg = visibility_timeout
+        self._vt = visibility_timeout or 30
+        self._endpoint_url = endpoint_url
+        self._region_name = region_name
+        self._session = session
+        self._check = check
+        self._log = log
+        self._client: Any = None
+        self._stack: AsyncExitStack | None = None
+        self._tg: Any = None
+        self._held: dict[str, HeldT] = {}
+        self._closing = False
+        self._closed = anyio.Event()
+        self._visibility_lock = anyio.Lock()  # heartbeats vs. our own visibility changes
+        self._api_calls = 0
+
+    async def _open(self) -> dict[str, str]:
+        """Open the client (checking the queue), start the flusher and the heartbeat;
+        the queue's attributes."""
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            self._client, attributes = await open_queue(
+                stack,
+                self.queue_url,
+                region_name=self._region_name,
+                endpoint_url=self._endpoint_url,
+                session=self._session,
+                check=self._check,
+                what=self._what,
+                iam_action=self._iam_action,
+                attribute_names=self._attribute_names,
+            )
+            if self._vt_arg is None:
+                self._vt = max(2, int(attributes.get("VisibilityTimeout", 30)))
+            self._tg = await stack.enter_async_context(anyio.create_task_group())
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self._tg.start_soon(self._flusher)
+        self._tg.start_soon(self._heartbeat)
+        return attributes
+
+    async def _close(self) -> None:
+        """Wait for the flusher to finish what is queued, then release the client."""
+        assert self._stack is not None
+        await self._stack.aclose()
+        self._stack = None
+
+    async def _flusher(self) -> None:
+        raise NotImplementedError
+
+    async def _heartbeat(self) -> None:
+        await keep_invisible(
+            self._client,
+            self.queue_url,
+            self._held.values,
+            self._vt,
+            self._closed,
+            self._count_call,
+            self._log,
+            self._event_prefix,
+            self._visibility_lock,
+        )
+
+    def _count_call(self) -> None:
+        self._api_calls += 1
+
+    async def _batch(
+        self, operation: str, entries: list[dict[str, Any]], chunk: list[HeldT]
+    ) -> set[str] | None:
+        """Call a batch operation on ``chunk``; the Ids that failed, or ``None`` if the
+        call failed."""
+        return await batch_call(
+            self._client,
+            self.queue_url,
+            operation,
+            entries,
+            message_ids=[h.id for h in chunk],
+            count_call=self._count_call,
+            log=self._log,
+            event_prefix=self._event_prefix,
+        )
 
 
 async def keep_invisible(

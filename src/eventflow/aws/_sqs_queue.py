@@ -37,7 +37,6 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +56,7 @@ from .._errors import (
 )
 from ..queues import QueuedEvent
 from ..sources import Outcome
-from ._sqs_leases import batch_call, keep_invisible, open_queue
+from ._sqs_leases import LeasedQueue
 
 if TYPE_CHECKING:
     from .._app import App
@@ -152,7 +151,7 @@ class _Held:
         self.not_before: float | None = None  # Unix time a long retry is due
 
 
-class SQSEventQueue:
+class SQSEventQueue(LeasedQueue[_Held]):
     """An event queue on SQS for ``App(queue=...)``, shared by every app that uses it.
 
     Args:
@@ -178,6 +177,14 @@ class SQSEventQueue:
             no events from the queue.
         check: Check at start that the queue exists and is reachable.
     """
+
+    _what = "event queue"
+    _iam_action = (
+        "sqs:SendMessage, sqs:ReceiveMessage, sqs:DeleteMessage, "
+        "sqs:ChangeMessageVisibility, sqs:GetQueueAttributes"
+    )
+    _attribute_names = ["VisibilityTimeout", "MaximumMessageSize"]  # noqa: RUF012
+    _event_prefix = "sqs_queue"
 
     def __init__(
         self,
@@ -218,33 +225,26 @@ class SQSEventQueue:
                 f"pollers and senders must be integers >= 1, got pollers={pollers!r}, "
                 f"senders={senders!r}."
             )
-        if visibility_timeout is not None and not 2 <= visibility_timeout <= _MAX_VISIBILITY:
-            raise ConfigurationError(
-                f"visibility_timeout must be between 2 and 43200 seconds, "
-                f"got {visibility_timeout!r}."
-            )
         if not isinstance(delete_linger, int | float) or not 0 <= delete_linger <= 10:
             raise ConfigurationError(
                 f"delete_linger must be between 0 and 10 seconds, got {delete_linger!r}."
             )
-        self.queue_url = queue_url
-        self._endpoint_url = endpoint_url
-        self._region_name = region_name
-        self._session = session
+        super().__init__(
+            queue_url,
+            visibility_timeout=visibility_timeout,
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            session=session,
+            check=check,
+            log=_log,
+        )
         self._batch_size = batch_size
         self._wait = wait_time_seconds
         self._pollers = pollers
-        self._vt_arg = visibility_timeout
-        self._vt = visibility_timeout or 30
         self._linger = float(delete_linger)
         self._senders = senders
         self._consume = consume
-        self._check = check
         self._max_bytes = 262_144
-        self._client: Any = None
-        self._stack: AsyncExitStack | None = None
-        self._tg: Any = None
-        self._held: dict[str, _Held] = {}
         self._holding = 0  # received and not yet deleted, deferred or released by SQS
         self._reserved = 0  # room claimed by receives in progress
         self._to_delete: list[_Held] = []
@@ -261,12 +261,9 @@ class SQSEventQueue:
         self._work = anyio.Event()
         self._wake_flusher = anyio.Event()
         self._room = anyio.Event()
-        self._closing = False
-        self._closed = anyio.Event()
-        self._visibility_lock = anyio.Lock()  # heartbeats vs. our own visibility changes
         self._sent = self._send_failed = self._received = self._duplicates = 0
         self._malformed = self._undeliverable = 0
-        self._deleted = self._deferred = self._released = self._api_calls = 0
+        self._deleted = self._deferred = self._released = 0
         self._postponed = 0
 
     def __repr__(self) -> str:
@@ -275,33 +272,8 @@ class SQSEventQueue:
     # -- lifecycle ------------------------------------------------------------------
 
     async def __aenter__(self) -> SQSEventQueue:
-        stack = AsyncExitStack()
-        await stack.__aenter__()
-        try:
-            self._client, attributes = await open_queue(
-                stack,
-                self.queue_url,
-                region_name=self._region_name,
-                endpoint_url=self._endpoint_url,
-                session=self._session,
-                check=self._check,
-                what="event queue",
-                iam_action=(
-                    "sqs:SendMessage, sqs:ReceiveMessage, sqs:DeleteMessage, "
-                    "sqs:ChangeMessageVisibility, sqs:GetQueueAttributes"
-                ),
-                attribute_names=["VisibilityTimeout", "MaximumMessageSize"],
-            )
-            if self._vt_arg is None:
-                self._vt = max(2, int(attributes.get("VisibilityTimeout", 30)))
-            self._max_bytes = int(attributes.get("MaximumMessageSize", self._max_bytes))
-            self._tg = await stack.enter_async_context(anyio.create_task_group())
-        except BaseException:
-            await stack.aclose()
-            raise
-        self._stack = stack
-        self._tg.start_soon(self._flusher)
-        self._tg.start_soon(self._heartbeat)
+        attributes = await self._open()
+        self._max_bytes = int(attributes.get("MaximumMessageSize", self._max_bytes))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -315,9 +287,7 @@ class SQSEventQueue:
                 self._drop(held)
         self._wake_flusher.set()
         self._work.set()
-        assert self._stack is not None
-        await self._stack.aclose()
-        self._stack = None
+        await self._close()
 
     # -- sending --------------------------------------------------------------------
 
@@ -675,21 +645,6 @@ class SQSEventQueue:
         self._holding -= count
         self._room.set()
 
-    async def _batch(
-        self, operation: str, entries: list[dict[str, Any]], chunk: list[_Held]
-    ) -> set[str] | None:
-        """Call a batch operation; the Ids that failed, or ``None`` if the call failed."""
-        return await batch_call(
-            self._client,
-            self.queue_url,
-            operation,
-            entries,
-            message_ids=[h.id for h in chunk],
-            count_call=self._count_call,
-            log=_log,
-            event_prefix="sqs_queue",
-        )
-
     async def _delete(self, chunk: list[_Held]) -> int:
         entries = [{"Id": str(i), "ReceiptHandle": h.receipt} for i, h in enumerate(chunk)]
         failed = await self._batch("delete_message_batch", entries, chunk)
@@ -774,22 +729,6 @@ class SQSEventQueue:
         self._deferred += len(sent) - released
 
     # -- heartbeats and emptiness ---------------------------------------------------
-
-    async def _heartbeat(self) -> None:
-        await keep_invisible(
-            self._client,
-            self.queue_url,
-            self._held.values,
-            self._vt,
-            self._closed,
-            self._count_call,
-            _log,
-            "sqs_queue",
-            self._visibility_lock,
-        )
-
-    def _count_call(self) -> None:
-        self._api_calls += 1
 
     async def wait_empty(self, poll_interval: float = 0.2) -> None:
         """Return once the queue holds no message, visible, in flight or delayed.

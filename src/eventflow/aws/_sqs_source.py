@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import random
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .._errors import AppClosed, ConfigurationError
 from ..sources import Outcome
 from ._shapes import BodyKind, decode_body
-from ._sqs_leases import batch_call, keep_invisible, open_queue
+from ._sqs_leases import LeasedQueue
 
 if TYPE_CHECKING:
     from .._app import App
@@ -75,7 +74,7 @@ class _Held:
         self.until = until
 
 
-class SQSSource:
+class SQSSource(LeasedQueue[_Held]):
     """Take events for ``handler`` from the SQS queue at ``queue_url``.
 
     Args:
@@ -99,6 +98,11 @@ class SQSSource:
         session: An aiobotocore session to use.
         check: Check at start that the queue exists and is reachable.
     """
+
+    _what = "source queue"
+    _iam_action = "sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility"
+    _attribute_names = ["VisibilityTimeout"]  # noqa: RUF012
+    _event_prefix = "sqs"
 
     def __init__(
         self,
@@ -128,28 +132,21 @@ class SQSSource:
                 f"pollers must be >= 1 and max_in_flight >= batch_size, got pollers={pollers!r}, "
                 f"max_in_flight={max_in_flight!r}."
             )
-        if visibility_timeout is not None and not 2 <= visibility_timeout <= 43_200:
-            raise ConfigurationError(
-                f"visibility_timeout must be between 2 and 43200 seconds, "
-                f"got {visibility_timeout!r}."
-            )
-        self.queue_url = queue_url
+        super().__init__(
+            queue_url,
+            visibility_timeout=visibility_timeout,
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            session=session,
+            check=check,
+            log=_log,
+        )
         self.handler = handler
         self._batch_size = batch_size
         self._wait = wait_time_seconds
         self._pollers = pollers
         self._max_in_flight = max_in_flight
-        self._vt_arg = visibility_timeout
-        self._vt = visibility_timeout or 30
         self._linger = delete_linger
-        self._endpoint_url = endpoint_url
-        self._region_name = region_name
-        self._session = session
-        self._check = check
-        self._client: Any = None
-        self._stack: AsyncExitStack | None = None
-        self._tg: Any = None
-        self._held: dict[str, _Held] = {}
         self._to_delete: list[_Held] = []
         self._to_release: list[_Held] = []
         self._work = anyio.Event()  # set on every queued delete or release
@@ -157,12 +154,9 @@ class SQSSource:
         self._room = anyio.Event()
         self._backlog = anyio.Event()  # set while receives come back full
         self._last_short = float("-inf")
-        self._closing = False
-        self._closed = anyio.Event()
-        self._visibility_lock = anyio.Lock()  # heartbeats vs. our own visibility changes
         self._received = self._duplicates = 0
         self._submitted = self._rejected = self._test_events = 0
-        self._deleted = self._released = self._api_calls = 0
+        self._deleted = self._released = 0
 
     def __repr__(self) -> str:
         return f"SQSSource({self.queue_url!r})"
@@ -170,29 +164,7 @@ class SQSSource:
     # -- lifecycle ------------------------------------------------------------------
 
     async def __aenter__(self) -> SQSSource:
-        stack = AsyncExitStack()
-        await stack.__aenter__()
-        try:
-            self._client, attributes = await open_queue(
-                stack,
-                self.queue_url,
-                region_name=self._region_name,
-                endpoint_url=self._endpoint_url,
-                session=self._session,
-                check=self._check,
-                what="source queue",
-                iam_action="sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility",
-                attribute_names=["VisibilityTimeout"],
-            )
-            if self._vt_arg is None:
-                self._vt = max(2, int(attributes.get("VisibilityTimeout", 30)))
-            self._tg = await stack.enter_async_context(anyio.create_task_group())
-        except BaseException:
-            await stack.aclose()
-            raise
-        self._stack = stack
-        self._tg.start_soon(self._flusher)
-        self._tg.start_soon(self._heartbeat)
+        await self._open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -203,9 +175,7 @@ class SQSSource:
         self._full.set()
         for held in list(self._held.values()):
             self._release(held)  # received but never submitted
-        assert self._stack is not None
-        await self._stack.aclose()
-        self._stack = None
+        await self._close()
 
     async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
         """Poll the queue and submit its events until cancelled."""
@@ -370,16 +340,7 @@ class SQSSource:
             if visibility is not None:
                 entry["VisibilityTimeout"] = visibility
             entries.append(entry)
-        failed = await batch_call(
-            self._client,
-            self.queue_url,
-            operation,
-            entries,
-            message_ids=[h.id for h in chunk],
-            count_call=self._count_call,
-            log=_log,
-            event_prefix="sqs",
-        )
+        failed = await self._batch(operation, entries, chunk)
         if failed is None:
             return  # the messages reappear after their visibility timeout: a duplicate
         done = len(chunk) - len(failed)
@@ -387,22 +348,6 @@ class SQSSource:
             self._deleted += done
         else:
             self._released += done
-
-    async def _heartbeat(self) -> None:
-        await keep_invisible(
-            self._client,
-            self.queue_url,
-            self._held.values,
-            self._vt,
-            self._closed,
-            self._count_call,
-            _log,
-            "sqs",
-            self._visibility_lock,
-        )
-
-    def _count_call(self) -> None:
-        self._api_calls += 1
 
     def statistics(self) -> SQSSourceStatistics:
         return SQSSourceStatistics(
