@@ -7,13 +7,13 @@ whole calls, or fails single entries of a batch call, in AWS's own response form
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
 from test_sinks import bus_to_queue, dead_letter, make_queue, receive, record, topic_to_queue
+from test_sqs_event_queue import fails_once, until
 
 import eventflow
 from eventflow import Message
@@ -249,19 +249,11 @@ async def test_a_retry_whose_visibility_change_fails_once_still_waits_its_delay(
         "ChangeMessageVisibilityBatch", '"VisibilityTimeout": 5', code="InternalError", times=1
     )
     app = eventflow.App(queue=queue)
-    runs: list[tuple[int, float]] = []
-
-    @app.handler(max_retries=1, retry_delays=(5.0,))
-    async def work(event: Any, context: eventflow.Context) -> None:
-        runs.append((context.attempt, time.time()))
-        if context.attempt == 1:
-            raise RuntimeError("first attempt fails")
+    work, runs = fails_once(app, retry_delay=5.0)
 
     async with app:
         await app.invoke(work, {"k": 1})
-        with anyio.fail_after(30):
-            while len(runs) < 2 or queue.statistics().deleted < 1:  # noqa: ASYNC110 - bounded
-                await anyio.sleep(0.05)
+        await until(lambda: len(runs) == 2 and queue.statistics().deleted >= 1, timeout=30)
     assert proxy.failed_entries == 1
     assert [attempt for attempt, _ in runs] == [1, 2]
     assert runs[1][1] - runs[0][1] >= 5.0 - 0.1

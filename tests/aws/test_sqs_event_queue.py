@@ -57,6 +57,22 @@ def message(
     }
 
 
+def fails_once(
+    app: eventflow.App, *, retry_delay: float
+) -> tuple[eventflow.Handler, list[tuple[int, float]]]:
+    """A handler of ``app`` whose first attempt fails, retried once after ``retry_delay``;
+    and the (attempt, Unix time) of each run."""
+    runs: list[tuple[int, float]] = []
+
+    @app.handler(name="work", max_retries=1, retry_delays=(retry_delay,))
+    async def work(event: Any, context: eventflow.Context) -> None:
+        runs.append((context.attempt, time.time()))
+        if context.attempt == 1:
+            raise RuntimeError("first attempt fails")
+
+    return work, runs
+
+
 async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     """Wait for the app's own progress, polled (SQS runs on the wall clock)."""
     with anyio.fail_after(timeout):
@@ -319,13 +335,7 @@ async def test_a_retry_longer_than_sqs_can_hold_is_sent_again_and_runs_when_due(
     queue = event_queue(aws, url)
     queue._max_visibility, queue._max_delay_seconds, queue._visibility_margin = 2, 1, 0.0
     app = eventflow.App(queue=queue)
-    runs: list[tuple[int, float]] = []
-
-    @app.handler(max_retries=1, retry_delays=(4.0,))
-    async def work(event: Any, context: eventflow.Context) -> None:
-        runs.append((context.attempt, time.time()))
-        if context.attempt == 1:
-            raise RuntimeError("first attempt fails")
+    work, runs = fails_once(app, retry_delay=4.0)
 
     async with app:
         await app.invoke(work, {"k": 1})

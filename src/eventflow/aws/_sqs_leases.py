@@ -19,10 +19,10 @@ from .._errors import ConfigurationError
 from ._clients import shared_client
 from ._errors import check_resource, error_code
 
-__all__ = ("Lease", "LeasedQueue", "batch_call", "keep_invisible", "open_queue")
+__all__ = ("MAX_VISIBILITY", "Lease", "LeasedQueue", "keep_invisible", "open_queue")
 
 _BATCH = 10
-_MAX_VISIBILITY = 43_200  # SQS's limit: 12 hours
+MAX_VISIBILITY = 43_200  # SQS's limit: 12 hours
 
 
 async def open_queue(
@@ -54,46 +54,6 @@ async def open_queue(
     )
     attributes: dict[str, str] = result.get("Attributes", {})
     return client, attributes
-
-
-async def batch_call(
-    client: Any,
-    queue_url: str,
-    operation: str,
-    entries: list[dict[str, Any]],
-    *,
-    message_ids: list[str],
-    count_call: Callable[[], None],
-    log: Any,
-    event_prefix: str,
-) -> set[str] | None:
-    """Call a batch operation; the entry Ids that failed, or ``None`` if the call failed.
-
-    Each failure is logged; the caller decides what it means for its messages.
-    """
-    try:
-        count_call()
-        response = await getattr(client, operation)(QueueUrl=queue_url, Entries=entries)
-    except (ClientError, BotoCoreError) as exc:
-        log.error(
-            f"{event_prefix}.batch_failed",
-            operation=operation,
-            queue_url=queue_url,
-            messages=len(entries),
-            error=f"{type(exc).__name__}: {exc}",
-        )
-        return None
-    failed = response.get("Failed", [])
-    for failure in failed:
-        log.error(
-            f"{event_prefix}.batch_entry_failed",
-            operation=operation,
-            queue_url=queue_url,
-            message_id=message_ids[int(failure["Id"])],
-            code=failure.get("Code"),
-            error=failure.get("Message"),
-        )
-    return {f["Id"] for f in failed}
 
 
 class Lease(Protocol):
@@ -132,7 +92,7 @@ class LeasedQueue(Generic[HeldT]):
         check: bool,
         log: Any,
     ) -> None:
-        if visibility_timeout is not None and not 2 <= visibility_timeout <= _MAX_VISIBILITY:
+        if visibility_timeout is not None and not 2 <= visibility_timeout <= MAX_VISIBILITY:
             raise ConfigurationError(
                 f"visibility_timeout must be between 2 and 43200 seconds, "
                 f"got {visibility_timeout!r}."
@@ -210,18 +170,33 @@ class LeasedQueue(Generic[HeldT]):
     async def _batch(
         self, operation: str, entries: list[dict[str, Any]], chunk: list[HeldT]
     ) -> set[str] | None:
-        """Call a batch operation on ``chunk``; the Ids that failed, or ``None`` if the
-        call failed."""
-        return await batch_call(
-            self._client,
-            self.queue_url,
-            operation,
-            entries,
-            message_ids=[h.id for h in chunk],
-            count_call=self._count_call,
-            log=self._log,
-            event_prefix=self._event_prefix,
-        )
+        """Call a batch operation on ``chunk``; the entry Ids that failed, or ``None`` if
+        the call failed. Each failure is logged; the caller decides what it means."""
+        try:
+            self._count_call()
+            response = await getattr(self._client, operation)(
+                QueueUrl=self.queue_url, Entries=entries
+            )
+        except (ClientError, BotoCoreError) as exc:
+            self._log.error(
+                f"{self._event_prefix}.batch_failed",
+                operation=operation,
+                queue_url=self.queue_url,
+                messages=len(entries),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return None
+        failed = response.get("Failed", [])
+        for failure in failed:
+            self._log.error(
+                f"{self._event_prefix}.batch_entry_failed",
+                operation=operation,
+                queue_url=self.queue_url,
+                message_id=chunk[int(failure["Id"])].id,
+                code=failure.get("Code"),
+                error=failure.get("Message"),
+            )
+        return {f["Id"] for f in failed}
 
 
 async def keep_invisible(

@@ -56,7 +56,7 @@ from .._errors import (
 )
 from ..queues import QueuedEvent
 from ..sources import Outcome
-from ._sqs_leases import LeasedQueue
+from ._sqs_leases import MAX_VISIBILITY, LeasedQueue
 
 if TYPE_CHECKING:
     from .._app import App
@@ -65,7 +65,6 @@ __all__ = ("SQSEventQueue", "SQSEventQueueStatistics")
 
 _log = structlog.get_logger("eventflow.sqs_queue")
 _BATCH = 10
-_MAX_VISIBILITY = 43_200  # SQS's limit: 12 hours
 _MAX_DELAY_SECONDS = 900  # SQS's limit on a message's DelaySeconds: 15 minutes
 _VISIBILITY_TRIES = 3  # a retry's visibility change, before it is left to chance
 _EARLY = 0.5  # a receive this much before NotBefore is early (SQS delays are whole seconds)
@@ -252,7 +251,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
         self._to_release: list[_Held] = []
         self._to_send_later: list[tuple[_Held, float]] = []  # (message, Unix time due)
         # SQS's limits, as attributes so that tests can shrink them to seconds
-        self._max_visibility = _MAX_VISIBILITY
+        self._max_visibility = MAX_VISIBILITY
         self._max_delay_seconds = _MAX_DELAY_SECONDS
         self._visibility_margin = 60.0  # for the time between our clock and SQS's
         self._outbox: list[tuple[dict[str, Any], anyio.Event, list[BaseException]]] = []
@@ -559,13 +558,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
         seconds = max(0, math.ceil(delay))
         # until then the retry is this process's business, whatever SQS's counts say
         self._deferred_until = max(self._deferred_until, anyio.current_time() + seconds + 1)
-        if seconds <= self._visibility_left(held):
-            self._to_defer.append((held, seconds, True))
-            self._nudge(len(self._to_defer))
-        else:  # longer than SQS keeps a received message invisible: send it again
-            held.attempts += 1  # the attempt that just failed
-            self._to_send_later.append((held, time.time() + delay))
-            self._nudge(len(self._to_send_later))
+        self._put_back(held, seconds, time.time() + delay, retry=True)
 
     def _postpone(self, held: _Held) -> None:
         # received before its NotBefore: put back, and no attempt runs
@@ -581,14 +574,21 @@ class SQSEventQueue(LeasedQueue[_Held]):
             attempt=held.attempts + 2,  # the attempt it is due for (Attempt is set one short)
             due_in_s=seconds,
         )
+        # by visibility, the receive when it is due adds one to ApproximateReceiveCount,
+        # and the Attempt attribute was set one short for it (see _send_back)
+        self._put_back(held, seconds, held.not_before, retry=False)
+
+    def _put_back(self, held: _Held, seconds: int, due: float, *, retry: bool) -> None:
+        """Hide ``held`` for ``seconds`` (until Unix time ``due``): by its visibility if SQS
+        allows that long, else as a fresh message that carries the due time."""
         if seconds <= self._visibility_left(held):
-            # counted: the receive when it is due adds one to ApproximateReceiveCount, and
-            # the Attempt attribute was set one short for it (see _send_back)
-            self._to_defer.append((held, seconds, False))
+            self._to_defer.append((held, seconds, retry))
             self._nudge(len(self._to_defer))
         else:
-            held.attempts += 1  # this receive's count is dropped with the message
-            self._to_send_later.append((held, held.not_before))
+            # the fresh message's attempts come from its attribute alone: count in it what
+            # this delivery counted (a failed attempt, or a postponing receive)
+            held.attempts += 1
+            self._to_send_later.append((held, due))
             self._nudge(len(self._to_send_later))
 
     def _visibility_left(self, held: _Held) -> float:
@@ -694,9 +694,10 @@ class SQSEventQueue(LeasedQueue[_Held]):
             )
             entries.append(entry)
         failed = await self._batch("send_message_batch", entries, chunk)
-        unsent = [
-            (h, due) for i, (h, due) in enumerate(later) if failed is None or str(i) in failed
-        ]
+        sent: list[tuple[_Held, float | None]] = []
+        unsent: list[tuple[_Held, float | None]] = []
+        for i, pair in enumerate(later):
+            (unsent if failed is None or str(i) in failed else sent).append(pair)
         if unsent:
             # a release shows again now (one receive is counted), a long retry once as much
             # of its delay as the original's visibility allows has passed
@@ -717,11 +718,6 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 [h for h, _ in unsent],
             )
             self._done(len(unsent))
-        sent = [
-            (h, due)
-            for i, (h, due) in enumerate(later)
-            if failed is not None and str(i) not in failed
-        ]
         if sent:
             await self._delete([h for h, _ in sent])
         released = sum(1 for _, due in sent if due is None)
