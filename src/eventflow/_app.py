@@ -44,7 +44,7 @@ from ._errors import (
 from ._event import Event
 from ._handler import Handler, HandlerConfig, HandlerFunction, make_decorator
 from ._ids import new_request_id
-from ._payload import json_error, to_json
+from ._payload import json_error, private_copy, to_json
 from ._queue import EventQueue, QueueStatistics
 from ._records import (
     EVENT_AGE_EXCEEDED,
@@ -542,15 +542,18 @@ class App(IdempotentRuns):
             rt = None
         if rt is None:
             rt = self._lookup(handler)
+        flat = False
         if type(payload) is dict:
             # flat objects of strings, ints, bools and nulls are the common case: no call
             for k, v in payload.items():
                 if type(k) is not str or type(v) not in FLAT_TYPES:
                     self._check_payload(rt, payload)
                     break
+            else:
+                flat = True
         elif type(payload) not in FLAT_TYPES:
             self._check_payload(rt, payload)
-        return Event(new_request_id(), rt, payload, self._now())
+        return Event(new_request_id(), rt, payload, self._now(), flat)
 
     @staticmethod
     def _check_payload(rt: HandlerRuntime, payload: Any) -> None:
@@ -866,10 +869,10 @@ class App(IdempotentRuns):
                 # with no timeout, no on-success record and at most a non-blocking
                 # idempotency store; _run does all the rest.
                 self._in_flight += 1
+                payload = ev.payload
                 idem = cfg.idempotency
                 if idem is not None:
                     # claimed inline, not in a method: a call per event is most of the cost
-                    payload = ev.payload
                     memory = idem._memory
                     try:
                         # a top-level string or int key field inline; anything else by _key
@@ -917,7 +920,10 @@ class App(IdempotentRuns):
                         attempt=ev.attempts,
                     )
                 try:
-                    value = await rt.fn(ev.payload, Context(ev, None))
+                    # a private copy of the event, as Lambda deserialises one per attempt
+                    value = await rt.fn(
+                        payload.copy() if ev.flat else private_copy(payload), Context(ev, None)
+                    )
                 except BaseException as exc:
                     if idem is not None:
                         self._release_inline(ev, key, token)

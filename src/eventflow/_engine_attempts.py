@@ -79,10 +79,10 @@ class Attempts(Outcomes):
             ctx = Context(ev, None, log)
             try:
                 if rt.is_async:
-                    result = await rt.fn(ev.payload, ctx)
+                    result = await rt.fn(ev.private_payload(), ctx)
                 else:
                     result = await anyio.to_thread.run_sync(
-                        rt.fn, ev.payload, ctx, limiter=self._limiter
+                        rt.fn, ev.private_payload(), ctx, limiter=self._limiter
                     )
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
@@ -119,10 +119,10 @@ class Attempts(Outcomes):
         handle = self._clock.call_at(deadline, expire)
         try:
             if rt.is_async:
-                result = await rt.fn(ev.payload, ctx)
+                result = await rt.fn(ev.private_payload(), ctx)
             else:
                 result = await anyio.to_thread.run_sync(
-                    rt.fn, ev.payload, ctx, limiter=self._limiter, abandon_on_cancel=True
+                    rt.fn, ev.private_payload(), ctx, limiter=self._limiter, abandon_on_cancel=True
                 )
         except asyncio.CancelledError as exc:
             if timed_out and task.uncancel() == 0:

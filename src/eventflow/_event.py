@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._payload import private_copy
+
 if TYPE_CHECKING:
     from ._runtime import HandlerRuntime
     from .queues import Defer
@@ -19,7 +21,9 @@ class Event:
         request_id: The invocation's request ID, reused by every attempt.
         rt: The per-app runtime state of the handler that runs it.
         cfg: The handler's settings when the event was accepted (retries, age, sinks).
-        payload: The JSON-serialisable payload, handed to the handler as is.
+        payload: The JSON-serialisable payload as accepted; each attempt gets its own copy.
+        flat: The payload is a dict of strings, ints, bools and nulls: a shallow copy is
+            a full one.
         enqueued_at: Clock time of acceptance; the event's age counts from here.
         attempts: Attempts started so far (a cancelled attempt is taken back).
         error: The error object of the last failed attempt, or ``None``.
@@ -34,6 +38,7 @@ class Event:
         "defer",
         "enqueued_at",
         "error",
+        "flat",
         "payload",
         "request_id",
         "rt",
@@ -41,17 +46,29 @@ class Event:
         "timer",
     )
 
-    def __init__(self, request_id: str, rt: HandlerRuntime, payload: Any, enqueued_at: float):
+    def __init__(
+        self,
+        request_id: str,
+        rt: HandlerRuntime,
+        payload: Any,
+        enqueued_at: float,
+        flat: bool = False,
+    ):
         self.request_id = request_id
         self.rt = rt
         self.cfg = rt.config
         self.payload = payload
+        self.flat = flat
         self.enqueued_at = enqueued_at
         self.attempts = 0
         self.error: dict[str, Any] | None = None
         self.timer: object | None = None
         self.settle: Settle | None = None
         self.defer: Defer | None = None
+
+    def private_payload(self) -> Any:
+        """A copy of the payload for one attempt, so the handler may change it freely."""
+        return self.payload.copy() if self.flat else private_copy(self.payload)
 
     def __repr__(self) -> str:
         return f"<Event {self.request_id} handler={self.rt.name!r} attempts={self.attempts}>"

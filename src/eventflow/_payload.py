@@ -8,9 +8,10 @@ so the answer is always the one the JSON encoder would give.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ("json_error", "to_json")
+__all__ = ("json_error", "private_copy", "to_json")
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))
 _MAX_FAST_DEPTH = 16
@@ -53,3 +54,28 @@ def to_json(value: Any) -> str:
     if value is None:
         return "null"  # most handlers return nothing; skip the encoder
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def private_copy(value: Any) -> Any:
+    """A copy of a JSON payload for one attempt: what Lambda's runtime would deserialise.
+
+    Handlers change their event; the copy keeps the original intact for the retry, the
+    dead-letter message, the destination records and the idempotency check. Scalars are
+    shared (immutable), containers copied; tuples and other mappings become lists and dicts.
+    """
+    t = type(value)
+    if t is dict:
+        copy = value.copy()
+        for k, v in copy.items():
+            if type(v) not in _SCALARS:
+                copy[k] = private_copy(v)  # the same keys: safe while iterating
+        return copy
+    if t in _SCALARS:
+        return value
+    if t is list or t is tuple:
+        return [v if type(v) in _SCALARS else private_copy(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: private_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [private_copy(v) for v in value]
+    return value
