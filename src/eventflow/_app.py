@@ -805,6 +805,10 @@ class App(IdempotentRuns):
         if ok:
             self._log_success(ev)
             lines.extend(TailLog.end(ev.request_id, duration, None))
+            if type(value) not in FLAT_TYPES:
+                # what Lambda answers: the result as JSON decodes it (tuples become lists,
+                # int keys strings), the same as a duplicate gets back from the store
+                value = json.loads(to_json(value))
             return InvocationResult(
                 status_code=200, request_id=ev.request_id, payload=value, log="\n".join(lines)
             )

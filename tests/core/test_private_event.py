@@ -1,7 +1,9 @@
-"""Each attempt gets its own copy of the event, as Lambda deserialises one per invocation.
+"""Events and results cross the handler boundary as JSON would, as in Lambda.
 
-Handlers change their event (``event.pop("Records")``); the retry, the dead-letter message,
-the destination records, the idempotency check and the caller must not see that.
+Each attempt gets its own copy of the event: handlers change their event
+(``event.pop("Records")``), and the retry, the dead-letter message, the destination records,
+the idempotency check and the caller must not see that. A synchronous result comes back as
+JSON decodes it, whether it ran now or is a duplicate answered from the store.
 """
 
 from __future__ import annotations
@@ -117,3 +119,21 @@ async def test_idempotency_duplicate_of_a_mutating_handler_is_deduplicated(flat:
         stats = app.stats()
     assert again.function_error is None and again.payload == "ok"
     assert runs == 1 and stats.deduplicated == 2 and stats.failed == 0
+
+
+@pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "idempotent"])
+async def test_request_response_result_is_what_json_gives_back(idempotent: bool) -> None:
+    cached: dict[Any, Any] = {1: "one", "pair": (1, 2), "x": 1.5}
+    idempotency = eventflow.Idempotency(key="id") if idempotent else None
+
+    @eventflow.handler(idempotency=idempotency)
+    async def h(event: dict[str, Any], context: eventflow.Context) -> dict[Any, Any]:
+        return cached
+
+    async with eventflow.App() as app:
+        first = await app.invoke(h, {"id": 1}, invocation_type="RequestResponse")
+        again = await app.invoke(h, {"id": 1}, invocation_type="RequestResponse")
+    expected = {"1": "one", "pair": [1, 2], "x": 1.5}
+    assert first.payload == expected and again.payload == expected
+    first.payload["pair"].append(3)  # the caller's result is its own
+    assert cached["pair"] == (1, 2)
