@@ -6,6 +6,11 @@ handler without idempotency. Every event is claimed and completed (no duplicates
 expensive path. DynamoDB runs against a moto server in a child process, with fewer events
 (moto answers in ms).
 
+A "hand-written floor" runs alongside: no store, but the handler itself does the least any
+dict-based store must (the key's text, one insert of a record holding the payload, a
+completion in place) and nothing else: no clock reading, lease, expiry or check. It shows
+how much of the MemoryStore target CPython's dict and memory costs leave for the rest.
+
     python benchmarks/idempotency.py [--events 10000] [--rounds 7] [--dynamodb-events 500]
 """
 
@@ -28,11 +33,20 @@ from _moto_server import start_moto
 from eventflow.stores import MemoryStore, SQLiteStore
 
 
-async def run_once(n: int, idempotency: eventflow.Idempotency | None) -> float:
+async def run_once(
+    n: int, idempotency: eventflow.Idempotency | None, *, handwritten: bool = False
+) -> float:
     eventflow.reset_default_registry()
+    seen: dict[str, list[Any]] = {}
 
     @eventflow.handler(idempotency=idempotency)
     async def noop(event: dict[str, int], context: eventflow.Context) -> None:
+        if handwritten:
+            # the least a dict-based store must do: the key's text, one insert of a record
+            # that keeps the payload, a completion in place; no clock, lease or checks
+            record: list[Any] = [0.0, None, event]
+            if seen.setdefault(str(event["id"]), record) is record:
+                record[1] = "null"
         return None
 
     async with eventflow.App(concurrency=100) as app:
@@ -52,7 +66,8 @@ def best_of(n: int, rounds: int, variants: dict[str, Any]) -> dict[str, float]:
     for _ in range(rounds):
         for name, make in variants.items():
             gc.collect()
-            results[name].append(asyncio.run(run_once(n, make())))
+            handwritten = name == "handwritten"
+            results[name].append(asyncio.run(run_once(n, make(), handwritten=handwritten)))
     return {name: min(times) for name, times in results.items()}
 
 
@@ -99,6 +114,7 @@ def main() -> None:
             {
                 "base": lambda: None,
                 "memory": lambda: eventflow.Idempotency(store=MemoryStore(), key="id"),
+                "handwritten": lambda: None,
                 "sqlite": lambda: eventflow.Idempotency(
                     store=SQLiteStore(Path(tmp) / f"bench-{next(counter)}.db"), key="id"
                 ),
@@ -108,6 +124,11 @@ def main() -> None:
     print(f"{n} events, no-op handler, best of {args.rounds} rounds")
     print(f"  without idempotency : {base:7.2f} µs/invocation")
     print(f"  MemoryStore         : {memory:7.2f} µs/invocation  ({memory / base:.2f}x)")
+    hand = figures["handwritten"]
+    print(
+        f"  hand-written floor  : {hand:7.2f} µs/invocation  ({hand / base:.2f}x: a dict "
+        "insert keeping the payload, in the handler; no clock, lease or checks)"
+    )
     print(
         f"  SQLiteStore         : {sqlite:7.2f} µs/invocation  ({sqlite / base:.2f}x, "
         f"{1e6 / sqlite:,.0f} claimed-and-completed events/s)"
