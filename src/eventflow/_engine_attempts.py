@@ -13,6 +13,7 @@ from ._engine_outcomes import Outcomes
 from ._event import Event
 from ._records import (
     error_object,
+    exit_error,
     marshal_error,
     timeout_error,
 )
@@ -47,8 +48,10 @@ class Attempts(Outcomes):
                 error = error_object(exc, ev.request_id)  # the handler's own CancelledError
             elif isinstance(exc, Exception):
                 error = error_object(exc, ev.request_id)
+            elif isinstance(exc, SystemExit):
+                error = exit_error(exc, ev.request_id)
             else:
-                raise exc  # KeyboardInterrupt, SystemExit: not the event's business
+                raise exc  # KeyboardInterrupt: asyncio stops the loop at once, as it should
             await self._after_failure(ev, error, exc)
         except asyncio.CancelledError:
             self._interrupted.append(ev)  # still in flight; spilled at shutdown
@@ -92,6 +95,8 @@ class Attempts(Outcomes):
                 return False, error_object(exc, ev.request_id), exc
             except Exception as exc:
                 return False, error_object(exc, ev.request_id), exc
+            except SystemExit as exc:
+                return False, exit_error(exc, ev.request_id), exc
         else:
             ok, result, error = await self._attempt_with_timeout(ev, rt, timeout, log)
             if not ok:
@@ -130,10 +135,12 @@ class Attempts(Outcomes):
             if timed_out or task.cancelling():
                 raise
             return False, error_object(exc, ev.request_id), exc
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             if timed_out:
                 task.uncancel()
                 return False, timeout_error(ev.request_id, timeout), None
+            if isinstance(exc, SystemExit):
+                return False, exit_error(exc, ev.request_id), exc
             return False, error_object(exc, ev.request_id), exc
         finally:
             handle.cancel()

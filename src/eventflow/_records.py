@@ -47,6 +47,23 @@ def error_object(exc: BaseException, request_id: str) -> dict[str, Any]:
     }
 
 
+def exit_error(exc: SystemExit, request_id: str) -> dict[str, Any]:
+    """Lambda's ``Runtime.ExitError`` for a handler that called ``sys.exit()``.
+
+    In Lambda the runtime process exits and the attempt fails; here the host process is
+    not the handler's to stop, so it is the same function error, retried like any other.
+    """
+    code = exc.code
+    status = 0 if code is None else code if isinstance(code, int) else 1
+    return {
+        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
+        f"exit status {status}",
+        "errorType": "Runtime.ExitError",
+        "requestId": request_id,
+        "stackTrace": [],
+    }
+
+
 def timeout_error(request_id: str, timeout: float) -> dict[str, Any]:
     """The error object Lambda reports when an attempt runs past its timeout."""
     message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"

@@ -137,3 +137,42 @@ async def test_request_response_result_is_what_json_gives_back(idempotent: bool)
     assert first.payload == expected and again.payload == expected
     first.payload["pair"].append(3)  # the caller's result is its own
     assert cached["pair"] == (1, 2)
+
+
+@pytest.mark.parametrize("kind", ["inline", "timeout", "sync"])
+async def test_sys_exit_in_a_handler_is_lambdas_exit_error_and_is_retried(kind: str) -> None:
+    """In Lambda the runtime exits and the attempt fails; the host process here lives on."""
+    clock = VirtualClock()
+    dlq, on_failure = MemorySink(), MemorySink()
+    attempts: list[int] = []
+
+    def body(context: eventflow.Context) -> None:
+        attempts.append(context.attempt)
+        raise SystemExit(3)
+
+    if kind == "sync":
+
+        @eventflow.handler(dead_letter=dlq, on_failure=on_failure)
+        def quits(event: Any, context: eventflow.Context) -> None:
+            body(context)
+
+    else:
+
+        @eventflow.handler(
+            dead_letter=dlq, on_failure=on_failure, timeout=5.0 if kind == "timeout" else None
+        )
+        async def quits(event: Any, context: eventflow.Context) -> None:
+            body(context)
+
+    async with eventflow.App(clock=clock) as app:
+        accepted = await app.invoke(quits, {"id": 1})
+        async with clock.autojump():
+            await app.drain()
+        stats = app.stats()
+    assert attempts == [1, 2, 3]
+    message = f"RequestId: {accepted.request_id} Error: Runtime exited with error: exit status 3"
+    assert dlq.messages[0].attributes["ErrorMessage"] == message
+    record = on_failure.messages[0].json()
+    assert record["responsePayload"]["errorType"] == "Runtime.ExitError"
+    assert stats.failed == 1
+    assert_conserved(stats)
