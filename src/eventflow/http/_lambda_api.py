@@ -77,7 +77,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs
@@ -587,6 +587,7 @@ class LambdaAPI:
                         f"{DEFAULT_TIMEOUT_SECONDS}, got {timeout!r}."
                     )
             dead_letter_set, dead_letter_arn = state.dead_letter_set, state.dead_letter_arn
+            new_sinks: dict[str, Sink] = {}
             if "DeadLetterConfig" in fields:
                 dlc = fields["DeadLetterConfig"]
                 if not isinstance(dlc, dict) or set(dlc) - {"TargetArn"}:
@@ -596,7 +597,9 @@ class LambdaAPI:
                     )
                 target = dlc.get("TargetArn") or None
                 if target is not None:
-                    await self._sink(target, "DeadLetterConfig.TargetArn", ("sqs", "sns"))
+                    await self._sink(
+                        target, "DeadLetterConfig.TargetArn", new_sinks, ("sqs", "sns")
+                    )
                 dead_letter_set, dead_letter_arn = True, target
             candidate = _FunctionState(
                 last_modified=time.time(),
@@ -605,7 +608,7 @@ class LambdaAPI:
                 dead_letter_arn=dead_letter_arn,
                 invoke_config=state.invoke_config,
             )
-            await self._apply(handler, candidate)
+            await self._apply(handler, candidate, new_sinks)
         return self._reply(200, self._configuration(handler))
 
     # -- event-invoke config --------------------------------------------------------
@@ -671,9 +674,10 @@ class LambdaAPI:
                 new.max_retries = retries
             if "MaximumEventAgeInSeconds" in fields or not merge:
                 new.max_age = age
+            new_sinks: dict[str, Sink] = {}
             for side, arn in destinations.items():
                 if arn is not None:
-                    await self._sink(arn, f"DestinationConfig.{side}.Destination")
+                    await self._sink(arn, f"DestinationConfig.{side}.Destination", new_sinks)
                 if side == "OnSuccess":
                     new.on_success = arn
                 else:
@@ -685,7 +689,7 @@ class LambdaAPI:
                 dead_letter_arn=state.dead_letter_arn,
                 invoke_config=new,
             )
-            await self._apply(handler, candidate)
+            await self._apply(handler, candidate, new_sinks)
         return self._reply(200, self._invoke_config_body(handler, new))
 
     async def _delete_invoke_config(self, handler: Handler) -> _Reply:
@@ -709,14 +713,21 @@ class LambdaAPI:
 
     # -- applying -------------------------------------------------------------------
 
-    async def _apply(self, handler: Handler, state: _FunctionState) -> None:
-        """Configure the App's handler from its decorator options and ``state``; keep it."""
+    async def _apply(
+        self, handler: Handler, state: _FunctionState, new_sinks: Mapping[str, Sink] | None = None
+    ) -> None:
+        """Configure the App's handler from its decorator options and ``state``; keep it.
+
+        ``new_sinks`` (made by :meth:`_sink` for this change) are kept for later requests
+        only once the App has opened them, so a target that failed its check is checked again.
+        """
+        sinks = {**self._sinks, **(new_sinks or {})}
         changes: dict[str, Any] = {}
         if state.timeout is not None:
             changes["timeout"] = float(state.timeout)
         if state.dead_letter_set:
             arn = state.dead_letter_arn
-            changes["dead_letter"] = self._sinks[arn] if arn else None
+            changes["dead_letter"] = sinks[arn] if arn else None
         ic = state.invoke_config
         if ic is not None:
             if ic.max_retries is not None:
@@ -724,9 +735,9 @@ class LambdaAPI:
             if ic.max_age is not None:
                 changes["max_event_age"] = float(ic.max_age)
             if ic.on_success is not None:
-                changes["on_success"] = self._sinks[ic.on_success]
+                changes["on_success"] = sinks[ic.on_success]
             if ic.on_failure is not None:
-                changes["on_failure"] = self._sinks[ic.on_failure]
+                changes["on_failure"] = sinks[ic.on_failure]
         config = handler.config.replace(**changes) if changes else handler.config
         try:
             await self._app.configure_handler(handler, config)
@@ -736,13 +747,19 @@ class LambdaAPI:
             ) from None
         except EventflowError as exc:  # a sink's start-up check failed, say
             raise _invalid(f"The configuration cannot be applied: {exc}") from None
+        self._sinks.update(new_sinks or {})
         self._functions[handler.name] = state
 
     async def _sink(
-        self, arn: str, field_name: str, services: tuple[str, ...] = ("sqs", "sns", "events")
+        self,
+        arn: str,
+        field_name: str,
+        new_sinks: dict[str, Sink],
+        services: tuple[str, ...] = ("sqs", "sns", "events"),
     ) -> Sink:
-        """The sink for a destination or dead-letter ARN, created once per ARN."""
-        sink = self._sinks.get(arn)
+        """The sink for a destination or dead-letter ARN: the one the App opened for it
+        before, or a new one, added to ``new_sinks`` (see :meth:`_apply`)."""
+        sink = self._sinks.get(arn) or new_sinks.get(arn)
         if sink is not None:
             return sink
         parsed = parse_arn(arn)
@@ -765,8 +782,8 @@ class LambdaAPI:
                     f"'arn:aws:events:region:account:event-bus/name', got {arn!r}."
                 )
             sink = EventBridgeSink(bus, endpoint_url=None, region_name=parsed.region)
-        owned = self._sinks[arn] = sink
-        return owned
+        new_sinks[arn] = sink
+        return sink
 
 
 async def _queue_url(region: str, account: str, name: str, field_name: str) -> str:
