@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,64 +21,11 @@ from botocore.credentials import Credentials
 
 import eventflow
 from eventflow.http import MAX_SYNC_PAYLOAD_BYTES, LambdaAPI
+from http_support import BOUND, connect
 
 REGION = "us-east-1"
 KEY, SECRET = "AKIDEXAMPLE", "secret"
 INVOKE = "/2015-03-31/functions/echo/invocations"
-BOUND = 5.0  # seconds within which the server must answer: generous for a loaded machine
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    closed: bool  # the server closed the connection after answering
-
-
-@dataclass
-class Raw:
-    """One raw connection to the server."""
-
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def answer(self, within: float = BOUND) -> Answer:
-        async with asyncio.timeout(within):
-            head = await self.reader.readuntil(b"\r\n\r\n")
-            status_line, *lines = head.decode("latin-1").split("\r\n")
-            headers = {}
-            for line in lines:
-                if line:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-            body = await self.reader.readexactly(int(headers.get("content-length", "0")))
-        try:
-            async with asyncio.timeout(within):
-                closed = await self.reader.read() == b""
-        except TimeoutError:
-            closed = False
-        except ConnectionResetError:
-            closed = True
-        return Answer(int(status_line.split()[1]), headers, body, closed)
-
-
-@asynccontextmanager
-async def connect(url: str) -> AsyncIterator[Raw]:
-    parts = urlsplit(url)
-    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    try:
-        yield Raw(reader, writer)
-    finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 def head(url: str, length: int | None, **headers: str) -> bytes:
