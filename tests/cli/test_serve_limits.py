@@ -104,3 +104,27 @@ def test_limits_must_be_positive(cli: Cli) -> None:
         result = cli("serve", "examples.demo_lambda:app", option, value)
         assert result.returncode == 2
         assert option in result.stderr and "must be a positive" in result.stderr
+
+
+async def test_requests_still_open_after_the_graceful_timeout_are_cancelled() -> None:
+    started = asyncio.Event()
+
+    async def slow(event: Any, context: eventflow.Context) -> None:
+        started.set()
+        await asyncio.sleep(60)  # the handler's own work: a minute
+
+    app = eventflow.App(
+        handlers=[eventflow.Handler(slow, name="echo")], concurrency=2, shutdown_timeout=0.5
+    )
+    loop = asyncio.get_running_loop()
+    async with app, httpx.AsyncClient(timeout=60) as http:
+        async with serve_config(config(app, graceful_timeout=0.5)) as url:
+            # Given a RequestResponse call whose handler runs for a minute
+            call = asyncio.ensure_future(http.post(url + INVOKE, json={}))
+            await asyncio.wait_for(started.wait(), BOUND)
+            # When the server is told to stop (leaving the block sets should_exit)
+            stopping = loop.time()
+        # Then uvicorn stopped waiting for it after the graceful timeout
+        assert loop.time() - stopping < BOUND
+        (outcome,) = await asyncio.gather(call, return_exceptions=True)
+        assert isinstance(outcome, httpx.HTTPError) or outcome.status_code >= 500
