@@ -39,6 +39,7 @@ from eventflow.aws._sns_http import (
 )
 from eventflow.events import SNSEvent
 from eventflow.testing import VirtualClock
+from http_support import connect
 from http_support import serve_asgi as serve
 
 SNS = Path(__file__).resolve().parents[1] / "fixtures" / "events" / "sns"
@@ -529,6 +530,26 @@ async def test_bodies_over_the_limit_are_refused_with_413(harness: MakeHarness) 
     assert (declared.status_code, streamed.status_code) == (413, 413)
     assert "max_body_bytes" in declared.json()["message"]
     assert dict(h.endpoint.statistics().refused) == {"body_too_large": 2}
+
+
+async def test_a_stalled_body_is_answered_408_and_closed() -> None:
+    @eventflow.handler(max_retries=0)
+    async def on_sns(event: Any, context: eventflow.Context) -> None:
+        return None
+
+    app = eventflow.App(handlers=[on_sns], concurrency=2)
+    endpoint = SNSEndpoint(app, on_sns, body_timeout=0.5)
+    async with app, serve(endpoint) as url, connect(url) as raw:
+        # Given a delivery whose body stops after its first bytes
+        host = url.removeprefix("http://")
+        await raw.send(
+            f"POST /sns HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n\r\n{{".encode()
+        )
+        # Then it is answered 408 and the connection closed
+        answer = await raw.answer()
+    assert (answer.status, answer.closed) == (408, True)
+    assert json.loads(answer.body)["error"] == "body_timeout"
+    assert dict(endpoint.statistics().refused) == {"body_timeout": 1}
 
 
 # --------------------------------------------------------------------------- own key pair

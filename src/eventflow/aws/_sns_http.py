@@ -21,6 +21,7 @@ raw_delivery                   400     ``x-amz-sns-rawdelivery: true``: a raw bo
                                        and no signature, so it cannot be verified; turn raw
                                        message delivery off for HTTP(S) subscriptions
 body_too_large                 413     the body exceeds ``max_body_bytes``
+body_timeout                   408     the body did not arrive within ``body_timeout`` seconds
 malformed_json                 400     the body is not UTF-8 JSON, or not a JSON object
 unknown_type                   400     ``Type`` is not Notification, SubscriptionConfirmation or
                                        UnsubscribeConfirmation
@@ -40,6 +41,9 @@ bad_signature                  403     the signature does not match the message
 confirmation_failed            502     the GET on ``SubscribeURL`` failed (SNS retries a 5xx)
 unknown_handler                500     the App does not serve the endpoint's handler
 =============================  ======  ==========================================================
+
+An answer sent before the whole body was read (405, ``raw_delivery``, ``body_too_large``,
+``body_timeout``) carries ``Connection: close``, so nothing more is read from that client.
 
 Signature problems answer 403 (not 400) because the request may be well formed yet is not
 proven to come from SNS. SNS does not retry a 4xx, so a refused message is not redelivered.
@@ -129,6 +133,8 @@ DEFAULT_MAX_BODY_BYTES: Final = 2 * 262_144 + 65_536
 DEFAULT_CERT_CACHE_SIZE: Final = 100
 #: Seconds the default fetchers wait; SNS gives an HTTP(S) delivery 15 s in all.
 DEFAULT_TIMEOUT: Final = 5.0
+#: Seconds a client has to send a whole body; SNS gives an HTTP(S) delivery 15 s in all.
+DEFAULT_BODY_TIMEOUT: Final = 15.0
 #: Seconds a certificate URL that failed is answered from memory (SNS retries after 20 s).
 DEFAULT_CERT_FAILURE_TTL: Final = 60.0
 #: Certificate fetches allowed at once; SNS signs with one certificate per region.
@@ -453,11 +459,12 @@ class SNSEndpointStatistics:
 
 
 class _Refusal(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
+        self.close = close  # refused before the whole body was read
 
 
 class _CertificateUnavailable(Exception):
@@ -498,8 +505,8 @@ class _Reply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
-def _refuse(status: int, reason: str, message: str) -> NoReturn:
-    raise _Refusal(status, reason, message)
+def _refuse(status: int, reason: str, message: str, *, close: bool = False) -> NoReturn:
+    raise _Refusal(status, reason, message, close=close)
 
 
 class SNSEndpoint:
@@ -528,6 +535,8 @@ class SNSEndpoint:
             default, 589,824, is twice SNS's 256 KiB message limit (JSON escaping can double
             a message) plus 64 KiB for the envelope's other fields.
         cert_cache_size: Certificates kept, least recently used evicted first.
+        body_timeout: Seconds a client has to send a whole body, from the first read;
+            a slower one is answered 408 and its connection closed.
         cert_failure_ttl: Seconds (on the App's clock) that a certificate URL whose fetch
             failed, or which served no certificate, is answered from memory, unfetched.
         cert_fetch_burst: Certificate fetches that may start at once.
@@ -549,6 +558,7 @@ class SNSEndpoint:
         http_get: HttpGet | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         cert_cache_size: int = DEFAULT_CERT_CACHE_SIZE,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
         cert_failure_ttl: float = DEFAULT_CERT_FAILURE_TTL,
         cert_fetch_burst: int = DEFAULT_CERT_FETCH_BURST,
         cert_fetch_rate: float = DEFAULT_CERT_FETCH_RATE,
@@ -586,6 +596,7 @@ class SNSEndpoint:
                     f"{option} must be an integer of at least {least}, got {value!r}."
                 )
         for option, seconds in (
+            ("body_timeout", body_timeout),
             ("cert_failure_ttl", cert_failure_ttl),
             ("cert_fetch_rate", cert_fetch_rate),
         ):
@@ -614,6 +625,7 @@ class SNSEndpoint:
         # url -> (remembered until, a fresh copy of the error), oldest first
         self._failures: OrderedDict[str, tuple[float, Callable[[], Exception]]] = OrderedDict()
         self._failure_ttl = float(cert_failure_ttl)
+        self._body_timeout = float(body_timeout)
         self._fetch_bucket = _TokenBucket(cert_fetch_burst, float(cert_fetch_rate), self._now)
         self._cert_fetches = 0
         self._accepted = 0
@@ -716,6 +728,8 @@ class SNSEndpoint:
                 extra = ((b"allow", b"POST"),)
             elif refusal.status == 503:
                 extra = ((b"retry-after", _RETRY_AFTER.encode("ascii")),)
+            if refusal.close:
+                extra += ((b"connection", b"close"),)
             reply = _Reply(
                 refusal.status, {"error": refusal.reason, "message": refusal.message}, extra
             )
@@ -747,6 +761,7 @@ class SNSEndpoint:
                 405,
                 "method_not_allowed",
                 f"This SNS endpoint accepts only POST requests, not {scope.get('method')}.",
+                close=True,
             )
         if headers.get("x-amz-sns-rawdelivery", "").strip().lower() == "true":
             _refuse(
@@ -754,6 +769,7 @@ class SNSEndpoint:
                 "raw_delivery",
                 "Raw message delivery sends no SNS envelope and no signature, so this message "
                 "cannot be verified; turn off RawMessageDelivery on the HTTP(S) subscription.",
+                close=True,
             )
         message = _parse(await self._read_body(headers, receive))
         message_type = message.get("Type")
@@ -809,17 +825,27 @@ class SNSEndpoint:
             "messages are at most 256 KiB, raise max_body_bytes if yours are escaped heavily."
         )
         if declared.isdigit() and int(declared) > self._max_body:
-            _refuse(413, "body_too_large", too_large)
+            _refuse(413, "body_too_large", too_large, close=True)
         body = bytearray()
-        while True:
-            event = await receive()
-            if event["type"] == "http.disconnect":
-                raise _Disconnected
-            body += event.get("body", b"")
-            if len(body) > self._max_body:
-                _refuse(413, "body_too_large", too_large)
-            if not event.get("more_body", False):
-                return bytes(body)
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                while True:
+                    event = await receive()
+                    if event["type"] == "http.disconnect":
+                        raise _Disconnected
+                    body += event.get("body", b"")
+                    if len(body) > self._max_body:
+                        _refuse(413, "body_too_large", too_large, close=True)
+                    if not event.get("more_body", False):
+                        return bytes(body)
+        except TimeoutError:
+            _refuse(
+                408,
+                "body_timeout",
+                f"The body did not arrive within {self._body_timeout:g} seconds; SNS sends "
+                "its messages at once.",
+                close=True,
+            )
 
     async def _check_signature(self, message: Mapping[str, Any]) -> None:
         try:
