@@ -56,6 +56,7 @@ from .._errors import (
 )
 from ..queues import QueuedEvent
 from ..sources import Outcome
+from ._shapes import parse_json
 from ._sqs_leases import MAX_VISIBILITY, LeasedQueue
 
 if TYPE_CHECKING:
@@ -482,41 +483,42 @@ class SQSEventQueue(LeasedQueue[_Held]):
             held.attempts = base + max(0, count - 1)
             if _NOT_BEFORE in attributes:
                 held.not_before = float(attributes[_NOT_BEFORE]["StringValue"])
-        except (KeyError, TypeError, ValueError) as exc:
-            self._malformed += 1
-            _log.error(
-                "sqs_queue.malformed_message",
-                queue_url=self.queue_url,
-                message_id=held.id,
-                reason=(
-                    f"the message lacks eventflow's attributes ({exc!r}); only "
-                    "SQSEventQueue should send to an event queue. It is left to the "
-                    "queue's redrive policy."
-                ),
+        except Exception as exc:  # whatever a foreign sender put there: that message alone
+            self._malformed_message(
+                held,
+                f"the message lacks eventflow's attributes ({exc!r}); only SQSEventQueue "
+                "should send to an event queue",
             )
-            self._drop(held)
             return False
         return True
+
+    def _malformed_message(self, held: _Held, reason: str) -> None:
+        """Count, log and let go of a message that cannot be an event: it shows again after
+        its visibility timeout until the queue's redrive policy moves it aside."""
+        self._malformed += 1
+        _log.error(
+            "sqs_queue.malformed_message",
+            queue_url=self.queue_url,
+            message_id=held.id,
+            request_id=held.request_id or None,
+            handler=held.handler or None,
+            attempt=held.attempts,
+            reason=f"{reason}. It is left to the queue's redrive policy.",
+        )
+        self._drop(held)
 
     async def _deliver(self, app: App, held: _Held) -> None:
         if held.not_before is not None and held.not_before - time.time() > _EARLY:
             self._postpone(held)
             return
+        # where a body becomes an event: nothing it holds may raise out of the poller
         try:
-            payload = json.loads(held.body)
-        except ValueError:
-            payload = None
-            self._malformed += 1
-            _log.error(
-                "sqs_queue.malformed_message",
-                queue_url=self.queue_url,
-                message_id=held.id,
-                request_id=held.request_id,
-                handler=held.handler,
-                attempt=held.attempts,
-                reason="its body is not valid JSON; it is left to the queue's redrive policy",
-            )
-            self._drop(held)
+            payload = parse_json(held.body)
+        except RecursionError:
+            self._malformed_message(held, "its body is JSON nested too deeply to decode")
+            return
+        except Exception as exc:
+            self._malformed_message(held, f"its body is not valid JSON ({exc})")
             return
         event = QueuedEvent(held.request_id, held.handler, payload, held.first, held.attempts)
         try:
@@ -525,6 +527,8 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 settle=lambda _rid, outcome: self._settle(held, outcome),
                 defer=lambda _rid, delay: self._defer(held, delay),
             )
+        except InvalidPayload as exc:
+            self._malformed_message(held, f"its payload cannot be an event ({exc})")
         except UnknownHandler as exc:
             self._undeliverable += 1
             _log.error(

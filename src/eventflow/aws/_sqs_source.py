@@ -21,7 +21,7 @@ from aiobotocore.session import AioSession
 from anyio.abc import TaskStatus
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .._errors import AppClosed, ConfigurationError
+from .._errors import AppClosed, ConfigurationError, InvalidPayload
 from ..sources import Outcome
 from ._shapes import BodyKind, decode_body
 from ._sqs_leases import LeasedQueue
@@ -271,8 +271,15 @@ class SQSSource(LeasedQueue[_Held]):
             if kind is BodyKind.INVALID:
                 await app.reject(self.handler, body, payload, settle=settle)
                 self._rejected += 1
-            else:
+                return True
+            try:
                 await app.submit(self.handler, payload, settle=settle)
+            except InvalidPayload as exc:
+                # valid JSON the app refuses (say, 1e999 became an infinity): its own failure
+                reason = f"The SQS message body cannot be an event: {exc}"
+                await app.reject(self.handler, body, reason, settle=settle)
+                self._rejected += 1
+            else:
                 self._submitted += 1
         except AppClosed:
             return False
