@@ -166,7 +166,8 @@ class SQSEventQueue(LeasedQueue[_Held]):
         batch_size: Messages per ReceiveMessage call (1 to 10). An app holds at most its
             concurrency plus one batch.
         wait_time_seconds: Long-polling wait (1 to 20 s). Shutdown waits for the poll in
-            progress, so that no message is left received without an attempt.
+            progress, so that no message is left received without an attempt, but no
+            longer than the app's ``shutdown_timeout`` plus a grace of 2 s.
         pollers: Concurrent ReceiveMessage loops.
         visibility_timeout: Seconds each receive or heartbeat keeps a message invisible
             (default: the queue's VisibilityTimeout).
@@ -329,10 +330,23 @@ class SQSEventQueue(LeasedQueue[_Held]):
 
     async def _send_loop(self) -> None:
         # sends at once; callers that arrive meanwhile form the next batch, up to ten
+        chunk: list[tuple[dict[str, Any], anyio.Event, list[BaseException]]] = []
         try:
             while self._outbox:
                 chunk, self._outbox = self._outbox[:_BATCH], self._outbox[_BATCH:]
                 await self._send_chunk(chunk)
+        except BaseException:
+            # cut short at close (SQS did not answer in time): no caller waits forever
+            waiting, self._outbox = [*chunk, *self._outbox], []
+            error = QueueUnavailable(
+                f"The SQS event queue {self.queue_url} closed before SQS answered the send; "
+                "the event may or may not have been stored."
+            )
+            for _, done, failure in waiting:
+                if not done.is_set():
+                    failure.append(error)
+                    done.set()
+            raise
         finally:
             self._sending -= 1
 
@@ -386,6 +400,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
             for _ in range(self._pollers):
                 tg.start_soon(self._poll, app, bound)
             task_status.started()
+            await self._until_stopped(app)
 
     async def _poll(self, app: App, bound: int) -> None:
         backoff = 1.0
@@ -401,12 +416,23 @@ class SQSEventQueue(LeasedQueue[_Held]):
             await anyio.lowlevel.checkpoint()  # where a shutdown's cancellation lands
             room = min(self._batch_size, bound - self._holding - self._reserved)
             self._reserved += room
+            messages = None
             try:
-                # shielded: a poll cut off would leave its messages received, unattempted
-                with anyio.CancelScope(shield=True):
+                # shielded: a poll cut off would leave its messages received, unattempted;
+                # but only until the shutdown's bound, in case SQS never answers
+                with self._shielded() as shield:
                     messages = await self._receive(room)
             finally:
                 self._reserved -= room
+            if shield.cancelled_caught:
+                _log.warning(
+                    "sqs_queue.receive_cut_short",
+                    queue_url=self.queue_url,
+                    reason=(
+                        "SQS did not answer the receive in progress within the app's "
+                        "shutdown_timeout plus the grace; the app stops without it"
+                    ),
+                )
             if messages is None:
                 await anyio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, 20.0)
@@ -757,6 +783,14 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 if empty_readings >= 2:
                     return
             await anyio.sleep(poll_interval)
+
+    def _unsent(self) -> int:
+        return (
+            len(self._to_delete)
+            + len(self._to_defer)
+            + len(self._to_release)
+            + len(self._to_send_later)
+        )
 
     def statistics(self) -> SQSEventQueueStatistics:
         """A snapshot of this process's counters."""

@@ -187,6 +187,7 @@ class SQSSource(LeasedQueue[_Held]):
             for index in range(self._pollers):
                 tg.start_soon(self._poll, app, index > 0)
             task_status.started()
+            await self._until_stopped(app)
 
     # -- receiving ------------------------------------------------------------------
 
@@ -355,6 +356,9 @@ class SQSSource(LeasedQueue[_Held]):
             self._deleted += done
         else:
             self._released += done
+
+    def _unsent(self) -> int:
+        return len(self._to_delete) + len(self._to_release)
 
     def statistics(self) -> SQSSourceStatistics:
         return SQSSourceStatistics(
