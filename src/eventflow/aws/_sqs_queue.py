@@ -54,6 +54,7 @@ from .._errors import (
     QueueUnavailable,
     UnknownHandler,
 )
+from .._payload import json_error
 from ..queues import QueuedEvent
 from ..sources import Outcome
 from ._shapes import parse_json
@@ -545,6 +546,10 @@ class SQSEventQueue(LeasedQueue[_Held]):
             return
         except Exception as exc:
             self._malformed_message(held, f"its body is not valid JSON ({exc})")
+            return
+        why = json_error(payload)  # what invoke refuses (1e999 decodes to an infinity)
+        if why is not None:
+            self._malformed_message(held, f"its payload cannot be an event ({why})")
             return
         event = QueuedEvent(held.request_id, held.handler, payload, held.first, held.attempts)
         try:
