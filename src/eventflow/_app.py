@@ -129,7 +129,8 @@ class App(IdempotentRuns):
         max_scheduled: Capacity of the retry scheduler.
         sink_timeout: Seconds a failing sink is retried (with backoff) before the
             message is counted as a dead-letter or destination error and logged.
-        thread_limit: Threads available to plain ``def`` handlers.
+        thread_limit: Threads alive at once for plain ``def`` handlers; the thread of an
+            attempt that timed out or was abandoned at shutdown counts until it returns.
         region: AWS region used in function ARNs.
         account_id: AWS account ID used in function ARNs.
         queue: A shared event queue (see :mod:`eventflow.queues`), such as
