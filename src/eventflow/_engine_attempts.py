@@ -197,5 +197,12 @@ class Attempts(Outcomes):
             return False
         self._in_flight -= 1
         self._scheduler.schedule(until, ev)
-        ended.add_done_callback(lambda _: self._scheduler.release_now(ev))
+        hold = until
+
+        def release(_: asyncio.Future[None]) -> None:
+            # only this hold: the event may be waiting for a later retry by then
+            if self._held_retries.get(rid) == hold:
+                self._scheduler.release_now(ev)
+
+        ended.add_done_callback(release)
         return True
