@@ -269,15 +269,18 @@ async def test_thread_limit_bounds_the_threads_of_timed_out_attempts(
     def stuck(event: Any, context: eventflow.Context) -> None:
         gate.wait()
 
+    before = set(threading.enumerate())
     async with clock.autojump(), app:
-        for i in range(20):
-            await app.invoke(stuck, {"n": i})
-        while app.stats().pending:
-            peak = max(peak, len(handler_threads(app)), app.thread_statistics().alive)
-            await asyncio.sleep(0)
+        for wave in range(5):  # each wave times out; its threads run on
+            for i in range(4):
+                await app.invoke(stuck, {"wave": wave, "n": i})
+            await app.drain()
+            started = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+            peak = max(peak, len(started))
         stats = app.stats()
-        threads = app.thread_statistics()
-    assert peak <= 3 and threads.alive == 3 and threads.abandoned == 3
+    assert peak <= 3
+    threads = app.thread_statistics()
+    assert threads.alive == 3 and threads.abandoned == 3 and len(handler_threads(app)) == 3
     assert stats.failed == 20 and stats.errors == 20  # each timed out, waiting or running
     assert_conserved(stats)
 
