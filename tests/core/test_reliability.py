@@ -381,10 +381,13 @@ async def test_a_result_json_cannot_encode_is_a_marshal_error_and_settles(
         retry_delays=(1.0,),
         timeout=timeout,
     )
-    async with clock.autojump(), app:
+    async with app:
         await src.put({"n": 1})
+        # virtual time stands still while an attempt runs: a thread cannot time out early
+        await poll(lambda: app.stats().errors == 1, "the first attempt")
+        await clock.advance(1.0)  # the retry
         await poll(lambda: src.settled, "the outcome")
-        await app.drain()
+        await app.drain(timeout=1.0)
         stats = app.stats()
     assert list(src.settled.values()) == [Outcome.FAILED]
     assert on_success.messages == []
