@@ -699,9 +699,9 @@ class App(IdempotentRuns):
             ev.enqueued_at = -math.inf
             ev.error = {
                 "errorMessage": (
-                    f"Retries exhausted: this event has made {event.attempts} attempts and "
-                    "has no retries left (its last attempt stopped with the process running "
-                    "it, or its failure records could not be sent before)."
+                    f"Retries exhausted: attempt {event.attempts} of this event stopped "
+                    "with the process running it (or its failure records could not be sent "
+                    "before), and it had no retries left."
                 ),
                 "errorType": "AttemptInterrupted",
                 "requestId": ev.request_id,
