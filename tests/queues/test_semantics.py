@@ -1,6 +1,6 @@
 """The semantics of asynchronous invocation, the same whichever event queue holds the events.
 
-Each test runs on the default in-memory queue, on ``MemoryQueue`` and on ``SQSEventQueue``
+Each test runs on the default in-memory queue, on ``MemoryQueue``, on ``SQLiteQueue`` and on ``SQSEventQueue``
 (see conftest.py).
 """
 
