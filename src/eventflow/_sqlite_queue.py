@@ -150,9 +150,7 @@ def _decode(columns: tuple[Any, ...], lease: int) -> _Row:
     try:
         if not isinstance(request_id, str) or not isinstance(handler, str):
             raise TypeError("its request ID or handler name is not text")
-        event = QueuedEvent(
-            request_id, handler, json.loads(payload), float(first), int(attempts)
-        )
+        event = QueuedEvent(request_id, handler, json.loads(payload), float(first), int(attempts))
     except (TypeError, ValueError) as exc:
         return _Row(row_id, lease, None, columns, f"{type(exc).__name__}: {exc}")
     return _Row(row_id, lease, event, columns)
@@ -379,9 +377,7 @@ class SQLiteQueue:
             await self._reject(app, row, settle)
             return
         try:
-            await app.deliver(
-                row.event, settle=settle, defer=functools.partial(self._defer, row)
-            )
+            await app.deliver(row.event, settle=settle, defer=functools.partial(self._defer, row))
         except UnknownHandler as exc:
             self._undeliverable += 1
             _log.error(
@@ -650,4 +646,3 @@ def _setup(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
     for statement in _SCHEMA:
         conn.execute(statement)
-

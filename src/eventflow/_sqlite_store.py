@@ -98,8 +98,7 @@ class SQLiteStore:
         out = [getattr(self, "_op_" + op[0])(conn, *op[1:]) for op in ops]
         if (self._db.commits + 1) % _PURGE_EVERY == 0:
             conn.execute(
-                "DELETE FROM eventflow_idempotency WHERE status = 'COMPLETED' "
-                "AND expires_at < ?",
+                "DELETE FROM eventflow_idempotency WHERE status = 'COMPLETED' AND expires_at < ?",
                 (ops[0][3] if ops[0][0] == "claim" else 0.0,),
             )
         return out
