@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
+import anyio.lowlevel
 
 __all__ = ("Done", "GroupCommit", "Synchronous")
 
@@ -40,6 +41,9 @@ class GroupCommit:
         setup: Runs once on the new connection, outside any transaction (schema).
         apply: Runs each batch of operations inside ``BEGIN IMMEDIATE`` ... ``COMMIT``.
         synchronous: ``"FULL"`` or ``"NORMAL"`` (see :data:`Synchronous`).
+        durable: With ``"FULL"``: which operations need it. A transaction without one
+            runs at ``NORMAL`` (it survives a process crash; a power cut may undo it, and
+            the next synced commit syncs it too). ``None``: every transaction.
         max_batch: Most operations per transaction.
         what: What the file is, for error messages ("The event queue ...").
     """
@@ -51,6 +55,7 @@ class GroupCommit:
         setup: Callable[[sqlite3.Connection], None],
         apply: Apply,
         synchronous: Synchronous = "NORMAL",
+        durable: Callable[[tuple[Any, ...]], bool] | None = None,
         max_batch: int = 1024,
         what: str,
     ) -> None:
@@ -58,10 +63,14 @@ class GroupCommit:
         self._setup = setup
         self._apply = apply
         self._synchronous = synchronous
+        # with FULL: the operations whose transaction is synced; the others' are not
+        self._durable = durable if synchronous == "FULL" else None
+        self._level = synchronous
         self._max_batch = max_batch
         self._what = what
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any] | Done]] = []
         self._flushing = False
+        self._in_flight = 0
         self._conn: sqlite3.Connection | None = None
         self._conn_lock = threading.Lock()
         self.commits = 0
@@ -71,8 +80,8 @@ class GroupCommit:
 
     @property
     def pending(self) -> int:
-        """Operations waiting for the next transaction."""
-        return len(self._pending)
+        """Operations not committed yet: in the transaction under way or waiting."""
+        return len(self._pending) + self._in_flight
 
     async def submit(self, op: tuple[Any, ...]) -> Any:
         """Run ``op`` in a transaction (this one or the next) and return its result.
@@ -98,14 +107,21 @@ class GroupCommit:
         # this caller commits for everyone queued; others just wait for their result
         self._flushing = True
         try:
+            # one turn of the loop first: callers woken with this one join its transaction
+            with anyio.CancelScope(shield=True):
+                await anyio.lowlevel.checkpoint()
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
+                self._in_flight = len(batch)
                 # shielded: a transaction cut off would leave its callers without an answer
                 with anyio.CancelScope(shield=True):
-                    ok, outcome = await anyio.to_thread.run_sync(
-                        self._execute, [o for o, _ in batch]
-                    )
+                    try:
+                        ok, outcome = await anyio.to_thread.run_sync(
+                            self._execute, [o for o, _ in batch]
+                        )
+                    finally:
+                        self._in_flight = 0
                 for i, (_, fut) in enumerate(batch):
                     if not isinstance(fut, asyncio.Future):
                         fut(None if ok else outcome)
@@ -160,6 +176,12 @@ class GroupCommit:
     def _execute(self, ops: list[tuple[Any, ...]]) -> tuple[bool, Any]:
         try:
             conn = self._connect()
+            if self._durable is not None:
+                # only what must survive a power cut pays for the sync
+                level: Synchronous = "FULL" if any(self._durable(op) for op in ops) else "NORMAL"
+                if level != self._level:
+                    conn.execute(f"PRAGMA synchronous={level}")
+                    self._level = level
             conn.execute("BEGIN IMMEDIATE")
         except (sqlite3.Error, OSError) as exc:
             return False, OSError(f"{self._what} {self.path} cannot be opened: {exc}")

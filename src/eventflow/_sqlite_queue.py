@@ -70,12 +70,21 @@ _SCHEMA = (
     """,
     "CREATE INDEX IF NOT EXISTS eventflow_queue_due ON eventflow_queue (due)",
 )
+# the operations that come in runs, each run one executemany: (statement, parameters)
+_MANY = {
+    "put": (
+        "INSERT INTO eventflow_queue (request_id, handler, payload, first_enqueued, attempts) "
+        "VALUES (?, ?, ?, ?, ?)",
+        slice(1, 6),
+    ),
+    "delete": ("DELETE FROM eventflow_queue WHERE id = ? AND lease = ?", slice(1, 3)),
+}
 _COLUMNS = "id, request_id, handler, payload, first_enqueued, attempts, lease"
 _SYNCHRONOUS = ("FULL", "NORMAL")
 _WAL_LIMIT = 16 * 1024 * 1024  # bytes the WAL is cut back to after a checkpoint
 _VACUUM_EVERY = 512  # transactions between returns of free pages to the file system
 _VACUUM_PAGES = 256
-_COUNT_SMALL = 2_000  # a file this shallow is counted at every transaction (cheap)
+_COUNT_SMALL = 200  # a file this shallow is counted at every transaction (cheap)
 _COUNT_EVERY = 0.25  # else at most this often (seconds), and once after a burst
 
 
@@ -101,6 +110,8 @@ class SQLiteQueueStatistics:
         deferred: Retries written back with their due time.
         released: Rows given back unstarted when the app stopped.
         held: Rows this process holds now (its crash would repeat these).
+        writes_pending: Writes of this process not committed yet (in the transaction
+            under way or waiting for the next).
         undecodable: Rows that could not be decoded (sent down their failure path).
         undeliverable: Claims of a handler this app does not serve (left for another).
         write_errors: Settles, retries or releases whose write failed (the row comes back
@@ -120,6 +131,7 @@ class SQLiteQueueStatistics:
     deferred: int
     released: int
     held: int
+    writes_pending: int
     undecodable: int
     undeliverable: int
     write_errors: int
@@ -220,6 +232,9 @@ class SQLiteQueue:
             setup=_setup,
             apply=self._apply,
             synchronous=synchronous,
+            # a put is a 202: synced; a claim, delete or retry time lost to a power cut
+            # only runs an event again (the row is still there), so it is not
+            durable=_is_put,
             max_batch=max_batch,
             what="The event queue",
         )
@@ -327,7 +342,7 @@ class SQLiteQueue:
                     await self._room.wait()
                 await anyio.lowlevel.checkpoint()  # where a shutdown's cancellation lands
                 room = bound - self._holding
-                changed = self._changed  # taken before the claim: a change after it wakes us
+                changed = self._change_event()  # before the claim: a change after it wakes us
                 now = self._now()
                 claim = ("claim", now, now + self._lease, min(self._batch, room))
                 try:
@@ -459,7 +474,12 @@ class SQLiteQueue:
 
     def _look_again(self) -> None:
         self._changed.set()
-        self._changed = anyio.Event()
+
+    def _change_event(self) -> anyio.Event:
+        """The event the next change sets: take it before looking at the file."""
+        if self._changed.is_set():  # whoever held the old one has been woken
+            self._changed = anyio.Event()
+        return self._changed
 
     def _now(self) -> float:
         """Wall-clock time on the app's clock (on the event loop: the thread reads the hint)."""
@@ -511,9 +531,9 @@ class SQLiteQueue:
         for a retry."""
         self._check_open("be waited on")
         while True:
-            changed = self._changed
-            counts = await self._count()
-            if counts.depth == 0 and not self._holding:
+            changed = self._change_event()
+            # while this process holds rows the file is not empty: no need to count
+            if not self._holding and (await self._count()).depth == 0:
                 return
             with anyio.move_on_after(self._poll):
                 await changed.wait()
@@ -535,6 +555,7 @@ class SQLiteQueue:
             deferred=self._deferred,
             released=self._released,
             held=self._holding,
+            writes_pending=self._db.pending,
             undecodable=self._undecodable,
             undeliverable=self._undeliverable,
             write_errors=self._write_errors,
@@ -545,28 +566,30 @@ class SQLiteQueue:
     def _apply(self, conn: sqlite3.Connection, ops: Sequence[tuple[Any, ...]]) -> list[Any]:
         out: list[Any] = []
         counted = False
-        for op in ops:
-            kind = op[0]
-            if kind == "put":
-                conn.execute(
-                    "INSERT INTO eventflow_queue "
-                    "(request_id, handler, payload, first_enqueued, attempts) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    op[1:],
-                )
-                out.append(None)
-            elif kind == "claim":
+        i = 0
+        while i < len(ops):
+            kind = ops[i][0]
+            if kind in _MANY:
+                # a run of puts or deletes: one executemany, in order with the rest
+                j = i
+                while j < len(ops) and ops[j][0] == kind:
+                    j += 1
+                statement, parameters = _MANY[kind]
+                conn.executemany(statement, [op[parameters] for op in ops[i:j]])
+                out += [None] * (j - i)
+                i = j
+                continue
+            op = ops[i]
+            i += 1
+            if kind == "claim":
                 out.append(self._claim(conn, *op[1:]))
-            elif kind == "delete":
-                conn.execute("DELETE FROM eventflow_queue WHERE id = ? AND lease = ?", op[1:3])
-                out.append(None)
-            elif kind == "defer":
+                continue
+            if kind == "defer":
                 conn.execute(
                     "UPDATE eventflow_queue SET owner = NULL, lease = 0, due = ? "
                     "WHERE id = ? AND lease = ?",
                     (op[3], op[1], op[2]),
                 )
-                out.append(None)
             elif kind in ("release", "postpone"):
                 # no attempt ran: the claim's count is taken back
                 conn.execute(
@@ -574,19 +597,17 @@ class SQLiteQueue:
                     "attempts = max(0, attempts - 1) WHERE id = ? AND lease = ?",
                     (op[3], op[1], op[2]),
                 )
-                out.append(None)
             elif kind == "extend":
                 conn.executemany(
                     "UPDATE eventflow_queue SET due = ? WHERE id = ? AND lease = ?",
                     [(op[1], row_id, lease) for row_id, lease in op[2]],
                 )
-                out.append(None)
             elif kind == "count":
                 self._count_rows(conn, op[1])
                 counted = True
-                out.append(None)
             else:
                 raise AssertionError(f"unknown operation {kind!r}")
+            out.append(None)
         commit = self._db.commits + 1
         if commit % _VACUUM_EVERY == 0:
             conn.execute(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})")
@@ -638,6 +659,10 @@ class SQLiteQueue:
             ).fetchone()
             next_due = None if after is None else float(after[0])
         return rows, next_due
+
+
+def _is_put(op: tuple[Any, ...]) -> bool:
+    return bool(op[0] == "put")
 
 
 def _setup(conn: sqlite3.Connection) -> None:
