@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -178,3 +179,45 @@ def test_a_killed_process_loses_no_accepted_event(env: dict[str, str], tmp_path:
     # a process holds at most its concurrency (20) plus one batch (32): all a kill repeats
     assert len(held) <= 20 + 32
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_eventflow_serve_answers_202_once_the_row_is_in_the_file(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**env, "DURABLE_CONSUME": "0"}
+    db = Path(env["DURABLE_DB"])
+    base = f"http://127.0.0.1:{port}"
+    server = start(
+        env,
+        *("-m", "eventflow", "serve", "durable_app:app", "--port", str(port)),
+        log=tmp_path / "serve.log",
+    )
+    try:
+
+        def serving() -> bool:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                httpx.get(f"{base}/2015-03-31/functions/", timeout=1)
+            except httpx.TransportError:
+                return False
+            return True
+
+        wait_for(serving, 30, "eventflow serve answering")
+        answered = []
+        for n in range(20):
+            response = httpx.post(
+                f"{base}/2015-03-31/functions/work/invocations",
+                headers={"X-Amz-Invocation-Type": "Event"},
+                json={"n": n},
+            )
+            assert response.status_code == 202, response.text
+            answered.append(response.headers["x-amzn-RequestId"])
+    finally:
+        kill(server)
+    stored = [rid for (rid,) in query(db, "SELECT request_id FROM eventflow_queue ORDER BY id")]
+    assert stored == answered
