@@ -635,10 +635,12 @@ class SQLiteQueue:
         room: int,
         held: frozenset[int],
     ) -> tuple[list[_Row], float | None]:
+        # our own rows are ours to settle while we hold them; one we let go of but whose
+        # write failed is ours again a lease after its lease lapsed
         found = conn.execute(
-            f"SELECT {_COLUMNS} FROM eventflow_queue WHERE due <= ? AND owner IS NOT ? "
-            "ORDER BY due LIMIT ?",
-            (now, self._owner, room),
+            f"SELECT {_COLUMNS} FROM eventflow_queue WHERE due <= ? "
+            "AND (owner IS NOT ? OR due <= ?) ORDER BY due LIMIT ?",
+            (now, self._owner, now - self._lease, room),
         ).fetchall()
         rows = []
         for columns in found:
