@@ -108,7 +108,7 @@ def test_every_202_answered_before_a_kill_is_in_the_file(
 
 
 def test_a_killed_process_loses_no_accepted_event(env: dict[str, str], tmp_path: Path) -> None:
-    env = {**env, "DURABLE_RETRY_DELAY": "0.5"}
+    env = {**env, "DURABLE_RETRY_DELAY": "1"}
     db, answered, out = (
         Path(env["DURABLE_DB"]),
         Path(env["DURABLE_ACCEPTED"]),
