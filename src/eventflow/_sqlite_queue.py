@@ -163,7 +163,7 @@ def _decode(columns: tuple[Any, ...], lease: int) -> _Row:
         if not isinstance(request_id, str) or not isinstance(handler, str):
             raise TypeError("its request ID or handler name is not text")
         event = QueuedEvent(request_id, handler, json.loads(payload), float(first), int(attempts))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         return _Row(row_id, lease, None, columns, f"{type(exc).__name__}: {exc}")
     return _Row(row_id, lease, event, columns)
 
@@ -223,7 +223,6 @@ class SQLiteQueue:
                 )
         self.path = Path(path)
         self._consume = consume
-        self._synchronous: Synchronous = synchronous
         self._batch = batch_size
         self._lease = float(lease)
         self._poll = float(poll_interval)
