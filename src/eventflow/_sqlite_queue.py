@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 import anyio.lowlevel
@@ -181,8 +181,9 @@ class SQLiteQueue:
         path: The database file (created, with its folder, if missing).
         consume: ``False`` for a process that only invokes: it runs no events.
         synchronous: ``"FULL"`` (default): a 202 survives a power cut (the WAL is synced
-            at every commit). ``"NORMAL"``: a 202 survives a crash of the process, and a
-            power cut may lose the last commits before it; commits are cheaper.
+            at every commit that stores an event). ``"NORMAL"``: a 202 survives a crash of
+            the process, and a power cut may lose the last commits before it; commits are
+            cheaper. Either case is accepted.
         batch_size: Rows claimed at a time. A process holds at most its app's
             concurrency plus one batch: all that its crash can repeat.
         lease: Seconds a claim lasts; a heartbeat renews it every third of that while
@@ -197,7 +198,7 @@ class SQLiteQueue:
         path: str | os.PathLike[str],
         *,
         consume: bool = True,
-        synchronous: Synchronous = "FULL",
+        synchronous: Literal["FULL", "NORMAL", "full", "normal"] = "FULL",
         batch_size: int = 32,
         lease: float = 30.0,
         poll_interval: float = 0.1,
@@ -205,7 +206,8 @@ class SQLiteQueue:
     ) -> None:
         if not isinstance(path, str | os.PathLike) or not str(path):
             raise ConfigurationError(f"path must be a file path, got {path!r}.")
-        if synchronous not in _SYNCHRONOUS:
+        level = synchronous.upper() if isinstance(synchronous, str) else synchronous
+        if level not in _SYNCHRONOUS:
             raise ConfigurationError(
                 f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}."
             )
@@ -230,7 +232,7 @@ class SQLiteQueue:
             self.path,
             setup=_setup,
             apply=self._apply,
-            synchronous=synchronous,
+            synchronous=cast(Synchronous, level),
             # a put is a 202: synced; a claim, delete or retry time lost to a power cut
             # only runs an event again (the row is still there), so it is not
             durable=_is_put,

@@ -331,6 +331,7 @@ async def test_invoke_before_the_app_starts_is_refused(tmp_path: Path) -> None:
 def test_bad_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(eventflow.ConfigurationError, match="synchronous"):
         SQLiteQueue(tmp_path / "q.db", synchronous="OFF")  # type: ignore[arg-type]
+    assert SQLiteQueue(tmp_path / "q.db", synchronous="normal") is not None
     with pytest.raises(eventflow.ConfigurationError, match="lease"):
         SQLiteQueue(tmp_path / "q.db", lease=0)
     with pytest.raises(eventflow.ConfigurationError, match="batch_size"):
