@@ -261,6 +261,11 @@ class SQLiteQueue:
     # -- lifecycle ------------------------------------------------------------------
 
     async def __aenter__(self) -> SQLiteQueue:
+        if self._stack is not None:
+            raise ConfigurationError(
+                f"{self!r} is open already: an SQLiteQueue serves one app at a time. Give "
+                "each app its own SQLiteQueue on the same file; they share its events."
+            )
         try:
             await self._db.open()
         except OSError as exc:

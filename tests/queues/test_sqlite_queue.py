@@ -336,3 +336,11 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
         SQLiteQueue(tmp_path / "q.db", lease=0)
     with pytest.raises(eventflow.ConfigurationError, match="batch_size"):
         SQLiteQueue(tmp_path / "q.db", batch_size=0)
+
+
+async def test_one_queue_object_serves_one_app_at_a_time(tmp_path: Path) -> None:
+    queue = SQLiteQueue(tmp_path / "q.db")
+    async with eventflow.App(queue=queue):
+        with pytest.raises(eventflow.ConfigurationError, match="its own SQLiteQueue"):
+            async with eventflow.App(queue=queue):
+                pass
