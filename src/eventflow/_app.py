@@ -735,15 +735,17 @@ class App(IdempotentRuns):
         reason: str,
         *,
         settle: Settle | None = None,
+        request_id: str | None = None,
     ) -> Accepted:
         """Accept an event that cannot run (say, a body that is not JSON) and send it down
         the failure path, with ``reason`` as its error message: no attempt, no retries.
+        ``request_id`` is the event's own, if it has one already (a shared queue's row).
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
         rt = self._lookup(handler)
         # an age of infinity routes it to the slow path of _run, which sees the reason
-        ev = Event(new_request_id(), rt, payload, -math.inf)
+        ev = Event(request_id or new_request_id(), rt, payload, -math.inf)
         ev.settle = settle
         ev.error = {
             "errorMessage": reason,
