@@ -1,7 +1,9 @@
 """AWS adapters for eventflow, over aiobotocore.
 
 Sources take events from SQS (S3 notifications, SNS subscriptions and EventBridge rules
-all deliver there) or from SNS over HTTP(S); sinks write dead letters and destination
+all deliver there), one asynchronous invocation per message (:class:`SQSSource`) or in
+batches as Lambda's SQS event-source mapping hands them (:class:`SQSBatchSource`), or from
+SNS over HTTP(S); sinks write dead letters and destination
 records to SQS, SNS and EventBridge in Lambda's formats; :class:`SQSEventQueue` puts the
 app's event queue itself on SQS, shared by every process that uses it. Every adapter takes
 ``endpoint_url=None, region_name=None`` and an optional aiobotocore ``session``, so it
@@ -22,6 +24,8 @@ from ._sns_http import SignatureError as SignatureError
 from ._sns_http import SNSEndpoint as SNSEndpoint
 from ._sns_http import SNSEndpointStatistics as SNSEndpointStatistics
 from ._sns_http import verify_sns_signature as verify_sns_signature
+from ._sqs_batch import SQSBatchSource as SQSBatchSource
+from ._sqs_batch import SQSBatchSourceStatistics as SQSBatchSourceStatistics
 from ._sqs_queue import SQSEventQueue as SQSEventQueue
 from ._sqs_queue import SQSEventQueueStatistics as SQSEventQueueStatistics
 from ._sqs_source import SQSSource as SQSSource
@@ -35,6 +39,8 @@ __all__ = (
     "SNSEndpoint",
     "SNSEndpointStatistics",
     "SNSSink",
+    "SQSBatchSource",
+    "SQSBatchSourceStatistics",
     "SQSEventQueue",
     "SQSEventQueueStatistics",
     "SQSSink",
