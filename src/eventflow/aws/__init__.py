@@ -3,7 +3,9 @@
 Sources take events from SQS (S3 notifications, SNS subscriptions and EventBridge rules
 all deliver there), one asynchronous invocation per message (:class:`SQSSource`) or in
 batches as Lambda's SQS event-source mapping hands them (:class:`SQSBatchSource`), or from
-SNS over HTTP(S); sinks write dead letters and destination
+SNS over HTTP(S); :class:`CodePipelineJob`, :class:`CustomResource` and
+:class:`ConfigRuleEvaluation` make the call back that a CodePipeline job, a CloudFormation
+custom resource and a Config rule owe AWS; sinks write dead letters and destination
 records to SQS, SNS and EventBridge in Lambda's formats; :class:`SQSEventQueue` puts the
 app's event queue itself on SQS, shared by every process that uses it. Every adapter takes
 ``endpoint_url=None, region_name=None`` and an optional aiobotocore ``session``, so it
@@ -13,6 +15,9 @@ imports this package.
 
 from __future__ import annotations
 
+from ._callbacks import CodePipelineJob as CodePipelineJob
+from ._callbacks import ConfigRuleEvaluation as ConfigRuleEvaluation
+from ._callbacks import CustomResource as CustomResource
 from ._dynamodb_store import DynamoDBStore as DynamoDBStore
 from ._errors import AWSError as AWSError
 from ._errors import ResourceCheckFailed as ResourceCheckFailed
@@ -33,6 +38,9 @@ from ._sqs_source import SQSSourceStatistics as SQSSourceStatistics
 
 __all__ = (
     "AWSError",
+    "CodePipelineJob",
+    "ConfigRuleEvaluation",
+    "CustomResource",
     "DynamoDBStore",
     "EventBridgeSink",
     "ResourceCheckFailed",
