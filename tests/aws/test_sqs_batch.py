@@ -493,3 +493,23 @@ async def test_a_batch_still_running_after_the_shutdown_grace_is_cut_short(
     )
     # not deleted: both stay on the queue, invisible until their visibility timeout lapses
     assert await queue_counts(aws, url) == (0, 2)
+
+
+async def test_messages_gathered_when_the_app_stops_are_given_back_at_once(
+    aws: dict[str, Any], unique_name: str
+) -> None:
+    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="300")
+    await send(aws, url, ["a", "b"])
+    batches, _, handle = recorder(lambda n, _: None)
+    h = eventflow.handler(handle, name="consume")
+    # a long window: the two messages wait in a batch that is still gathering
+    src = batch_source(url, h, aws["endpoint"], max_batching_window=60)
+    async with eventflow.App(sources=[src]):
+        with anyio.fail_after(20):
+            while src.statistics().received < 2:  # noqa: ASYNC110 - one condition, bounded
+                await anyio.sleep(0.02)
+    stats = src.statistics()
+    assert (stats.batches, stats.released, stats.held, stats.failed) == (0, 2, 0, 0)
+    assert batches == []
+    # visible again now, not after the queue's 300 s visibility timeout
+    assert await queue_counts(aws, url) == (2, 0)
