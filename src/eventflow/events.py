@@ -32,7 +32,32 @@ Supported shapes:
     * SQS → Lambda whose bodies are EventBridge envelopes (``from_dict`` needs exactly one record).
 
 ``SQSEvent.from_dict``
-    * SQS → Lambda (event source mapping, camelCase keys).
+    * SQS → Lambda (event source mapping, camelCase keys), as ``eventflow.aws.SQSBatchSource``
+      delivers it too.
+
+The other asynchronous sources, each with an ``idempotency_key`` (the default key of
+``Idempotency(key=None)``):
+
+``CloudWatchLogsEvent.from_dict``
+    * ``{"awslogs": {"data": <base64 of gzip of JSON>}}``, decoded; ``is_control`` marks the
+      CONTROL_MESSAGE CloudWatch Logs sends first.
+``CodeCommitEvent.from_dict``
+    * a repository trigger's ``{"Records": [{"eventSource": "aws:codecommit", ...}]}``;
+    * the EventBridge "CodeCommit Repository State Change" event.
+``CodePipelineJobEvent.from_dict``
+    * ``{"CodePipeline.job": {...}}`` (report it with ``eventflow.aws.CodePipelineJob``).
+``SESEvent.from_dict``
+    * an SES receipt rule's ``{"Records": [{"eventSource": "aws:ses", "ses": {...}}]}``.
+``CloudFormationCustomResourceEvent.from_dict``
+    * a custom resource request (answer it with ``eventflow.aws.CustomResource``).
+``ConfigRuleEvent.from_dict``
+    * an AWS Config rule event; ``invokingEvent`` and ``ruleParameters`` (JSON text) decoded
+      (report with ``eventflow.aws.ConfigRuleEvaluation``).
+``IoTEventsEvent.from_dict``
+    * an AWS IoT Events detector's Lambda action (its default payload).
+
+An IoT rule's Lambda action has no view: it sends what the rule's SQL ``SELECT`` produces, so
+type it with a ``TypedDict`` (or dataclass) of the selected fields.
 
 S3 object keys: the classic notification format URL-encodes keys form-style (space → ``+``), so
 ``S3EventRecord.key`` is decoded with :func:`urllib.parse.unquote_plus`. Whether EventBridge encodes
