@@ -128,8 +128,8 @@ class CodePipelineJob(_Reporter):
 
     async def succeed(
         self,
-        *,
         output_variables: dict[str, str] | None = None,
+        *,
         continuation_token: str | None = None,
         summary: str | None = None,
         external_execution_id: str | None = None,
