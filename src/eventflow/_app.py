@@ -1154,6 +1154,11 @@ class App(IdempotentRuns):
         return self._shared
 
     @property
+    def sources(self) -> tuple[Source, ...]:
+        """The sources this app runs (``App(sources=[...])``), in order."""
+        return tuple(self._sources)
+
+    @property
     def region(self) -> str:
         """The AWS region used in this app's function ARNs."""
         return self._region
