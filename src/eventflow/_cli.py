@@ -55,8 +55,17 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ._demo import format_report, run_demo
+    from ._demo import all_accounted_for, check_writable, format_report, run_demo
 
+    if args.transient_failures + args.permanent_failures > 1:
+        raise CommandError(
+            "--transient-failures and --permanent-failures are shares of the events and add "
+            f"up to {args.transient_failures + args.permanent_failures:g}; keep their sum at "
+            "most 1."
+        )
+    unwritable = check_writable(args.dead_letters)
+    if unwritable is not None:
+        raise CommandError(f"{unwritable}; pass --dead-letters with a writable path.")
     _configure_logging(args.log_level, args.log_format)
     report = asyncio.run(
         run_demo(
@@ -70,7 +79,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         )
     )
     print(format_report(report))
-    return 0 if report.stats.finished == report.stats.received else 1
+    return 0 if all_accounted_for(report) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
