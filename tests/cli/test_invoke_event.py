@@ -53,8 +53,16 @@ def _invoke(tmp_path: Path, handler: str) -> tuple[subprocess.CompletedProcess[s
     out = tmp_path / "other.txt"
     env = dict(os.environ, INVOKE_TEST_OUT=str(out), PYTHONPATH=str(tmp_path))
     result = subprocess.run(
-        [sys.executable, "-m", "eventflow", "invoke", "busy_app:app", handler]
-        + ["--invocation-type", "Event"],
+        [
+            sys.executable,
+            "-m",
+            "eventflow",
+            "invoke",
+            "busy_app:app",
+            handler,
+            "--invocation-type",
+            "Event",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -73,6 +81,7 @@ def test_event_invoke_reports_its_own_outcome_and_runs_nothing_else(
     result, other = _invoke(tmp_path, handler)
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[0]["StatusCode"] == 202
-    assert lines[-1] == {"RequestId": lines[0]["RequestId"], "Outcome": outcome, "Attempts": attempts}
+    own = {"RequestId": lines[0]["RequestId"], "Outcome": outcome, "Attempts": attempts}
+    assert lines[-1] == own
     assert result.returncode == status, result.stderr
     assert not other.exists()  # the app's source did not run: no one else's event was taken
