@@ -544,6 +544,11 @@ class SQLiteQueue:
             with anyio.move_on_after(self._poll):
                 await changed.wait()
 
+    @property
+    def consume(self) -> bool:
+        """Whether this queue's app runs the events it takes (``consume=`` at construction)."""
+        return self._consume
+
     def statistics(self) -> SQLiteQueueStatistics:
         """A snapshot of the file's counts and this process's counters."""
         c = self._counts
