@@ -54,6 +54,7 @@ from .._errors import (
     QueueUnavailable,
     UnknownHandler,
 )
+from .._payload import check_payload
 from ..queues import QueuedEvent
 from ..sources import Outcome
 from ._sqs_leases import MAX_VISIBILITY, LeasedQueue
@@ -520,6 +521,16 @@ class SQSEventQueue(LeasedQueue[_Held]):
             return
         event = QueuedEvent(held.request_id, held.handler, payload, held.first, held.attempts)
         try:
+            try:
+                check_payload(payload, "The SQS message body")
+            except InvalidPayload as exc:  # JSON that no later step could carry
+                await app.reject(
+                    held.handler,
+                    held.body,
+                    str(exc),
+                    settle=lambda _rid, outcome: self._settle(held, outcome),
+                )
+                return
             await app.deliver(
                 event,
                 settle=lambda _rid, outcome: self._settle(held, outcome),

@@ -21,7 +21,8 @@ from aiobotocore.session import AioSession
 from anyio.abc import TaskStatus
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .._errors import AppClosed, ConfigurationError
+from .._errors import AppClosed, ConfigurationError, InvalidPayload
+from .._payload import check_payload
 from ..sources import Outcome
 from ._shapes import BodyKind, decode_body
 from ._sqs_leases import LeasedQueue
@@ -267,6 +268,11 @@ class SQSSource(LeasedQueue[_Held]):
             )
             self._delete(held)
             return True
+        if kind is not BodyKind.INVALID:
+            try:
+                check_payload(payload, "The SQS message body")
+            except InvalidPayload as exc:  # JSON that no later step could carry
+                kind, payload = BodyKind.INVALID, str(exc)
         try:
             if kind is BodyKind.INVALID:
                 await app.reject(self.handler, body, payload, settle=settle)
