@@ -8,6 +8,7 @@ go in the next transaction, so thousands of claims per second cost a few commits
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._errors import InvalidPayload
 from ._idempotency import fingerprint
 
 if TYPE_CHECKING:
@@ -38,6 +40,21 @@ CREATE TABLE IF NOT EXISTS eventflow_idempotency (
 """
 # purge expired results once per this many transactions
 _PURGE_EVERY = 256
+
+
+def _store_failed(exc: Exception) -> bool:
+    """Whether ``exc`` is the database's failure rather than one operation's bad input."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.DataError | sqlite3.ProgrammingError
+    )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite ends some failed transactions itself; a transaction left open would hold the
+    # file's write lock and fail every later BEGIN
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 class SQLiteStore:
@@ -105,9 +122,12 @@ class SQLiteStore:
                     batch = self._pending[: self._max_batch]
                     del self._pending[: self._max_batch]
                     with anyio.CancelScope(shield=True):
-                        outcomes = await anyio.to_thread.run_sync(
-                            self._execute, [o for o, _ in batch]
-                        )
+                        try:
+                            outcomes = await anyio.to_thread.run_sync(
+                                self._execute, [o for o, _ in batch]
+                            )
+                        except Exception as exc:  # every caller waiting gets an answer
+                            outcomes = [(False, exc)] * len(batch)
                     for (_, f), (ok, value) in zip(batch, outcomes, strict=True):
                         if f.done():
                             continue
@@ -138,27 +158,64 @@ class SQLiteStore:
     def _execute(self, ops: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
         try:
             conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
         except (sqlite3.Error, OSError) as exc:
             err = OSError(f"The idempotency store {self.path} cannot be opened: {exc}")
             return [(False, err)] * len(ops)
-        out: list[tuple[bool, Any]] = []
+        out: list[tuple[bool, Any]] = [(False, None)] * len(ops)
+        pending = list(range(len(ops)))
+        # an operation that cannot be written fails alone: the transaction is rolled back
+        # and the others go again without it (each pass takes one out, so this ends)
+        while pending:
+            refused = self._transaction(conn, ops, pending, out)
+            if refused is None:
+                break
+            pending.remove(refused)
+        return out
+
+    def _transaction(
+        self,
+        conn: sqlite3.Connection,
+        ops: list[tuple[Any, ...]],
+        pending: list[int],
+        out: list[tuple[bool, Any]],
+    ) -> int | None:
+        """Run ``ops[pending]`` in one transaction; the index of one that cannot be written."""
         try:
-            for op in ops:
-                out.append((True, getattr(self, "_op_" + op[0])(conn, *op[1:])))
+            conn.execute("BEGIN IMMEDIATE")
+            for i in pending:
+                op = ops[i]
+                try:
+                    out[i] = (True, getattr(self, "_op_" + op[0])(conn, *op[1:]))
+                except Exception as exc:
+                    if _store_failed(exc):
+                        raise
+                    out[i] = (False, self._refusal(op, exc))
+                    _rollback(conn)
+                    return i
             self._transactions += 1
             if self._transactions % _PURGE_EVERY == 0:
                 conn.execute(
                     "DELETE FROM eventflow_idempotency WHERE status = 'COMPLETED' "
                     "AND expires_at < ?",
-                    (ops[0][3] if ops[0][0] == "claim" else 0.0,),
+                    (ops[pending[0]][3] if ops[pending[0]][0] == "claim" else 0.0,),
                 )
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+        except Exception as exc:
+            # the store itself failed (locked, full, corrupt...): every operation fails
+            _rollback(conn)
             err = OSError(f"The idempotency store {self.path} failed: {exc}")
-            return [(False, err)] * len(ops)
-        return out
+            for i in pending:
+                out[i] = (False, err)
+        return None
+
+    def _refusal(self, op: tuple[Any, ...], exc: Exception) -> InvalidPayload:
+        what = {"claim": "a claim", "complete": "the result"}.get(op[0], "a release")
+        detail = str(exc) if isinstance(exc, InvalidPayload) else f"{type(exc).__name__}: {exc}"
+        return InvalidPayload(
+            f"The idempotency store {self.path} cannot write {what} of key {op[1]!r} "
+            f"({detail}); only this event's attempt fails. Keys and results must be text "
+            "UTF-8 can encode (no lone surrogates)."
+        )
 
     def _op_claim(
         self,
