@@ -5,7 +5,7 @@
     EventflowError
     ├── ConfigurationError (also ValueError)   bad option, raised when it is given
     ├── UnknownHandler (also LookupError)      invoke() named no registered handler
-    ├── InvalidPayload (also ValueError)       the payload is not JSON-serialisable
+    ├── InvalidPayload (also ValueError)       the payload is not JSON, or beyond a limit
     ├── QueueFull                              invoke_nowait() found the event queue full
     ├── AppClosed                              invoke() after shutdown began, or before start
     ├── QueueUnavailable                       a shared queue did not store an invoked event
@@ -47,7 +47,7 @@ class UnknownHandler(EventflowError, LookupError):
 
 
 class InvalidPayload(EventflowError, ValueError):
-    """A payload cannot be serialised as JSON, so no Lambda-style event can carry it."""
+    """A payload is not JSON, or breaks a payload limit, so no Lambda-style event can carry it."""
 
 
 class QueueFull(EventflowError):

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import anyio
 from anyio.abc import TaskStatus
 
+from ._payload import check_payload
+
 if TYPE_CHECKING:
     from ._app import App
     from ._handler import Handler
@@ -78,7 +80,12 @@ class MemorySource:
         self._send, self._receive = anyio.create_memory_object_stream[Any](max_buffer)
 
     async def put(self, payload: Any) -> None:
-        """Queue ``payload`` for submission (waits while the buffer is full)."""
+        """Queue ``payload`` for submission (waits while the buffer is full).
+
+        Raises:
+            InvalidPayload: the payload breaks a payload limit (nothing is queued).
+        """
+        check_payload(payload)  # refused here, not by submit() inside run()
         await self._send.send(payload)
 
     def _settle(self, request_id: str, outcome: Outcome) -> None:

@@ -23,6 +23,8 @@ raw_delivery                   400     ``x-amz-sns-rawdelivery: true``: a raw bo
 body_too_large                 413     the body exceeds ``max_body_bytes``
 body_timeout                   408     the body did not arrive within ``body_timeout`` seconds
 malformed_json                 400     the body is not UTF-8 JSON, or not a JSON object
+invalid_payload                400     JSON beyond a payload limit (NaN, nesting, a lone
+                                       surrogate, ...): no handler could be given it
 unknown_type                   400     ``Type`` is not Notification, SubscriptionConfirmation or
                                        UnsubscribeConfirmation
 type_mismatch                  400     the ``x-amz-sns-message-type`` header differs from ``Type``
@@ -97,11 +99,13 @@ from .._errors import (
     AppClosed,
     ConfigurationError,
     EventflowError,
+    InvalidPayload,
     QueueFull,
     QueueUnavailable,
     UnknownHandler,
 )
 from .._handler import Handler
+from .._payload import check_payload
 from ._errors import AWSError
 from ._shapes import sns_lambda_event as lambda_event
 
@@ -1042,6 +1046,10 @@ def _parse(body: bytes) -> dict[str, Any]:
             f"The body is a JSON {type(message).__name__}, not an object; SNS sends its "
             "messages as JSON objects.",
         )
+    try:
+        check_payload(message, "The message")
+    except InvalidPayload as exc:
+        _refuse(400, "invalid_payload", str(exc))
     return message
 
 
