@@ -47,3 +47,19 @@ def test_public_api_is_exactly_all() -> None:
     assert public - modules - set(eventflow.__all__) == set()
     for name in eventflow.__all__:
         assert hasattr(eventflow, name), name
+
+
+def test_routing_module_exports() -> None:
+    import eventflow.routing as routing
+
+    assert set(routing.__all__) == {
+        "EventPattern",
+        "FilterPolicy",
+        "InvalidPattern",
+        "Route",
+        "S3KeyFilter",
+    }
+    for name in routing.__all__:
+        assert getattr(routing, name).__module__ in ("eventflow", "eventflow.routing"), name
+    assert routing.InvalidPattern is eventflow.InvalidPattern
+    assert issubclass(eventflow.InvalidPattern, eventflow.ConfigurationError)
