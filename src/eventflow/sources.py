@@ -12,7 +12,9 @@ the source makes it visible again instead of the app spilling it).
 is also an async context manager is entered before the app starts and exited after every
 event has been settled, so it can flush batched deletes and release what is left there.
 
-:class:`MemorySource` is the in-memory implementation that tests and docs use.
+:class:`MemorySource` is the in-memory implementation that tests and docs use;
+:class:`Schedule` submits EventBridge's Scheduled Event on a ``rate()`` or ``cron()``
+expression.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import anyio
 from anyio.abc import TaskStatus
 
+from ._schedule import Schedule as Schedule
+from ._schedule import ScheduleStatistics as ScheduleStatistics
+
 if TYPE_CHECKING:
     from ._app import App
     from ._handler import Handler
 
-__all__ = ("MemorySource", "Outcome", "Settle", "Source")
+__all__ = ("MemorySource", "Outcome", "Schedule", "ScheduleStatistics", "Settle", "Source")
 
 
 class Outcome(enum.Enum):
