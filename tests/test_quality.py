@@ -57,6 +57,7 @@ def test_routing_module_exports() -> None:
         "FilterPolicy",
         "InvalidPattern",
         "Route",
+        "Router",
         "S3KeyFilter",
     }
     for name in routing.__all__:

@@ -23,7 +23,7 @@ values up in a hash index of the values the patterns name, as Event Ruler does.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import ConfigurationError, InvalidEvent, InvalidPattern
@@ -38,6 +38,7 @@ __all__ = (
     "FilterPolicy",
     "InvalidPattern",
     "Route",
+    "Router",
     "S3KeyFilter",
 )
 
@@ -313,3 +314,113 @@ class Route:
 
     def __repr__(self) -> str:
         return f"Route({self.handler_name!r}, {self.match!r})"
+
+
+class Router:
+    """The compiled choice among routes, per kind of event, as AWS applies each filter.
+
+    An :class:`EventPattern` applies to EventBridge events, a :class:`FilterPolicy` to
+    SNS notifications, an :class:`S3KeyFilter` to S3 notifications, and a function to
+    every event. The patterns (and the policies of each scope) of all routes are matched
+    together: one walk of the event, whatever the number of routes.
+
+    Args:
+        routes: The routes, in order; answers keep that order.
+
+    Raises:
+        ConfigurationError: ``routes`` is empty or holds something else than routes.
+    """
+
+    __slots__ = (
+        "_attribute_policies",
+        "_body_policies",
+        "_functions",
+        "_patterns",
+        "_s3",
+        "routes",
+    )
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes: tuple[Route, ...] = tuple(routes)
+        if not self.routes or not all(isinstance(r, Route) for r in self.routes):
+            raise ConfigurationError(
+                f"A router needs a non-empty list of Route(handler, match), got {routes!r}."
+            )
+        patterns: list[tuple[int, Compiled]] = []
+        attribute_policies: list[tuple[int, Compiled]] = []
+        body_policies: list[tuple[int, Compiled]] = []
+        self._s3: list[tuple[int, S3KeyFilter]] = []
+        self._functions: list[tuple[int, Callable[[Any], bool]]] = []
+        for number, route in enumerate(self.routes):
+            match = route.match
+            if isinstance(match, EventPattern):
+                patterns.append((number, match._compiled))
+            elif isinstance(match, FilterPolicy):
+                scoped = attribute_policies if match.scope == "MessageAttributes" else body_policies
+                scoped.append((number, match._compiled))
+            elif isinstance(match, S3KeyFilter):
+                self._s3.append((number, match))
+            else:
+                self._functions.append((number, match))
+        self._patterns = _Group(patterns)
+        self._attribute_policies = _Group(attribute_policies)
+        self._body_policies = _Group(body_policies)
+
+    def kinds(self) -> frozenset[str]:
+        """The kinds of event some route can match: ``eventbridge``, ``sns``, ``s3``, ``any``."""
+        kinds = set()
+        if self._patterns.numbers:
+            kinds.add("eventbridge")
+        if self._attribute_policies.numbers or self._body_policies.numbers:
+            kinds.add("sns")
+        if self._s3:
+            kinds.add("s3")
+        if self._functions:
+            kinds.add("any")
+        return frozenset(kinds)
+
+    def _pick(self, numbers: Iterable[int], payload: Any) -> list[Route]:
+        chosen = set(numbers)
+        for number, function in self._functions:
+            if function(payload):
+                chosen.add(number)
+        return [self.routes[n] for n in sorted(chosen)]
+
+    def for_eventbridge(self, event: Any) -> list[Route]:
+        """The routes an EventBridge event goes to: matching patterns and functions."""
+        return self._pick(self._patterns.matching(event), event)
+
+    def for_sns(
+        self, message: Any, attributes: Mapping[str, Any] | None, payload: Any
+    ) -> list[Route]:
+        """The routes an SNS notification goes to: its ``Message`` and ``MessageAttributes``
+        for the filter policies, ``payload`` (what the handler gets) for the functions."""
+        numbers = self._attribute_policies.matching(sns_attribute_values(attributes))
+        if self._body_policies.numbers:
+            body = sns_body_value(message)
+            if body is not None:
+                numbers = [*numbers, *self._body_policies.matching(body)]
+        return self._pick(numbers, payload)
+
+    def for_s3(self, event: Any) -> list[Route]:
+        """The routes an S3 notification goes to: passing key filters and functions."""
+        return self._pick((n for n, f in self._s3 if f.matches(event)), event)
+
+    def for_other(self, payload: Any) -> list[Route]:
+        """The routes any other event goes to: the functions that accept it."""
+        return self._pick((), payload)
+
+
+class _Group:
+    """Compiled patterns of several routes, answering route numbers."""
+
+    __slots__ = ("matcher", "numbers")
+
+    def __init__(self, entries: Sequence[tuple[int, Compiled]]) -> None:
+        self.numbers = [number for number, _ in entries]
+        self.matcher = PatternSet([compiled for _, compiled in entries])
+
+    def matching(self, subject: Any) -> list[int]:
+        if not self.numbers:
+            return []
+        return [self.numbers[i] for i in self.matcher.matching(subject)]
