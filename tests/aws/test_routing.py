@@ -8,11 +8,14 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import httpx
 import pytest
 
 import eventflow
+from eventflow.aws._sns_http import SNSEndpoint
 from eventflow.aws._sqs_source import SQSSource
 from eventflow.routing import EventPattern, FilterPolicy, Route, S3KeyFilter
+from http_support import serve_asgi
 
 
 async def queue_depth(aws: dict[str, Any], url: str) -> int:
@@ -140,3 +143,67 @@ def test_routes_are_validated() -> None:
         SQSSource("https://sqs.us-east-1.amazonaws.com/1/q", [])
     with pytest.raises(eventflow.ConfigurationError, match="non-empty list"):
         SQSSource("https://sqs.us-east-1.amazonaws.com/1/q", ["not a route"])  # type: ignore[list-item]
+
+
+# -- SNSEndpoint ---------------------------------------------------------------------------
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:orders"
+
+
+def notification(n: int, message: Any, **attributes: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "Type": "Notification",
+        "MessageId": f"m{n}",
+        "TopicArn": TOPIC,
+        "Message": json.dumps(message),
+        "Timestamp": "2026-01-02T03:04:05.678Z",
+        "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"
+        f"&SubscriptionArn={TOPIC}:2bcfbf39",
+        "MessageAttributes": {k: {"Type": t, "Value": v} for k, (t, v) in attributes.items()},
+    }
+
+
+async def test_sns_endpoint_routes_by_filter_policy() -> None:
+    seen: dict[str, list[tuple[str, str]]] = {}
+
+    def recorder(name: str) -> eventflow.Handler:
+        async def record(event: Any, context: eventflow.Context) -> None:
+            message_id = event["Records"][0]["Sns"]["MessageId"]
+            seen.setdefault(name, []).append((message_id, context.aws_request_id))
+
+        return eventflow.handler(record, name=name)
+
+    europe, many, answer = recorder("europe"), recorder("many"), recorder("answer")
+    app = eventflow.App(handlers=[europe, many, answer], concurrency=2)
+    routes = [
+        Route(europe, FilterPolicy({"region": ["eu"]})),
+        Route(many, FilterPolicy({"count": [{"numeric": [">", 10]}]})),
+        Route(answer, FilterPolicy({"orderId": [42]}, scope="MessageBody")),
+    ]
+    endpoint = SNSEndpoint(app, routes, verify_signatures=False)
+    async with app, serve_asgi(endpoint) as url, httpx.AsyncClient(base_url=url) as client:
+        both = await client.post(
+            "/", json=notification(1, {}, region=("String", "eu"), count=("Number", "42"))
+        )
+        body = await client.post(
+            "/", json=notification(2, {"orderId": 42}, region=("String", "us"))
+        )
+        none = await client.post("/", json=notification(3, {"orderId": 7}, count=("Number", "5")))
+        await app.drain(timeout=5)
+    assert both.status_code == 200 and len(set(both.json()["requestIds"])) == 2
+    assert body.json()["requestIds"] == [body.json()["requestId"]]
+    assert none.status_code == 200 and none.json() == {"status": "unmatched"}
+    assert [m for m, _ in seen["europe"]] == ["m1"]
+    assert [m for m, _ in seen["many"]] == ["m1"]
+    assert [m for m, _ in seen["answer"]] == ["m2"]
+    assert seen["europe"][0][1] == both.json()["requestIds"][0]
+    stats = endpoint.statistics()
+    assert (stats.accepted, stats.unmatched, stats.refused_total) == (2, 1, 0)
+
+
+def test_sns_endpoint_refuses_routes_that_can_never_match() -> None:
+    app = eventflow.App(handlers=[])
+    with pytest.raises(eventflow.ConfigurationError, match="can never match here"):
+        SNSEndpoint(app, [Route("h", EventPattern({"source": ["x"]}))])
+    with pytest.raises(eventflow.ConfigurationError, match="can never match here"):
+        SNSEndpoint(app, [Route("h", S3KeyFilter(prefix="in/"))])
