@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import _cli_bench, _cli_generate, _cli_invoke, _cli_serve, _cli_worker
+from . import _cli_bench, _cli_generate, _cli_invoke, _cli_pattern, _cli_serve, _cli_worker
 from ._cli_common import USAGE_ERROR, CommandError, configure_logging
 
 __all__ = ("main",)
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_generate.add_parser(sub)
     _cli_bench.add_parser(sub)
     _cli_worker.add_parser(sub)
+    _cli_pattern.add_parser(sub)
     return parser
 
 
