@@ -16,10 +16,21 @@ it are looked at, whatever the number of patterns (Event Ruler's idea).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
-from ._patterns import Compiled, Condition, Leaf, literal_key
+from ._patterns import (
+    Compiled,
+    Condition,
+    EqualsIgnoreCase,
+    Leaf,
+    Numeric,
+    Prefix,
+    Suffix,
+    is_number,
+    literal_key,
+)
 
 __all__ = ("PatternSet", "reference_matches")
 
@@ -126,15 +137,112 @@ def reference_matches(compiled: Compiled, event: Any) -> bool:
 # --------------------------------------------------------------------------- compiled
 
 
+class _Affixes:
+    """Prefixes (or suffixes) by length: a value is looked up once per distinct length."""
+
+    __slots__ = ("by_length", "lengths")
+
+    def __init__(self) -> None:
+        self.by_length: dict[int, dict[str, list[int]]] = {}
+        self.lengths: list[int] = []
+
+    def add(self, text: str, condition: int) -> None:
+        table = self.by_length.get(len(text))
+        if table is None:
+            table = self.by_length[len(text)] = {}
+            self.lengths = sorted(self.by_length)
+        table.setdefault(text, []).append(condition)
+
+    def prefixes(self, value: str, out: list[int]) -> None:
+        size = len(value)
+        for length in self.lengths:
+            if length > size:
+                break
+            found = self.by_length[length].get(value[:length])
+            if found:
+                out.extend(found)
+
+    def suffixes(self, value: str, out: list[int]) -> None:
+        size = len(value)
+        for length in self.lengths:
+            if length > size:
+                break
+            found = self.by_length[length].get(value[size - length :])
+            if found:
+                out.extend(found)
+
+
+class _Ranges:
+    """Numeric ranges cut at their bounds: a value finds its segment by bisection."""
+
+    __slots__ = ("bounds", "ranges", "segments")
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[Numeric, int]] = []
+        self.bounds: list[float] = []
+        self.segments: list[list[int]] | None = None  # built at the first lookup
+
+    def add(self, leaf: Numeric, condition: int) -> None:
+        self.ranges.append((leaf, condition))
+        self.segments = None
+
+    def _build(self) -> list[list[int]]:
+        bounds = sorted(
+            {b for r, _ in self.ranges for b in (r.low, r.high) if b not in (-INF, INF)}
+        )
+        # segment 2i is the open interval below bounds[i]; 2i+1 is the point bounds[i]
+        segments: list[list[int]] = []
+        for n in range(2 * len(bounds) + 1):
+            if n % 2:
+                point = bounds[n // 2]
+                segments.append([c for r, c in self.ranges if r.test(point)])
+            else:
+                below = bounds[n // 2 - 1] if n else -INF
+                above = bounds[n // 2] if n // 2 < len(bounds) else INF
+                segments.append([c for r, c in self.ranges if r.low <= below and r.high >= above])
+        self.bounds, self.segments = bounds, segments
+        return segments
+
+    def find(self, value: float, out: list[int]) -> None:
+        segments = self.segments if self.segments is not None else self._build()
+        at = bisect_left(self.bounds, value)
+        if at < len(self.bounds) and self.bounds[at] == value:
+            out.extend(segments[2 * at + 1])
+        else:
+            out.extend(segments[2 * at])
+
+
+INF = float("inf")
+
+
 class _Index:
     """What the patterns want from the leaves of one field."""
 
-    __slots__ = ("exists", "lits", "nums", "others", "presence", "strs")
+    __slots__ = (
+        "exists",
+        "iprefixes",
+        "istrs",
+        "isuffixes",
+        "lits",
+        "nums",
+        "others",
+        "prefixes",
+        "presence",
+        "ranges",
+        "strs",
+        "suffixes",
+    )
 
     def __init__(self) -> None:
         self.strs: dict[str, list[int]] = {}
+        self.istrs: dict[str, list[int]] = {}
         self.nums: dict[int | float, list[int]] = {}
         self.lits: dict[str, list[int]] = {}
+        self.prefixes: _Affixes | None = None
+        self.iprefixes: _Affixes | None = None
+        self.suffixes: _Affixes | None = None
+        self.isuffixes: _Affixes | None = None
+        self.ranges: _Ranges | None = None
         self.others: list[tuple[Leaf, int]] = []
         self.exists: list[int] = []
         self.presence = -1  # slot recording every leaf, for exists: false; -1 for none
@@ -149,8 +257,45 @@ class _Index:
             self.lits.setdefault(leaf.key, []).append(condition)
         elif kind == "exists":
             self.exists.append(condition)
+        elif isinstance(leaf, EqualsIgnoreCase):
+            self.istrs.setdefault(leaf.text, []).append(condition)
+        elif isinstance(leaf, Prefix):
+            if leaf.ignore_case:
+                self.iprefixes = self.iprefixes or _Affixes()
+                self.iprefixes.add(leaf.text, condition)
+            else:
+                self.prefixes = self.prefixes or _Affixes()
+                self.prefixes.add(leaf.text, condition)
+        elif isinstance(leaf, Suffix):
+            if leaf.ignore_case:
+                self.isuffixes = self.isuffixes or _Affixes()
+                self.isuffixes.add(leaf.text, condition)
+            else:
+                self.suffixes = self.suffixes or _Affixes()
+                self.suffixes.add(leaf.text, condition)
+        elif isinstance(leaf, Numeric):
+            self.ranges = self.ranges or _Ranges()
+            self.ranges.add(leaf, condition)
         else:
             self.others.append((leaf, condition))
+
+    def strings(self, value: str, out: list[int]) -> None:
+        found = self.strs.get(value)
+        if found:
+            out.extend(found)
+        if self.istrs or self.iprefixes or self.isuffixes:
+            lower = value.lower()
+            found = self.istrs.get(lower)
+            if found:
+                out.extend(found)
+            if self.iprefixes is not None:
+                self.iprefixes.prefixes(lower, out)
+            if self.isuffixes is not None:
+                self.isuffixes.suffixes(lower, out)
+        if self.prefixes is not None:
+            self.prefixes.prefixes(value, out)
+        if self.suffixes is not None:
+            self.suffixes.suffixes(value, out)
 
 
 class _Node:
@@ -294,22 +439,21 @@ class PatternSet:
 
     @staticmethod
     def _leaf(value: Any, index: _Index, membership: Membership, walk: _Walk) -> None:
-        hits = walk.hits
+        found: list[int] = []
         if isinstance(value, str):
-            found = index.strs.get(value)
+            index.strings(value, found)
         elif value is None or value is True or value is False:
-            found = index.lits.get(literal_key(value))
-        elif isinstance(value, int | float):
-            found = index.nums.get(value)
-        else:
-            found = None
-        if found:
-            for cid in found:
-                hits.setdefault(cid, []).append(membership)
+            found.extend(index.lits.get(literal_key(value), ()))
+        elif is_number(value):
+            found.extend(index.nums.get(value, ()))
+            if index.ranges is not None:
+                index.ranges.find(value, found)
         for leaf, cid in index.others:
             if leaf.test(value):
-                hits.setdefault(cid, []).append(membership)
-        for cid in index.exists:
+                found.append(cid)
+        found.extend(index.exists)
+        hits = walk.hits
+        for cid in found:
             hits.setdefault(cid, []).append(membership)
         if index.presence >= 0:
             walk.present.setdefault(index.presence, []).append(membership)

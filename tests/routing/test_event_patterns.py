@@ -385,7 +385,7 @@ def _events() -> st.SearchStrategy[Any]:
             st.lists(inner, max_size=3),
             st.dictionaries(st.sampled_from(KEYS), inner, min_size=1, max_size=3),
         ),
-        max_leaves=12,
+        max_leaves=8,
     )
     return st.dictionaries(st.sampled_from(KEYS), values, min_size=1, max_size=3)
 
@@ -400,7 +400,10 @@ LEAF_PATTERNS = st.one_of(
     st.builds(lambda s: {"anything-but": s}, st.sampled_from(["x", ["x", "xy"], 1, [0, 300]])),
     st.builds(lambda s: {"anything-but": {"prefix": s}}, st.sampled_from(["x", "y"])),
     st.builds(
-        lambda s: {"numeric": s}, st.sampled_from([[">", 0], ["<=", 1], [">=", -3, "<", 2.5]])
+        lambda s: {"numeric": s},
+        st.sampled_from(
+            [[">", 0], ["<=", 1], [">=", -3, "<", 2.5], ["=", 300], ["<", 0], [">", -3, "<=", 300]]
+        ),
     ),
     st.builds(lambda b: {"exists": b}, st.booleans()),
     st.just({"cidr": "10.0.0.0/8"}),
@@ -415,13 +418,13 @@ def _patterns() -> st.SearchStrategy[Any]:
             st.dictionaries(st.sampled_from(KEYS), st.one_of(leaf, inner), min_size=1, max_size=3),
             st.builds(lambda branches: {"$or": branches}, st.lists(inner, min_size=2, max_size=2)),
         ),
-        max_leaves=5,
+        max_leaves=3,
     )
     return fields
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(patterns=st.lists(_patterns(), min_size=1, max_size=6), event=_events())
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(patterns=st.lists(_patterns(), min_size=1, max_size=5), event=_events())
 def test_compiled_matching_agrees_with_the_reference(patterns: list[Any], event: Any) -> None:
     compiled = []
     for pattern in patterns:
@@ -432,3 +435,28 @@ def test_compiled_matching_agrees_with_the_reference(patterns: list[Any], event:
     matcher = PatternSet(compiled)
     expected = [n for n, c in enumerate(compiled) if reference_matches(c, event)]
     assert matcher.matching(event) == expected
+
+
+def test_indexed_ranges_and_affixes_agree_with_the_reference_on_a_grid() -> None:
+    bounds = [-5, 0, 2.5, 10]
+    ranges = [[op, b] for op in ("<", "<=", ">", ">=", "=") for b in bounds]
+    ranges += [
+        [lo, a, hi, b]
+        for lo in (">", ">=")
+        for hi in ("<", "<=")
+        for a in bounds
+        for b in bounds
+        if a < b
+    ]
+    texts = ["", "a", "ab", "AB", "abc", "b", "ba", "cab"]
+    affixes = [{op: t} for op in ("prefix", "suffix") for t in texts]
+    affixes += [{op: {"equals-ignore-case": t}} for op in ("prefix", "suffix") for t in texts]
+    affixes += [{"equals-ignore-case": t} for t in texts]
+    patterns = [compile_pattern({"v": [{"numeric": r}]}) for r in ranges]
+    patterns += [compile_pattern({"v": [a]}) for a in affixes]
+    matcher = PatternSet(patterns)
+    values: list[Any] = [-100, -5, -1, 0, 1, 2.5, 3, 10, 11, True, None, *texts, "Ab", "xyz"]
+    for value in values:
+        event = {"v": value}
+        expected = [n for n, p in enumerate(patterns) if reference_matches(p, event)]
+        assert matcher.matching(event) == expected, value
