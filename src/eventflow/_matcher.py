@@ -9,15 +9,15 @@ field agrees with the elements picked so far, as in Ruler.
 
 :func:`reference_matches` walks the event for each condition of each sub-rule in turn: it
 is the definition, used by the property test and the benchmark. :class:`PatternSet`
-compiles many patterns into one trie of the fields they name, with a hash index of exact
-values per field, so an event is walked once and only the sub-rules whose values occur in
-it are looked at, whatever the number of patterns (Event Ruler's idea).
+compiles many patterns into one state machine over the fields they name, each state
+indexing its transitions by value, so an event is walked once and only the states its
+values reach are visited, whatever the number of patterns (Event Ruler's idea).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._patterns import (
@@ -297,28 +297,63 @@ class _Index:
         if self.suffixes is not None:
             self.suffixes.suffixes(value, out)
 
+    def lookup(self, value: Any) -> list[int]:
+        """The targets whose leaf matches ``value`` (a target may repeat)."""
+        found: list[int] = []
+        if isinstance(value, str):
+            self.strings(value, found)
+        elif value is None or value is True or value is False:
+            found.extend(self.lits.get(literal_key(value), ()))
+        elif is_number(value):
+            found.extend(self.nums.get(value, ()))
+            if self.ranges is not None:
+                self.ranges.find(value, found)
+        for leaf, target in self.others:
+            if leaf.test(value):
+                found.append(target)
+        found.extend(self.exists)
+        return found
+
 
 class _Node:
-    __slots__ = ("children", "index")
+    """A step of the field trie: which fields the patterns name, and where their leaves go."""
+
+    __slots__ = ("children", "slot")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
-        self.index: _Index | None = None
+        self.slot = -1  # where the leaves of this field are collected; -1: no pattern names it
 
 
-class _Walk:
-    """The state of matching one event."""
+class _State:
+    """A state of the matching machine: the conditions met so far on one path through it."""
 
-    __slots__ = ("arrays", "hits", "present")
+    __slots__ = ("keys", "out", "terminal")
 
     def __init__(self) -> None:
-        self.hits: dict[int, list[Membership]] = {}
-        self.present: dict[int, list[Membership]] = {}
-        self.arrays = 0
+        self.out: dict[int, _Index] = {}  # field slot -> which next states its leaves reach
+        self.keys: dict[tuple[int, tuple[Any, ...]], int] = {}  # (slot, condition) -> state
+        self.terminal: list[int] = []  # sub-rules whose required conditions all hold here
+
+
+def _signature(leaves: Sequence[Leaf]) -> tuple[Any, ...]:
+    signature = []
+    for leaf in leaves:
+        names: tuple[str, ...] = getattr(leaf, "__slots__", ())
+        signature.append((type(leaf).__name__, *(getattr(leaf, name) for name in names)))
+    return tuple(signature)
 
 
 class PatternSet:
-    """Many compiled patterns matched together: one walk of the event, hashed exact values.
+    """Many compiled patterns matched together, as Event Ruler's machine does.
+
+    The required conditions of every sub-rule become transitions of one shared state
+    machine (conditions on the most selective fields first, so sub-rules share their
+    first steps); each state indexes its transitions by value (hashed exact values,
+    prefixes and suffixes by length, numeric ranges by bisection). An event is walked once
+    to collect the leaves of the fields the patterns name; then only the states its values
+    reach are visited, carrying the array elements chosen so far. Sub-rules with
+    ``exists: false`` are confirmed at the end with the reference definition.
 
     Args:
         patterns: The compiled patterns; :meth:`matching` answers their positions.
@@ -326,50 +361,69 @@ class PatternSet:
 
     def __init__(self, patterns: Sequence[Compiled]) -> None:
         self._root = _Node()
+        self._slots = 0
+        self._states = [_State()]
         self._subrule_pattern: list[int] = []
-        self._subrule_conditions: list[tuple[int, ...]] = []
-        self._subrule_needs: list[int] = []
-        self._condition_subrule: list[int] = []
-        self._condition_required: list[bool] = []
-        self._condition_absent: list[bool] = []
-        self._condition_presence: list[int] = []
-        self._always: list[int] = []  # sub-rules with no required field: checked every time
-        presence_slots: dict[tuple[str, ...], int] = {}
-        for number, pattern in enumerate(patterns):
-            for subrule in pattern.subrules:
-                sid = len(self._subrule_pattern)
-                self._subrule_pattern.append(number)
-                ids = []
-                for condition in subrule:
-                    cid = len(self._condition_subrule)
-                    ids.append(cid)
-                    self._condition_subrule.append(sid)
-                    self._condition_required.append(not condition.absent_ok)
-                    self._condition_absent.append(condition.absent_ok)
-                    index = self._index_for(condition.path)
-                    for leaf in condition.leaves:
-                        index.add(leaf, cid)
-                    slot = -1
-                    if condition.absent_ok:
-                        slot = presence_slots.setdefault(condition.path, len(presence_slots))
-                        index.presence = slot
-                    self._condition_presence.append(slot)
-                self._subrule_conditions.append(tuple(ids))
-                needs = sum(1 for c in subrule if not c.absent_ok)
-                self._subrule_needs.append(needs)
-                if needs == 0:
-                    self._always.append(sid)
+        self._subrule_conditions: list[tuple[Condition, ...]] = []
+        self._confirm: list[bool] = []  # sub-rules with exists: false, confirmed at the end
+        self._always: list[int] = []  # sub-rules with no required condition
+        subrules = [(n, sub) for n, pattern in enumerate(patterns) for sub in pattern.subrules]
+        rank = self._ranking([sub for _, sub in subrules])
+        for number, subrule in subrules:
+            sid = len(self._subrule_pattern)
+            self._subrule_pattern.append(number)
+            self._subrule_conditions.append(subrule)
+            self._confirm.append(any(c.absent_ok for c in subrule))
+            required = sorted((c for c in subrule if not c.absent_ok), key=rank)
+            if not required:
+                self._always.append(sid)
+                continue
+            state = self._states[0]
+            for condition in required:
+                state = self._step(state, condition)
+            state.terminal.append(sid)
 
-    def _index_for(self, path: tuple[str, ...]) -> _Index:
+    @staticmethod
+    def _ranking(subrules: Sequence[tuple[Condition, ...]]) -> Callable[[Condition], Any]:
+        # fields with many distinct exact values split the sub-rules best: test them first
+        exact: dict[tuple[str, ...], set[Any]] = {}
+        for subrule in subrules:
+            for condition in subrule:
+                keys = exact.setdefault(condition.path, set())
+                for leaf in condition.leaves:
+                    if leaf.kind in ("str", "num", "lit"):
+                        keys.add((leaf.kind, leaf.key))
+
+        def rank(condition: Condition) -> Any:
+            return (-len(exact.get(condition.path, ())), condition.name)
+
+        return rank
+
+    def _slot(self, path: tuple[str, ...]) -> int:
         node = self._root
         for step in path:
             child = node.children.get(step)
             if child is None:
                 child = node.children[step] = _Node()
             node = child
-        if node.index is None:
-            node.index = _Index()
-        return node.index
+        if node.slot < 0:
+            node.slot = self._slots
+            self._slots += 1
+        return node.slot
+
+    def _step(self, state: _State, condition: Condition) -> _State:
+        slot = self._slot(condition.path)
+        key = (slot, _signature(condition.leaves))
+        target = state.keys.get(key)
+        if target is None:
+            target = state.keys[key] = len(self._states)
+            self._states.append(_State())
+            index = state.out.get(slot)
+            if index is None:
+                index = state.out[slot] = _Index()
+            for leaf in condition.leaves:
+                index.add(leaf, target)
+        return self._states[target]
 
     # -- matching -------------------------------------------------------------------
 
@@ -377,83 +431,80 @@ class PatternSet:
         """Positions of the patterns that ``event`` (a parsed JSON object) matches, in order."""
         if not isinstance(event, dict):
             return []
-        walk = _Walk()
-        self._object(event, self._root, (), walk)
-        hits = walk.hits
-        counts: dict[int, int] = {}
-        subrule_of = self._condition_subrule
-        required = self._condition_required
-        for cid in hits:
-            if required[cid]:
-                sid = subrule_of[cid]
-                counts[sid] = counts.get(sid, 0) + 1
-        needs = self._subrule_needs
+        leaves: dict[int, list[tuple[Any, Membership]]] = {}
+        self._object(event, self._root, (), leaves, [0])
+        states = self._states
+        found: set[int] = set()
+        todo: list[tuple[int, dict[Any, int]]] = [(0, {})]
+        seen: set[int] = set()
+        while todo:
+            number, chosen = todo.pop()
+            state = states[number]
+            if not chosen:  # without arrays chosen, a state's outcome is the same every time
+                if number in seen:
+                    continue
+                seen.add(number)
+            found.update(state.terminal)
+            for slot, index in state.out.items():
+                values = leaves.get(slot)
+                if values is None:
+                    continue
+                for value, membership in values:
+                    targets = index.lookup(value)
+                    if not targets:
+                        continue
+                    merged = _merge(chosen, membership) if membership else chosen
+                    if merged is None:
+                        continue
+                    for target in targets:
+                        todo.append((target, merged))
+        found.update(self._always)
         matched: set[int] = set()
         pattern_of = self._subrule_pattern
-        for sid, count in counts.items():
-            if count == needs[sid] and pattern_of[sid] not in matched and self._holds(sid, walk):
-                matched.add(pattern_of[sid])
-        for sid in self._always:
-            if pattern_of[sid] not in matched and self._holds(sid, walk):
-                matched.add(pattern_of[sid])
+        for sid in found:
+            number = pattern_of[sid]
+            if number in matched:
+                continue
+            if not self._confirm[sid] or self._confirmed(sid, event):
+                matched.add(number)
         return sorted(matched)
 
-    def _holds(self, sid: int, walk: _Walk) -> bool:
-        conditions = self._subrule_conditions[sid]
-        hits = walk.hits
-        absent = self._condition_absent
-        if not any(absent[cid] for cid in conditions) and all(
-            () in hits[cid] for cid in conditions
-        ):
-            return True  # every field has a matching value outside any array
-        empty: list[Membership] = []
-        steps = [
-            (
-                hits.get(cid, empty),
-                walk.present.get(self._condition_presence[cid], empty),
-                absent[cid],
-            )
-            for cid in conditions
-        ]
-        return _solve(steps, 0, {})
+    def _confirmed(self, sid: int, event: dict[str, Any]) -> bool:
+        steps = [_condition_step(condition, event) for condition in self._subrule_conditions[sid]]
+        return all(hits or absent_ok for hits, _, absent_ok in steps) and _solve(steps, 0, {})
 
     def _object(
-        self, obj: dict[str, Any], node: _Node, membership: Membership, walk: _Walk
+        self,
+        obj: dict[str, Any],
+        node: _Node,
+        membership: Membership,
+        leaves: dict[int, list[tuple[Any, Membership]]],
+        arrays: list[int],
     ) -> None:
         for key, child in node.children.items():
             value = obj.get(key, _MISSING)
             if value is not _MISSING:
-                self._value(value, child, membership, walk)
+                self._value(value, child, membership, leaves, arrays)
 
-    def _value(self, value: Any, node: _Node, membership: Membership, walk: _Walk) -> None:
+    def _value(
+        self,
+        value: Any,
+        node: _Node,
+        membership: Membership,
+        leaves: dict[int, list[tuple[Any, Membership]]],
+        arrays: list[int],
+    ) -> None:
         if isinstance(value, dict):
             if node.children:
-                self._object(value, node, membership, walk)
+                self._object(value, node, membership, leaves, arrays)
         elif isinstance(value, list):
-            walk.arrays += 1
-            array = walk.arrays
+            arrays[0] += 1
+            array = arrays[0]
             for position, element in enumerate(value):
-                self._value(element, node, (*membership, (array, position)), walk)
-        elif node.index is not None:
-            self._leaf(value, node.index, membership, walk)
-
-    @staticmethod
-    def _leaf(value: Any, index: _Index, membership: Membership, walk: _Walk) -> None:
-        found: list[int] = []
-        if isinstance(value, str):
-            index.strings(value, found)
-        elif value is None or value is True or value is False:
-            found.extend(index.lits.get(literal_key(value), ()))
-        elif is_number(value):
-            found.extend(index.nums.get(value, ()))
-            if index.ranges is not None:
-                index.ranges.find(value, found)
-        for leaf, cid in index.others:
-            if leaf.test(value):
-                found.append(cid)
-        found.extend(index.exists)
-        hits = walk.hits
-        for cid in found:
-            hits.setdefault(cid, []).append(membership)
-        if index.presence >= 0:
-            walk.present.setdefault(index.presence, []).append(membership)
+                self._value(element, node, (*membership, (array, position)), leaves, arrays)
+        elif node.slot >= 0:
+            found = leaves.get(node.slot)
+            if found is None:
+                leaves[node.slot] = [(value, membership)]
+            else:
+                found.append((value, membership))
