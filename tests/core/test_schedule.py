@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 import eventflow
-from eventflow.sources import Schedule
+from eventflow.sources import Schedule, ScheduleStatistics
 from eventflow.testing import VirtualClock
 
 
@@ -236,3 +237,34 @@ async def test_without_start_the_schedule_follows_the_app_clock_from_now() -> No
     assert len(seen) == 2
     first, second = (datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ") for t in seen)
     assert second - first == timedelta(minutes=1) and first.second == 0
+
+
+async def test_fires_missed_while_stalled_are_counted_not_made_up() -> None:
+    clock = VirtualClock()
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    @eventflow.handler
+    async def slow(event: dict[str, Any], context: eventflow.Context) -> None:
+        seen.append(event["time"])
+        await release.wait()
+
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    schedule = Schedule("rate(1 minute)", slow, start=start)
+    # one worker and room for one queued event: the third fire waits to be accepted
+    async with eventflow.App(clock=clock, sources=[schedule], concurrency=1, queue_size=1) as app:
+        await clock.advance(60)  # 00:01 runs and blocks
+        await clock.advance(60)  # 00:02 is queued
+        await clock.advance(60)  # 00:03 waits for room in the queue
+        await clock.advance(300)  # 00:04 .. 00:08 pass while it waits
+        release.set()
+        await clock.settle()
+        await clock.advance(60)  # 00:09
+        await app.drain()
+    assert seen == [
+        "2024-01-01T00:01:00Z",
+        "2024-01-01T00:02:00Z",
+        "2024-01-01T00:03:00Z",
+        "2024-01-01T00:09:00Z",
+    ]
+    assert schedule.statistics() == ScheduleStatistics(fired=4, missed=5)
