@@ -36,6 +36,7 @@ __all__ = ("PatternSet", "reference_matches")
 
 Membership = tuple[tuple[Any, int], ...]
 _MISSING = object()
+_NONE_CHOSEN: dict[Any, int] = {}  # never changed: _merge copies before adding
 
 
 def _merge(so_far: dict[Any, int], membership: Membership) -> dict[Any, int] | None:
@@ -137,6 +138,23 @@ def reference_matches(compiled: Compiled, event: Any) -> bool:
 # --------------------------------------------------------------------------- compiled
 
 
+def _fetch(event: dict[str, Any], path: tuple[str, ...]) -> Sequence[tuple[Any, Membership]]:
+    """The leaves of one field: a few dict lookups, or the general walk when arrays appear."""
+    node: Any = event
+    for key in path:
+        if isinstance(node, dict):
+            node = node.get(key, _MISSING)
+            if node is _MISSING:
+                return ()
+        elif isinstance(node, list):
+            return _leaves(event, path)
+        else:
+            return ()
+    if isinstance(node, list):
+        return _leaves(event, path)
+    return () if isinstance(node, dict) else ((node, ()),)
+
+
 class _Affixes:
     """Prefixes (or suffixes) by length: a value is looked up once per distinct length."""
 
@@ -219,6 +237,7 @@ class _Index:
     """What the patterns want from the leaves of one field."""
 
     __slots__ = (
+        "exact_only",
         "exists",
         "iprefixes",
         "istrs",
@@ -246,9 +265,12 @@ class _Index:
         self.others: list[tuple[Leaf, int]] = []
         self.exists: list[int] = []
         self.presence = -1  # slot recording every leaf, for exists: false; -1 for none
+        self.exact_only = True  # only exact values: a lookup is one dict access
 
     def add(self, leaf: Leaf, condition: int) -> None:
         kind = leaf.kind
+        if kind not in ("str", "num", "lit"):
+            self.exact_only = False
         if kind == "str":
             self.strs.setdefault(leaf.key, []).append(condition)
         elif kind == "num":
@@ -297,8 +319,14 @@ class _Index:
         if self.suffixes is not None:
             self.suffixes.suffixes(value, out)
 
-    def lookup(self, value: Any) -> list[int]:
+    def lookup(self, value: Any) -> Sequence[int]:
         """The targets whose leaf matches ``value`` (a target may repeat)."""
+        if self.exact_only:  # the common case: one hash lookup, nothing copied
+            if isinstance(value, str):
+                return self.strs.get(value, ())
+            if value is None or value is True or value is False:
+                return self.lits.get(literal_key(value), ())
+            return self.nums.get(value, ()) if is_number(value) else ()
         found: list[int] = []
         if isinstance(value, str):
             self.strings(value, found)
@@ -315,23 +343,14 @@ class _Index:
         return found
 
 
-class _Node:
-    """A step of the field trie: which fields the patterns name, and where their leaves go."""
-
-    __slots__ = ("children", "slot")
-
-    def __init__(self) -> None:
-        self.children: dict[str, _Node] = {}
-        self.slot = -1  # where the leaves of this field are collected; -1: no pattern names it
-
-
 class _State:
     """A state of the matching machine: the conditions met so far on one path through it."""
 
-    __slots__ = ("keys", "out", "terminal")
+    __slots__ = ("edges", "keys", "out", "terminal")
 
     def __init__(self) -> None:
         self.out: dict[int, _Index] = {}  # field slot -> which next states its leaves reach
+        self.edges: tuple[tuple[int, _Index], ...] = ()  # ``out`` frozen for matching
         self.keys: dict[tuple[int, tuple[Any, ...]], int] = {}  # (slot, condition) -> state
         self.terminal: list[int] = []  # sub-rules whose required conditions all hold here
 
@@ -360,8 +379,8 @@ class PatternSet:
     """
 
     def __init__(self, patterns: Sequence[Compiled]) -> None:
-        self._root = _Node()
-        self._slots = 0
+        self._slots: dict[tuple[str, ...], int] = {}
+        self._paths: list[tuple[str, ...]] = []
         self._states = [_State()]
         self._subrule_pattern: list[int] = []
         self._subrule_conditions: list[tuple[Condition, ...]] = []
@@ -400,16 +419,11 @@ class PatternSet:
         return rank
 
     def _slot(self, path: tuple[str, ...]) -> int:
-        node = self._root
-        for step in path:
-            child = node.children.get(step)
-            if child is None:
-                child = node.children[step] = _Node()
-            node = child
-        if node.slot < 0:
-            node.slot = self._slots
-            self._slots += 1
-        return node.slot
+        slot = self._slots.get(path)
+        if slot is None:
+            slot = self._slots[path] = len(self._paths)
+            self._paths.append(path)
+        return slot
 
     def _step(self, state: _State, condition: Condition) -> _State:
         slot = self._slot(condition.path)
@@ -421,6 +435,7 @@ class PatternSet:
             index = state.out.get(slot)
             if index is None:
                 index = state.out[slot] = _Index()
+                state.edges = tuple(state.out.items())
             for leaf in condition.leaves:
                 index.add(leaf, target)
         return self._states[target]
@@ -431,34 +446,40 @@ class PatternSet:
         """Positions of the patterns that ``event`` (a parsed JSON object) matches, in order."""
         if not isinstance(event, dict):
             return []
-        leaves: dict[int, list[tuple[Any, Membership]]] = {}
-        self._object(event, self._root, (), leaves, [0])
+        leaves: dict[int, Sequence[tuple[Any, Membership]]] = {}
+        paths = self._paths
         states = self._states
-        found: set[int] = set()
-        todo: list[tuple[int, dict[Any, int]]] = [(0, {})]
+        found: list[int] = []
+        todo: list[tuple[int, dict[Any, int]]] = [(0, _NONE_CHOSEN)]
         seen: set[int] = set()
         while todo:
             number, chosen = todo.pop()
-            state = states[number]
             if not chosen:  # without arrays chosen, a state's outcome is the same every time
                 if number in seen:
                     continue
                 seen.add(number)
-            found.update(state.terminal)
-            for slot, index in state.out.items():
+            state = states[number]
+            if state.terminal:
+                found.extend(state.terminal)
+            for slot, index in state.edges:
                 values = leaves.get(slot)
-                if values is None:
-                    continue
+                if values is None:  # a field's leaves are fetched when a state first asks
+                    values = leaves[slot] = _fetch(event, paths[slot])
                 for value, membership in values:
                     targets = index.lookup(value)
                     if not targets:
                         continue
-                    merged = _merge(chosen, membership) if membership else chosen
-                    if merged is None:
-                        continue
+                    if membership:
+                        merged = _merge(chosen, membership)
+                        if merged is None:
+                            continue
+                    else:
+                        merged = chosen
                     for target in targets:
                         todo.append((target, merged))
-        found.update(self._always)
+        if not found and not self._always:
+            return []
+        found.extend(self._always)
         matched: set[int] = set()
         pattern_of = self._subrule_pattern
         for sid in found:
@@ -472,39 +493,3 @@ class PatternSet:
     def _confirmed(self, sid: int, event: dict[str, Any]) -> bool:
         steps = [_condition_step(condition, event) for condition in self._subrule_conditions[sid]]
         return all(hits or absent_ok for hits, _, absent_ok in steps) and _solve(steps, 0, {})
-
-    def _object(
-        self,
-        obj: dict[str, Any],
-        node: _Node,
-        membership: Membership,
-        leaves: dict[int, list[tuple[Any, Membership]]],
-        arrays: list[int],
-    ) -> None:
-        for key, child in node.children.items():
-            value = obj.get(key, _MISSING)
-            if value is not _MISSING:
-                self._value(value, child, membership, leaves, arrays)
-
-    def _value(
-        self,
-        value: Any,
-        node: _Node,
-        membership: Membership,
-        leaves: dict[int, list[tuple[Any, Membership]]],
-        arrays: list[int],
-    ) -> None:
-        if isinstance(value, dict):
-            if node.children:
-                self._object(value, node, membership, leaves, arrays)
-        elif isinstance(value, list):
-            arrays[0] += 1
-            array = arrays[0]
-            for position, element in enumerate(value):
-                self._value(element, node, (*membership, (array, position)), leaves, arrays)
-        elif node.slot >= 0:
-            found = leaves.get(node.slot)
-            if found is None:
-                leaves[node.slot] = [(value, membership)]
-            else:
-                found.append((value, membership))
