@@ -10,8 +10,9 @@ field agrees with the elements picked so far, as in Ruler.
 :func:`reference_matches` walks the event for each condition of each sub-rule in turn: it
 is the definition, used by the property test and the benchmark. :class:`PatternSet`
 compiles many patterns into one state machine over the fields they name, each state
-indexing its transitions by value, so an event is walked once and only the states its
-values reach are visited, whatever the number of patterns (Event Ruler's idea).
+indexing its transitions by value, so a field of the event is read once, when a state
+first needs it, and only the states its values reach are visited, whatever the number of
+patterns (Event Ruler's idea).
 """
 
 from __future__ import annotations
@@ -369,9 +370,9 @@ class PatternSet:
     The required conditions of every sub-rule become transitions of one shared state
     machine (conditions on the most selective fields first, so sub-rules share their
     first steps); each state indexes its transitions by value (hashed exact values,
-    prefixes and suffixes by length, numeric ranges by bisection). An event is walked once
-    to collect the leaves of the fields the patterns name; then only the states its values
-    reach are visited, carrying the array elements chosen so far. Sub-rules with
+    prefixes and suffixes by length, numeric ranges by bisection). A field's leaves are
+    read from the event when a reached state first asks for them; only the states the
+    event's values reach are visited, carrying the array elements chosen so far. Sub-rules with
     ``exists: false`` are confirmed at the end with the reference definition.
 
     Args:

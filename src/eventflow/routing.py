@@ -16,8 +16,9 @@ policy* and S3 notifications by *key prefix and suffix*. The same selections, he
 =================================  ======================================================
 
 Patterns are validated when built (:class:`eventflow.InvalidPattern` names the field and
-the problem) and compiled: a source with many routes walks each event once and looks its
-values up in a hash index of the values the patterns name, as Event Ruler does.
+the problem) and compiled: a source with many routes runs each event through one state
+machine that looks its values up in indexes of the values the patterns name, as Event
+Ruler does, instead of trying the routes one by one.
 """
 
 from __future__ import annotations
@@ -322,7 +323,7 @@ class Router:
     An :class:`EventPattern` applies to EventBridge events, a :class:`FilterPolicy` to
     SNS notifications, an :class:`S3KeyFilter` to S3 notifications, and a function to
     every event. The patterns (and the policies of each scope) of all routes are matched
-    together: one walk of the event, whatever the number of routes.
+    together in one state machine, whatever the number of routes.
 
     Args:
         routes: The routes, in order; answers keep that order.
