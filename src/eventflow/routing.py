@@ -116,7 +116,7 @@ def _attribute_value(attribute: Any) -> tuple[bool, Any]:
     return True, value
 
 
-def sns_attribute_values(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+def _sns_attribute_values(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     """SNS message attributes (``{"Type": ..., "Value": ...}``) as a filter policy sees them."""
     values: dict[str, Any] = {}
     for name, attribute in (attributes or {}).items():
@@ -126,7 +126,7 @@ def sns_attribute_values(attributes: Mapping[str, Any] | None) -> dict[str, Any]
     return values
 
 
-def sns_body_value(message: Any) -> Any:
+def _sns_body_value(message: Any) -> Any:
     """The JSON object a ``MessageBody`` filter policy sees, or None when there is none."""
     if isinstance(message, str | bytes):
         try:
@@ -180,8 +180,8 @@ class FilterPolicy:
     def subject(self, message: Any, attributes: Mapping[str, Any] | None) -> Any:
         """What this policy's scope looks at: the attribute values or the body object."""
         if self.scope == "MessageAttributes":
-            return sns_attribute_values(attributes)
-        return sns_body_value(message)
+            return _sns_attribute_values(attributes)
+        return _sns_body_value(message)
 
     def matches(self, message: Any, attributes: Mapping[str, Any] | None = None) -> bool:
         """Would SNS deliver this message (its ``Message`` and ``MessageAttributes``)?"""
@@ -396,9 +396,9 @@ class Router:
     ) -> list[Route]:
         """The routes an SNS notification goes to: its ``Message`` and ``MessageAttributes``
         for the filter policies, ``payload`` (what the handler gets) for the functions."""
-        numbers = self._attribute_policies.matching(sns_attribute_values(attributes))
+        numbers = self._attribute_policies.matching(_sns_attribute_values(attributes))
         if self._body_policies.numbers:
-            body = sns_body_value(message)
+            body = _sns_body_value(message)
             if body is not None:
                 numbers = [*numbers, *self._body_policies.matching(body)]
         return self._pick(numbers, payload)
