@@ -290,12 +290,14 @@ class Schedule:
         input: When given, the handler gets this instead of the Scheduled Event, as with
             a target's constant JSON input.
         start: The UTC time at which the schedule starts, when the app starts it (default:
-            the current time). From then on its time follows the app's clock, so on a
-            :class:`eventflow.testing.VirtualClock` it moves only with virtual time.
+            the current time), and the origin its rate counts from. From then on its time
+            follows the app's clock, so on a :class:`eventflow.testing.VirtualClock` it
+            moves only with virtual time.
 
-    Rates count from the Unix epoch (``rate(5 minutes)`` fires at :00, :05, ...), not
-    from when the rule was created as in EventBridge, so that every process running the
-    same schedule fires at the same instants and submits the same event ``id``.
+    Rates count from ``start`` when it is given, as EventBridge counts from the rule's
+    creation; without it they count from the Unix epoch (``rate(5 minutes)`` fires at
+    :00, :05, ...), so that every process running the same schedule fires at the same
+    instants and submits the same event ``id``.
 
     Raises:
         ConfigurationError: The expression is invalid (the message names the field and
@@ -380,8 +382,9 @@ class Schedule:
         utc = moment.replace(tzinfo=UTC) if naive else moment.astimezone(UTC)
         if self._period is not None:
             period = self._period
-            count = (utc - _EPOCH) // period + 1
-            found: datetime | None = _EPOCH + count * period
+            origin = _EPOCH if self._start is None else self._start.astimezone(UTC)
+            count = max((utc - origin) // period + 1, 1)
+            found: datetime | None = origin + count * period
         else:
             assert self._cron is not None
             found = self._cron.next_after(utc)

@@ -73,6 +73,14 @@ def test_next_after(expression: str, after: datetime, expected: datetime | None)
     assert nxt(expression, after) == expected
 
 
+def test_a_rate_counts_from_start_when_given() -> None:
+    start = datetime(2024, 1, 1, 12, 0, 30, tzinfo=UTC)
+    schedule = Schedule("rate(5 minutes)", "h", start=start)
+    assert schedule.next_after(start) == start + timedelta(minutes=5)
+    assert schedule.next_after(start - timedelta(days=1)) == start + timedelta(minutes=5)
+    assert schedule.next_after(start + timedelta(minutes=7)) == start + timedelta(minutes=10)
+
+
 def test_aware_in_aware_out() -> None:
     schedule = Schedule("cron(0 12 * * ? *)", "h")
     paris = datetime(2024, 1, 1, 12, 30, tzinfo=UTC).astimezone()
@@ -133,17 +141,17 @@ async def test_rate_fires_on_time_with_the_scheduled_event() -> None:
     async def tick(event: dict[str, Any], context: eventflow.Context) -> None:
         seen.append((clock.now(), event))
 
-    start = datetime(2024, 2, 28, 23, 58, 30, tzinfo=UTC)
+    start = datetime(2024, 2, 28, 23, 58, tzinfo=UTC)
     schedule = Schedule("rate(1 minute)", tick, name="every-minute", start=start)
     async with eventflow.App(
         clock=clock, sources=[schedule], region="eu-west-1", account_id="123456789012"
     ) as app:
-        await clock.advance(29)
+        await clock.advance(59)
         assert seen == []
         await clock.advance(1)  # 23:59:00
-        assert [t for t, _ in seen] == [30.0]
+        assert [t for t, _ in seen] == [60.0]
         await clock.advance(120)  # 00:00 and 00:01 on the leap day
-        assert [t for t, _ in seen] == [30.0, 90.0, 150.0]
+        assert [t for t, _ in seen] == [60.0, 120.0, 180.0]
         await app.drain()
     assert schedule.statistics().fired == 3
     event = seen[1][1]
