@@ -22,7 +22,7 @@ from aiobotocore.session import AioSession
 from anyio.abc import TaskStatus
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .._errors import AppClosed, ConfigurationError
+from .._errors import AppClosed, ConfigurationError, InvalidPayload
 from ..sources import Outcome
 from ._routes import router_for, submit_routed
 from ._shapes import BodyKind, decode_body
@@ -199,6 +199,7 @@ class SQSSource(LeasedQueue[_Held]):
             for index in range(self._pollers):
                 tg.start_soon(self._poll, app, index > 0)
             task_status.started()
+            await self._until_stopped(app)
 
     # -- receiving ------------------------------------------------------------------
 
@@ -283,15 +284,23 @@ class SQSSource(LeasedQueue[_Held]):
             if kind is BodyKind.INVALID:
                 await app.reject(self.handler, body, payload, settle=settle)
                 self._rejected += 1
-            elif self._router is not None:
-                if not await submit_routed(
-                    app, self._router, kind, payload, body, settle, self._count_submitted
-                ):
-                    self._unmatched += 1
-                    _log.debug("sqs.unmatched", queue_url=self.queue_url, message_id=held.id)
-                    self._delete(held)
-            else:
+                return True
+            try:
+                if self._router is not None:
+                    if not await submit_routed(
+                        app, self._router, kind, payload, body, settle, self._count_submitted
+                    ):
+                        self._unmatched += 1
+                        _log.debug("sqs.unmatched", queue_url=self.queue_url, message_id=held.id)
+                        self._delete(held)
+                    return True
                 await app.submit(self.handler, payload, settle=settle)
+            except InvalidPayload as exc:
+                # valid JSON the app refuses (say, 1e999 became an infinity): its own failure
+                reason = f"The SQS message body cannot be an event: {exc}"
+                await app.reject(self.handler, body, reason, settle=settle)
+                self._rejected += 1
+            else:
                 self._submitted += 1
         except AppClosed:
             return False
@@ -370,6 +379,9 @@ class SQSSource(LeasedQueue[_Held]):
             self._deleted += done
         else:
             self._released += done
+
+    def _unsent(self) -> int:
+        return len(self._to_delete) + len(self._to_release)
 
     def statistics(self) -> SQSSourceStatistics:
         return SQSSourceStatistics(
