@@ -4,6 +4,7 @@
 
     EventflowError
     ├── ConfigurationError (also ValueError)   bad option, raised when it is given
+    │   └── InvalidPattern                     an event pattern or filter policy breaks the language
     ├── UnknownHandler (also LookupError)      invoke() named no registered handler
     ├── InvalidPayload (also ValueError)       the payload is not JSON, or beyond a limit
     ├── QueueFull                              invoke_nowait() found the event queue full
@@ -26,6 +27,7 @@ __all__ = (
     "IdempotencyConflict",
     "IdempotencyKeyMissing",
     "InvalidEvent",
+    "InvalidPattern",
     "InvalidPayload",
     "QueueFull",
     "QueueUnavailable",
@@ -40,6 +42,14 @@ class EventflowError(Exception):
 
 class ConfigurationError(EventflowError, ValueError):
     """An option has a value outside its accepted range; raised when the option is given."""
+
+
+class InvalidPattern(ConfigurationError):
+    """An event pattern, filter policy or key filter is invalid; raised when it is built.
+
+    The message names the field (as a dotted path) and what is wrong with it, as
+    EventBridge's ``InvalidEventPatternException`` does.
+    """
 
 
 class UnknownHandler(EventflowError, LookupError):
