@@ -550,6 +550,9 @@ class SQSBatchSource(LeasedQueue[_Held]):
         # nothing to flush at close: each batch deletes its own messages when it ends
         return
 
+    def _unsent(self) -> int:
+        return 0  # no queued deletes or releases: each batch makes its own calls
+
     def statistics(self) -> SQSBatchSourceStatistics:
         """A snapshot of this source's counters."""
         return SQSBatchSourceStatistics(
