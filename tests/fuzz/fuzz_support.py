@@ -171,7 +171,7 @@ def either_bodies(draw: st.DrawFn) -> Body:
     case = draw(st.sampled_from(["lone surrogate", "mid nesting", "empty", "blank"]))
     if case == "lone surrogate":
         escape = draw(st.sampled_from(["\\ud800", "\\udfff", "\\ud83d"]))
-        return Body('{"s": "' + escape + '"}', "any", case)
+        return Body('{"id": "k", "s": "' + escape + '"}', "any", case)
     if case == "mid nesting":
         depth = draw(st.sampled_from([100, 400, 600, 1_000]))
         return Body(draw(st.sampled_from([deep_array, deep_object]))(depth), "any", case)
@@ -350,6 +350,28 @@ def sqs_bodies(draw: st.DrawFn) -> str:
     if kind == "s3":
         return _dumps(draw(s3_shapes()))
     return _dumps(draw(eventbridge_shapes()))
+
+
+# --------------------------------------------------------------------------- HTTP
+
+# headers a client may add: any bytes for names and values (servers pass them through)
+junk_headers = st.lists(
+    st.tuples(st.binary(min_size=1, max_size=12).map(bytes.lower), st.binary(max_size=30)),
+    max_size=2,
+)
+# a Content-Length that tells the truth, is missing, or lies
+content_lengths = st.sampled_from(["right", "absent", "garbage", "huge", "negative", "short"])
+
+
+def content_length(kind: str, body: bytes) -> list[tuple[bytes, bytes]]:
+    values = {
+        "right": str(len(body)).encode(),
+        "garbage": b"12ab",
+        "huge": b"99999999999999999999",
+        "negative": b"-5",
+        "short": str(max(0, len(body) - 1)).encode(),
+    }
+    return [] if kind == "absent" else [(b"content-length", values[kind])]
 
 
 # --------------------------------------------------------------------------- SNS signing

@@ -11,9 +11,11 @@ import asyncio
 import json
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from fuzz_support import (
     BAD_URLS,
     CERT_URL,
@@ -25,7 +27,10 @@ from fuzz_support import (
     asgi_request,
     assert_conserved,
     check_one_outcome_each,
+    content_length,
+    content_lengths,
     hostile_bodies,
+    junk_headers,
     signer,
     sns_envelope,
     sns_mutations,
@@ -38,6 +43,7 @@ import eventflow
 from eventflow.aws import SNSEndpoint
 from eventflow.http import LambdaAPI
 from eventflow.sinks import MemorySink
+from eventflow.stores import SQLiteStore
 from eventflow.testing import VirtualClock
 
 FUZZ = settings(
@@ -51,7 +57,7 @@ INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 # --------------------------------------------------------------------------- the app under test
 
 
-def _app(clock: VirtualClock, logs: LogRecorder) -> tuple[eventflow.App, MemorySink]:
+def _app(clock: VirtualClock, logs: LogRecorder, store: Path) -> tuple[eventflow.App, MemorySink]:
     dlq = MemorySink()
     app = eventflow.App(clock=clock, logger=logs.logger, queue_size=100, concurrency=4)
 
@@ -65,18 +71,19 @@ def _app(clock: VirtualClock, logs: LogRecorder) -> tuple[eventflow.App, MemoryS
     def sync_fn(event: Any, context: eventflow.Context) -> str:
         return "ok"
 
+    # the store keeps each payload (validate_payload): one it cannot write must fail only
+    # its own event (issue 13, item 2)
+    idempotency = eventflow.Idempotency(store=SQLiteStore(str(store)), key="id")
+
+    @app.handler(name="idem", dead_letter=dlq, max_retries=0, idempotency=idempotency)
+    async def idem(event: Any, context: eventflow.Context) -> Any:
+        return {"id": event["id"]}
+
     return app, dlq
 
 
-async def _finish(
-    app: eventflow.App, clock: VirtualClock, logs: LogRecorder, ledger: Ledger, dlq: MemorySink
-) -> None:
-    """Drain, stop, and check the books: one terminal outcome per accepted request ID."""
-    with_timeout = 3600.0  # virtual seconds: far beyond every retry of these handlers
-    await app.drain(timeout=with_timeout)
-    during = app.stats()
-    assert_conserved(during)
-    await app.__aexit__(None, None, None)
+def _check_books(app: eventflow.App, logs: LogRecorder, ledger: Ledger, dlq: MemorySink) -> None:
+    """After the app stopped: one terminal outcome per accepted request ID."""
     stats = app.stats()
     assert_conserved(stats)
     assert stats.pending == 0, stats
@@ -95,6 +102,7 @@ FUNCTION_NAMES = st.sampled_from(
     [
         "fn",
         "sync_fn",
+        "idem",
         "nope",
         "fn:$LATEST",
         "fn:7",
@@ -186,27 +194,9 @@ def api_requests(draw: st.DrawFn) -> dict[str, Any]:
     log_type = draw(st.one_of(st.none(), st.sampled_from(["Tail", "None", "", "tail"])))
     if log_type is not None:
         headers.append((b"x-amz-log-type", log_type.encode()))
-    length = draw(st.sampled_from(["right", "absent", "garbage", "huge", "negative"]))
-    raw = body.raw()
-    if length != "absent":
-        value = {
-            "right": str(len(raw)).encode(),
-            "garbage": b"12ab",
-            "huge": b"99999999999999999999",
-            "negative": b"-5",
-        }[length]
-        headers.append((b"content-length", value))
-    headers.extend(
-        draw(
-            st.lists(
-                st.tuples(
-                    st.binary(min_size=1, max_size=12).map(bytes.lower),
-                    st.binary(max_size=30),
-                ),
-                max_size=2,
-            )
-        )
-    )
+    length = draw(content_lengths)
+    headers.extend(content_length(length, body.raw()))
+    headers.extend(draw(junk_headers))
     return {
         "method": draw(METHODS),
         "path": path,
@@ -227,7 +217,7 @@ def _is_plain_invoke(r: dict[str, Any]) -> bool:
     return (
         r["method"] == "POST"
         and r["path"] == f"/2015-03-31/functions/{r['name']}/invocations"
-        and r["name"] in ("fn", "sync_fn")
+        and r["name"] in ("fn", "sync_fn", "idem")
         and r["query"] == b""
         and r["log_type"] in (None, "Tail", "None")
         and r["length"] in ("right", "absent")
@@ -235,15 +225,14 @@ def _is_plain_invoke(r: dict[str, Any]) -> bool:
     )
 
 
-async def _lambda_api_scenario(requests: list[dict[str, Any]]) -> None:
+async def _lambda_api_scenario(requests: list[dict[str, Any]], store: Path) -> None:
     clock = VirtualClock()
     logs = LogRecorder()
     ledger = Ledger()
-    app, dlq = _app(clock, logs)
+    app, dlq = _app(clock, logs, store)
     api = LambdaAPI(app)
     async with clock.autojump():
-        await app.__aenter__()
-        try:
+        async with app:
             for r in requests:
                 body: Body = r["body"]
                 answer = await asgi_request(
@@ -293,10 +282,17 @@ async def _lambda_api_scenario(requests: list[dict[str, Any]]) -> None:
             assert probe is not None and probe.status == 200, probe
             assert "x-amz-function-error" not in probe.headers, probe
             assert probe.json() == {"echo": {"probe": 1}}
-        except BaseException:
-            await app.__aexit__(None, None, None)
-            raise
-        await _finish(app, clock, logs, ledger, dlq)
+            # and the idempotency store still takes new events
+            probe = await asgi_request(
+                api, "POST", "/2015-03-31/functions/idem/invocations", body=b'{"id": "probe"}'
+            )
+            assert probe is not None and probe.status == 200, probe
+            assert "x-amz-function-error" not in probe.headers, probe.json()
+            # everything accepted finishes: nothing hangs (virtual seconds, far beyond
+            # every retry of these handlers)
+            await app.drain(timeout=3600.0)
+            assert_conserved(app.stats())
+    _check_books(app, logs, ledger, dlq)
 
 
 @FUZZ
@@ -318,8 +314,28 @@ async def _lambda_api_scenario(requests: list[dict[str, Any]]) -> None:
         }
     ]
 )
-def test_lambda_api_under_hostile_requests(requests: list[dict[str, Any]]) -> None:
-    asyncio.run(_lambda_api_scenario(requests))
+@example(
+    requests=[
+        {
+            "method": "POST",
+            "path": "/2015-03-31/functions/idem/invocations",
+            "name": "idem",
+            "query": b"",
+            "headers": [(b"x-amz-invocation-type", b"Event")],
+            "body": Body('{"id": "k", "s": "\\ud800"}', "any", "lone surrogate"),
+            "invocation_type": "Event",
+            "log_type": None,
+            "length": "absent",
+            "chunks": 1,
+            "disconnect_early": False,
+        }
+    ]
+)
+def test_lambda_api_under_hostile_requests(
+    tmp_path_factory: pytest.TempPathFactory, requests: list[dict[str, Any]]
+) -> None:
+    store = tmp_path_factory.mktemp("idempotency") / "store.db"
+    asyncio.run(_lambda_api_scenario(requests, store))
 
 
 # --------------------------------------------------------------------------- SNSEndpoint
@@ -401,6 +417,8 @@ def sns_requests(draw: st.DrawFn) -> dict[str, Any]:
         text = b"{}"
     if draw(st.booleans()) and draw(st.booleans()):
         headers.append((b"x-amz-sns-rawdelivery", b"true"))
+    headers.extend(content_length(draw(content_lengths), text))
+    headers.extend(draw(junk_headers))
     return {
         "method": "POST" if kind != "method" else draw(st.sampled_from(["GET", "PUT", ""])),
         "body": text,
@@ -410,11 +428,11 @@ def sns_requests(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-async def _sns_scenario(requests: list[dict[str, Any]], version: str) -> None:
+async def _sns_scenario(requests: list[dict[str, Any]], version: str, store: Path) -> None:
     clock = VirtualClock()
     logs = LogRecorder()
     ledger = Ledger()
-    app, dlq = _app(clock, logs)
+    app, dlq = _app(clock, logs, store)
     fetched: Counter[str] = Counter()
     confirmed: list[str] = []
 
@@ -432,8 +450,7 @@ async def _sns_scenario(requests: list[dict[str, Any]], version: str) -> None:
         app, "fn", topic_arns=[TOPIC], cert_fetcher=cert_fetcher, http_get=http_get
     )
     async with clock.autojump():
-        await app.__aenter__()
-        try:
+        async with app:
             for r in requests:
                 before = sum(fetched.values())
                 answer = await asgi_request(
@@ -462,10 +479,11 @@ async def _sns_scenario(requests: list[dict[str, Any]], version: str) -> None:
             probe = await asgi_request(endpoint, "POST", "/sns", body=json.dumps(good).encode())
             assert probe is not None and probe.status == 200, probe
             ledger.accepted.append(probe.json()["requestId"])
-        except BaseException:
-            await app.__aexit__(None, None, None)
-            raise
-        await _finish(app, clock, logs, ledger, dlq)
+            # everything accepted finishes: nothing hangs (virtual seconds, far beyond
+            # every retry of these handlers)
+            await app.drain(timeout=3600.0)
+            assert_conserved(app.stats())
+    _check_books(app, logs, ledger, dlq)
 
 
 @FUZZ
@@ -487,5 +505,8 @@ async def _sns_scenario(requests: list[dict[str, Any]], version: str) -> None:
     ],
     version="1",
 )
-def test_sns_endpoint_under_hostile_requests(requests: list[dict[str, Any]], version: str) -> None:
-    asyncio.run(_sns_scenario(requests, version))
+def test_sns_endpoint_under_hostile_requests(
+    tmp_path_factory: pytest.TempPathFactory, requests: list[dict[str, Any]], version: str
+) -> None:
+    store = tmp_path_factory.mktemp("idempotency") / "store.db"
+    asyncio.run(_sns_scenario(requests, version, store))
