@@ -14,6 +14,7 @@ import anyio
 import pytest
 from aiobotocore.session import AioSession
 from fuzz_support import (
+    LogRecorder,
     Verdict,
     assert_conserved,
     deep_array,
@@ -47,7 +48,10 @@ def door() -> Iterator[Door]:
     async def door_handler(event: Any, context: eventflow.Context) -> None:
         return None
 
-    app = eventflow.App(name="door", handlers=[door_handler], concurrency=1)
+    # a module's fixture outlives each test's log capture: this app logs to a recorder
+    app = eventflow.App(
+        name="door", handlers=[door_handler], concurrency=1, logger=LogRecorder().logger
+    )
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def hold() -> None:
