@@ -545,16 +545,14 @@ class Ledger:
         """For each accepted request ID, how often each kind of terminal outcome was seen.
 
         ``succeeded``: the engine logged the successful attempt. ``failed``: it was dead
-        lettered, had a failure record sent, had such a send given up, or was logged as
-        failed without a sink. ``undelivered``: spilled, logged undelivered, released,
-        given back to its source, or lost to an internal error. A send to a failure sink
-        counts once per sink: an event that has both sinks fails once, and both of its
-        messages are one outcome; an event given back to its source because none of its
-        failure records could be sent is undelivered, not failed.
+        lettered or had a failure record sent (each sink told once: both messages of an
+        event with both sinks are one outcome), was logged as failed without a sink, or
+        had every failure send given up and no other outcome. ``undelivered``: spilled,
+        logged undelivered, released, given back to its source, or lost to an internal
+        error.
         """
         seen: dict[str, Counter[str]] = {rid: Counter() for rid in self.accepted}
-        failure_sends: dict[str, Counter[str]] = defaultdict(Counter)
-        given_back: set[str] = set()
+        gave_up: set[str] = set()
         for e in logs.entries:
             rid = e.get("request_id")
             if rid not in seen:
@@ -564,27 +562,27 @@ class Ledger:
                 seen[rid]["succeeded"] += 1
             elif name == "event.failed":
                 seen[rid]["failed"] += 1
-            elif name in ("event.undelivered", "event.released", "worker.internal_error"):
+            elif name in (
+                "event.undelivered",
+                "event.released",
+                "event.given_back",
+                "worker.internal_error",
+            ):
                 seen[rid]["undelivered"] += 1
-            elif name == "event.given_back":
-                seen[rid]["undelivered"] += 1
-                given_back.add(rid)
             elif name == "sink.gave_up" and e.get("role") in ("dead_letter", "on_failure"):
-                failure_sends[rid][str(e["role"])] += 1
-        for rid, n in dead_letters.items():
-            if rid in seen:
-                failure_sends[rid]["dead_letter"] += n
-        for rid, n in failure_records.items():
-            if rid in seen:
-                failure_sends[rid]["on_failure"] += n
+                gave_up.add(str(rid))
         for rid, n in spilled.items():
             if rid in seen:
                 seen[rid]["undelivered"] += n
-        for rid, sends in failure_sends.items():
-            if rid in given_back and not dead_letters.get(rid) and not failure_records.get(rid):
-                continue  # every send was given up, and the event went back to its source
+        for rid in seen:
             # each failure sink is told once; both together are one failed outcome
-            seen[rid]["failed"] += max(sends.values())
+            sent = max(dead_letters.get(rid, 0), failure_records.get(rid, 0))
+            if sent:
+                seen[rid]["failed"] += sent
+            elif rid in gave_up and not seen[rid]:
+                # every failure send was given up (logged with its body): failed, unless the
+                # event went on to another outcome (given back to its source, spilled)
+                seen[rid]["failed"] += 1
         return seen
 
 
