@@ -35,6 +35,7 @@ from ._registry import reset as reset_default_registry
 from ._results import Accepted as Accepted
 from ._results import InvocationResult as InvocationResult
 from ._results import Stats as Stats
+from ._threads import ThreadStatistics as ThreadStatistics
 from ._wheel import WheelStatistics as WheelStatistics
 from .sinks import Message as Message
 from .sinks import Sink as Sink
@@ -65,6 +66,7 @@ __all__ = (
     "SchedulerFull",
     "Sink",
     "Stats",
+    "ThreadStatistics",
     "UnknownHandler",
     "WheelStatistics",
     "handler",

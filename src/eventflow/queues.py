@@ -110,6 +110,8 @@ class MemoryQueueStatistics:
         deliveries: Deliveries made (first deliveries and retries).
         deleted: Events removed at a terminal outcome.
         released: Deliveries given back unchanged by an app that stopped.
+        returned: Deliveries given back because their failure records could not be sent
+            (``Outcome.UNDELIVERED``); each is delivered again after ``undelivered_delay``.
         undeliverable: Events set aside because the app that took them has no such
             handler (see :attr:`MemoryQueue.undeliverable`).
     """
@@ -123,6 +125,7 @@ class MemoryQueueStatistics:
     deleted: int
     released: int
     undeliverable: int
+    returned: int = 0
 
 
 class _Stored:
@@ -146,21 +149,30 @@ class MemoryQueue:
         maxsize: Bound on events stored; ``put`` waits for room beyond it.
         batch_size: Events one app takes at a time (its hold bound is its concurrency
             plus this).
+        undelivered_delay: Seconds an event whose failure records could not be sent
+            waits before it is delivered again (``Outcome.UNDELIVERED``).
     """
 
-    def __init__(self, *, maxsize: int = 100_000, batch_size: int = 10) -> None:
+    def __init__(
+        self, *, maxsize: int = 100_000, batch_size: int = 10, undelivered_delay: float = 60.0
+    ) -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ConfigurationError(f"maxsize must be an integer >= 1, got {maxsize!r}.")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigurationError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        if not isinstance(undelivered_delay, int | float) or not 0 <= undelivered_delay < 1e9:
+            raise ConfigurationError(
+                f"undelivered_delay must be a number of seconds >= 0, got {undelivered_delay!r}."
+            )
         self._maxsize = maxsize
         self._batch = batch_size
+        self._undelivered_delay = float(undelivered_delay)
         self._visible: deque[_Stored] = deque()
         self._delayed: dict[int, _Stored] = {}
         self._delivered: dict[int, _Stored] = {}
         self._receipts = itertools.count(1)
         self._changed = anyio.Event()
-        self._put = self._deliveries = self._deleted = self._released = 0
+        self._put = self._deliveries = self._deleted = self._released = self._returned = 0
         self.undeliverable: list[tuple[QueuedEvent, str]] = []
         """Events no app could run (an unknown handler), with the reason."""
 
@@ -198,6 +210,10 @@ class MemoryQueue:
                 stored.attempts -= 1  # taken back: the delivery ran no attempt here
                 self._visible.appendleft(stored)
                 self._released += 1
+            elif outcome is Outcome.UNDELIVERED:
+                # kept, and delivered again after a backoff: its failure records are owed
+                self._returned += 1
+                self._delay(app, receipt, stored, self._undelivered_delay)
             else:
                 self._deleted += 1
             self._notify()
@@ -207,16 +223,7 @@ class MemoryQueue:
             stored = self._delivered.pop(receipt, None)
             if stored is None:
                 return
-            self._delayed[receipt] = stored
-
-            def due() -> None:
-                if self._delayed.pop(receipt, None) is stored:
-                    self._visible.append(stored)
-                    self._notify()
-
-            clock = app.clock
-            clock.call_at(clock.now() + max(0.0, delay), due)
-            self._notify()
+            self._delay(app, receipt, stored, delay)
 
         while True:
             while not self._visible or len(held) > bound - self._batch:
@@ -257,6 +264,19 @@ class MemoryQueue:
                     )
                     self._notify()
 
+    def _delay(self, app: App, receipt: int, stored: _Stored, delay: float) -> None:
+        # on the delivering app's clock, so that virtual time drives it in tests
+        self._delayed[receipt] = stored
+
+        def due() -> None:
+            if self._delayed.pop(receipt, None) is stored:
+                self._visible.append(stored)
+                self._notify()
+
+        clock = app.clock
+        clock.call_at(clock.now() + max(0.0, delay), due)
+        self._notify()
+
     async def wait_empty(self) -> None:
         while len(self):
             await self._wait_change()
@@ -273,4 +293,5 @@ class MemoryQueue:
             deleted=self._deleted,
             released=self._released,
             undeliverable=len(self.undeliverable),
+            returned=self._returned,
         )

@@ -6,7 +6,8 @@ it in its task group once the workers run, and it submits events with
 once with the event's request ID and terminal :class:`Outcome`. That is how a
 queue-backed source knows when to delete a message (``SUCCEEDED`` / ``FAILED``: the event
 is done, its dead letter sent) or to give it back (``RELEASED``: the app stopped first;
-the source makes it visible again instead of the app spilling it).
+the source makes it visible again instead of the app spilling it; ``UNDELIVERED``: its
+failure records could not be sent; the source makes it visible again after a backoff).
 
 ``run`` is cancelled when the app starts shutting down (intake stops first); a source that
 is also an async context manager is entered before the app starts and exited after every
@@ -40,6 +41,10 @@ class Outcome(enum.Enum):
     """Retries exhausted or too old; its dead letter / on-failure record was sent."""
     RELEASED = "released"
     """The app stopped before the event finished: give it back to where it came from."""
+    UNDELIVERED = "undelivered"
+    """It could not be finished here: none of its failure records (dead letter, on-failure)
+    could be sent, or eventflow itself failed. Give it back after a backoff, so that it is
+    tried again later and, if it keeps coming back, reaches the queue's redrive policy."""
 
 
 Settle = Callable[[str, Outcome], None]
@@ -57,6 +62,9 @@ class Source(Protocol):
 
 class MemorySource:
     """An in-memory source: :meth:`put` payloads, read :attr:`settled` outcomes.
+
+    It records every outcome and gives nothing back by itself: an event settled
+    ``RELEASED`` or ``UNDELIVERED`` is yours to :meth:`put` again.
 
     Args:
         handler: The handler (or its name) every event goes to.

@@ -50,6 +50,8 @@ class SQSSourceStatistics:
         test_events: S3 test events deleted without an invocation.
         deleted: Messages deleted after a terminal outcome.
         released: Messages made visible again (the app stopped first).
+        returned: Messages made visible again after ``undelivered_delay`` because their
+            events' failure records could not be sent (``Outcome.UNDELIVERED``).
         held: Messages received and not yet deleted or released.
         api_calls: SQS API calls made (receive, delete, change visibility).
     """
@@ -63,6 +65,7 @@ class SQSSourceStatistics:
     released: int
     held: int
     api_calls: int
+    returned: int = 0
 
 
 class _Held:
@@ -92,6 +95,10 @@ class SQSSource(LeasedQueue[_Held]):
         visibility_timeout: Seconds each extension keeps a message invisible (default: the
             queue's own VisibilityTimeout).
         delete_linger: Seconds a delete or release waits for nine others, to batch them.
+        undelivered_delay: Seconds a message stays invisible before it is received again
+            when its event failed but none of its failure records could be sent (a dead
+            letter queue that is down, say): it is not deleted, and the queue's own redrive
+            policy takes it if it keeps coming back.
         endpoint_url: AWS endpoint (LocalStack, moto); ``None`` for AWS or the
             ``AWS_ENDPOINT_URL*`` environment.
         region_name: AWS region; ``None`` for the standard AWS configuration.
@@ -115,6 +122,7 @@ class SQSSource(LeasedQueue[_Held]):
         max_in_flight: int = 1000,
         visibility_timeout: int | None = None,
         delete_linger: float = 0.05,
+        undelivered_delay: int = 60,
         endpoint_url: str | None = None,
         region_name: str | None = None,
         session: AioSession | None = None,
@@ -141,7 +149,15 @@ class SQSSource(LeasedQueue[_Held]):
             check=check,
             log=_log,
         )
+        if not isinstance(undelivered_delay, int) or not 0 <= undelivered_delay <= 43_200:
+            raise ConfigurationError(
+                f"undelivered_delay must be a whole number of seconds between 0 and 43200 "
+                f"(SQS's longest visibility timeout), got {undelivered_delay!r}."
+            )
         self.handler = handler
+        self._undelivered_delay = undelivered_delay
+        self._to_return: list[_Held] = []  # released after undelivered_delay
+        self._returned = 0
         self._batch_size = batch_size
         self._wait = wait_time_seconds
         self._pollers = pollers
@@ -289,6 +305,11 @@ class SQSSource(LeasedQueue[_Held]):
     def _settle(self, held: _Held, request_id: str, outcome: Outcome) -> None:
         if outcome is Outcome.RELEASED:
             self._release(held)
+        elif outcome is Outcome.UNDELIVERED:
+            if self._held.pop(held.id, None) is not None:
+                self._to_return.append(held)
+                self._room.set()
+                self._queued(len(self._to_return))
         else:
             self._delete(held)
 
@@ -316,7 +337,7 @@ class SQSSource(LeasedQueue[_Held]):
 
     async def _flusher(self) -> None:
         while True:
-            if not self._to_delete and not self._to_release:
+            if not self._to_delete and not self._to_release and not self._to_return:
                 if self._closing:
                     return
                 self._work = anyio.Event()
@@ -325,6 +346,7 @@ class SQSSource(LeasedQueue[_Held]):
             if (
                 len(self._to_delete) < _BATCH
                 and len(self._to_release) < _BATCH
+                and len(self._to_return) < _BATCH
                 and not self._closing
             ):
                 # linger a moment so a batch fills up: one call per ten messages
@@ -338,6 +360,14 @@ class SQSSource(LeasedQueue[_Held]):
                 chunk, self._to_release = self._to_release[:_BATCH], self._to_release[_BATCH:]
                 async with self._visibility_lock:  # after any heartbeat in flight
                     await self._batch_call("change_message_visibility_batch", chunk, visibility=0)
+            if self._to_return:
+                chunk, self._to_return = self._to_return[:_BATCH], self._to_return[_BATCH:]
+                async with self._visibility_lock:
+                    await self._batch_call(
+                        "change_message_visibility_batch",
+                        chunk,
+                        visibility=self._undelivered_delay,
+                    )
 
     async def _batch_call(
         self, operation: str, chunk: list[_Held], *, visibility: int | None = None
@@ -354,6 +384,8 @@ class SQSSource(LeasedQueue[_Held]):
         done = len(chunk) - len(failed)
         if operation == "delete_message_batch":
             self._deleted += done
+        elif visibility:
+            self._returned += done
         else:
             self._released += done
 
@@ -371,4 +403,5 @@ class SQSSource(LeasedQueue[_Held]):
             released=self._released,
             held=len(self._held),
             api_calls=self._api_calls,
+            returned=self._returned,
         )
