@@ -42,7 +42,7 @@ from ._errors import (
     UnknownHandler,
 )
 from ._event import Event
-from ._handler import Handler, HandlerConfig, HandlerFunction, make_decorator
+from ._handler import Handler, HandlerConfig, P, R, make_decorator
 from ._ids import new_request_id
 from ._payload import json_error, private_copy, to_json
 from ._queue import EventQueue, QueueStatistics
@@ -270,12 +270,12 @@ class App(IdempotentRuns):
         self._add_handler(h)
 
     @overload
-    def handler(self, fn: HandlerFunction, /) -> Handler: ...
+    def handler(self, fn: Callable[P, R], /) -> Handler[P, R]: ...
     @overload
     def handler(
         self, fn: None = None, /, **options: Any
-    ) -> Callable[[HandlerFunction], Handler]: ...
-    def handler(self, fn: HandlerFunction | None = None, /, **options: Any) -> Any:
+    ) -> Callable[[Callable[P, R]], Handler[P, R]]: ...
+    def handler(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         """Register a handler on this app only; bare or with the options of
         :class:`eventflow.Handler`."""
         return make_decorator(self._register, fn, options)
@@ -735,15 +735,17 @@ class App(IdempotentRuns):
         reason: str,
         *,
         settle: Settle | None = None,
+        request_id: str | None = None,
     ) -> Accepted:
         """Accept an event that cannot run (say, a body that is not JSON) and send it down
         the failure path, with ``reason`` as its error message: no attempt, no retries.
+        ``request_id`` is the event's own, if it has one already (a shared queue's row).
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
         rt = self._lookup(handler)
         # an age of infinity routes it to the slow path of _run, which sees the reason
-        ev = Event(new_request_id(), rt, payload, -math.inf)
+        ev = Event(request_id or new_request_id(), rt, payload, -math.inf)
         ev.settle = settle
         ev.error = {
             "errorMessage": reason,
@@ -1180,6 +1182,11 @@ class App(IdempotentRuns):
     def queue(self) -> SharedQueue | None:
         """The shared event queue given as ``App(queue=...)``, or ``None`` (in memory)."""
         return self._shared
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        """The sources this app runs (``App(sources=[...])``), in order."""
+        return tuple(self._sources)
 
     @property
     def region(self) -> str:

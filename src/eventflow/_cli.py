@@ -5,10 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import _cli_bench, _cli_generate, _cli_invoke, _cli_serve, _cli_worker
+from . import (
+    __version__,
+    _cli_bench,
+    _cli_completion,
+    _cli_generate,
+    _cli_invoke,
+    _cli_serve,
+    _cli_worker,
+)
 from ._cli_common import USAGE_ERROR, CommandError, configure_logging
 
 __all__ = ("main",)
@@ -46,8 +55,17 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ._demo import format_report, run_demo
+    from ._demo import all_accounted_for, check_writable, format_report, run_demo
 
+    if args.transient_failures + args.permanent_failures > 1:
+        raise CommandError(
+            "--transient-failures and --permanent-failures are shares of the events and add "
+            f"up to {args.transient_failures + args.permanent_failures:g}; keep their sum at "
+            "most 1."
+        )
+    unwritable = check_writable(args.dead_letters)
+    if unwritable is not None:
+        raise CommandError(f"{unwritable}; pass --dead-letters with a writable path.")
     _configure_logging(args.log_level, args.log_format)
     report = asyncio.run(
         run_demo(
@@ -61,7 +79,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         )
     )
     print(format_report(report))
-    return 0 if report.stats.finished == report.stats.received else 1
+    return 0 if all_accounted_for(report) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="eventflow",
         description="Run Lambda-style asynchronous handlers in any asyncio service.",
     )
+    parser.add_argument("--version", action="version", version=f"eventflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser(
         "demo",
@@ -113,17 +132,73 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_generate.add_parser(sub)
     _cli_bench.add_parser(sub)
     _cli_worker.add_parser(sub)
+    _cli_completion.add_parser(sub, parser)
     return parser
 
 
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+FAILED = 1
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse, reporting an unknown option with the usage of the subcommand it was given to."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command = _subcommand(parser, args)
+        (command or parser).error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _subcommand(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser | None:
+    """The innermost subparser that ``args`` went through (``generate-event s3 put``)."""
+    found: argparse.ArgumentParser | None = None
+    current = parser
+    while True:
+        actions = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions:
+            return found
+        chosen = getattr(args, actions[0].dest or "", None)
+        if chosen is None or chosen not in actions[0].choices:
+            return found
+        found = current = actions[0].choices[chosen]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit status.
+
+    0 success, 1 a failure (one line on stderr; ``--log-level debug`` adds the traceback),
+    2 a usage error, 130 interrupted with Ctrl-C.
+    """
+    parser = build_parser()
+    try:
+        args = _parse(parser, argv)
+    except KeyboardInterrupt:
+        return INTERRUPTED
     try:
         result: int = args.func(args)
     except CommandError as error:
         print(f"eventflow {args.command}: error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    except KeyboardInterrupt:
+        return INTERRUPTED  # Ctrl-C before the command installed its own signal handling
+    except Exception as error:  # a start-up failure: one clear line, the traceback on request
+        if getattr(args, "log_level", None) == "debug":
+            traceback.print_exc()
+        print(f"eventflow {args.command}: error: {_describe(error)}", file=sys.stderr)
+        if getattr(args, "log_level", None) != "debug":
+            print("(run again with --log-level debug for the traceback)", file=sys.stderr)
+        return FAILED
     return result
+
+
+def _describe(error: BaseException) -> str:
+    """``ExcType: message`` for an error, following an exception group to its first leaf."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    text = str(error).strip() or "(no message)"
+    return f"{type(error).__name__}: {text}"
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """``eventflow invoke``: run one invocation of a handler in-process, as ``aws lambda invoke`` would.
 
-The App at ``MODULE:APP`` is started (its sources included), the handler invoked once and
-the App stopped. ``RequestResponse`` prints the result as JSON on stdout and exits 1 on a
+The handlers of the App at ``MODULE:APP`` run in a private, in-memory copy of it: its
+sources and its shared event queue do not run, so the command takes no one else's events
+and follows only its own. ``RequestResponse`` prints the result as JSON on stdout and exits 1 on a
 function error; ``Event`` prints the request ID at once, then waits for the event's final
 outcome (retries included) with a progress line on stderr; ``DryRun`` only validates.
 Logs go to stderr so that stdout carries only the result.
@@ -22,7 +23,8 @@ from ._app import App
 from ._cli_common import CommandError, add_log_options, configure_logging, describe, load_app
 from ._errors import InvalidPayload
 from ._progress import ProgressBar
-from ._results import Accepted, InvocationResult
+from ._results import InvocationResult
+from .sources import Outcome
 
 __all__ = ("add_parser",)
 
@@ -46,18 +48,40 @@ def _payload(text: str) -> Any:
         ) from None
 
 
+def _one_off(app: App) -> App:
+    """An in-memory app with ``app``'s handlers (and their options), without its sources or
+    shared queue: a one-off invoke must neither consume nor be consumed elsewhere."""
+    return App(
+        name=app.name,
+        handlers=list(app.handlers.values()),
+        region=app.region,
+        account_id=app.account_id,
+    )
+
+
 async def _invoke(app: App, args: argparse.Namespace, payload: Any) -> int:
-    async with app:
+    async with _one_off(app) as private:
         try:
-            result = await app.invoke(args.handler, payload, invocation_type=args.invocation_type)
+            if args.invocation_type == "Event":
+                return await _follow_event(private, args.handler, payload)
+            result = await private.invoke(
+                args.handler, payload, invocation_type=args.invocation_type
+            )
         except InvalidPayload as exc:
             raise CommandError(str(exc)) from None
-        if isinstance(result, Accepted):
-            return await _wait_for_event(app, result)
         return _report(result, args.log_type)
 
 
-async def _wait_for_event(app: App, accepted: Accepted) -> int:
+async def _follow_event(app: App, handler: str, payload: Any) -> int:
+    """Accept one event, then wait for its own terminal outcome, retries included."""
+    outcomes: list[Outcome] = []
+    settled = anyio.Event()
+
+    def settle(request_id: str, outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        settled.set()
+
+    accepted = await app.submit(handler, payload, settle=settle)
     print(json.dumps({"StatusCode": 202, "RequestId": accepted.request_id}), flush=True)
 
     def status() -> str:
@@ -67,17 +91,22 @@ async def _wait_for_event(app: App, accepted: Accepted) -> int:
             f"running {s.in_flight}"
         )
 
-    bar = ProgressBar(1, lambda: app.stats().finished, status, stream=sys.stderr)
+    bar = ProgressBar(1, lambda: len(outcomes), status, stream=sys.stderr)
     async with anyio.create_task_group() as tg:
         tg.start_soon(bar.run)
-        await app.drain()
+        await settled.wait()
         tg.cancel_scope.cancel()
-    s = app.stats()
-    outcome = "succeeded" if s.succeeded else ("expired" if s.expired else "failed")
+    s = app.stats()  # the private app ran this one event only
+    if outcomes[0] is Outcome.SUCCEEDED:
+        outcome = "succeeded"
+    elif outcomes[0] is Outcome.FAILED:
+        outcome = "expired" if s.expired else "failed"
+    else:
+        outcome = outcomes[0].value
     print(
         json.dumps({"RequestId": accepted.request_id, "Outcome": outcome, "Attempts": s.attempts})
     )
-    return 0 if s.succeeded else 1
+    return 0 if outcome == "succeeded" else 1
 
 
 def _report(result: InvocationResult, log_type: str) -> int:

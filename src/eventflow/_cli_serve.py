@@ -249,7 +249,9 @@ async def _serve(app: App, asgi: ASGIApp, args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0 if server.started else 1
+    if not server.started:
+        return 1
+    return 128 + signal.SIGINT if signal.SIGINT in signals else 0  # 130 after Ctrl-C
 
 
 def _counts(app: App) -> dict[str, int]:

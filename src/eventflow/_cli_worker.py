@@ -45,6 +45,7 @@ from ._cli_common import CommandError, add_log_options, configure_logging, descr
 __all__ = ("add_parser",)
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+INTERRUPTED = 130  # 128 + SIGINT: stopped with Ctrl-C, after draining
 _SUPERVISE_POLL = 0.1  # seconds between the parent's checks of its children
 
 
@@ -82,7 +83,7 @@ async def _run_app(app: App, stats_interval: float, worker: int) -> int:
     finally:
         for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
-    return 0
+    return INTERRUPTED if "SIGINT" in received else 0
 
 
 def _child_command(args: argparse.Namespace, index: int) -> list[str]:
@@ -143,7 +144,27 @@ def _supervise(args: argparse.Namespace) -> int:
         for pid, code in failed.items():
             log.error("worker.child_failed", child=pid, exit_code=code)
     log.info("worker.exited", children=codes)
-    return 1 if died or failed else 0
+    if died or failed:
+        return 1
+    return INTERRUPTED if signal.SIGINT in signals else 0
+
+
+def _nothing_to_consume(app: App) -> str | None:
+    """Why ``app`` would sit idle in a worker, or None when it has work to take."""
+    if app.sources:
+        return None
+    queue = app.queue
+    if queue is not None and getattr(queue, "consume", True):
+        return None
+    if queue is None:
+        return (
+            "has no shared event queue and no sources, so a worker would wait forever: give "
+            "it App(queue=SQSEventQueue(...)) or App(sources=[...]), or use 'eventflow serve'."
+        )
+    return (
+        f"has a queue that does not consume ({queue!r}) and no sources, so a worker would "
+        "wait forever: build its queue with consume=True in the worker's app."
+    )
 
 
 def _cmd(args: argparse.Namespace) -> int:
@@ -153,6 +174,9 @@ def _cmd(args: argparse.Namespace) -> int:
         raise CommandError(f"--processes must be at least 1; got {args.processes}.")
     configure_logging(args.log_level, args.log_format, stream=sys.stdout)
     app, _ = load_app(args.app)  # in the parent too: a bad MODULE:APP exits 2 at once
+    idle = _nothing_to_consume(app)
+    if idle is not None:
+        raise CommandError(f"The app {args.app!r} {idle}")
     if args.processes > 1 and args.child is None:
         return _supervise(args)
     return asyncio.run(_run_app(app, args.stats_interval, args.child or 0))

@@ -25,9 +25,10 @@ from ._app import App
 from ._context import Context
 from ._handler import Handler
 from ._progress import ProgressBar
+from ._results import Stats
 from .sinks import JsonlSink, Message
 
-__all__ = ("DemoReport", "run_demo", "s3_put_event")
+__all__ = ("DemoReport", "all_accounted_for", "check_writable", "run_demo", "s3_put_event")
 
 
 def s3_put_event(bucket: str, key: str, size: int, *, region: str = "us-east-1") -> dict[str, Any]:
@@ -72,7 +73,7 @@ class DemoReport:
     """What the demo measured."""
 
     events: int
-    stats: Any
+    stats: Stats
     makespan: float
     latencies: list[float]
     dead_letter_path: Path
@@ -192,34 +193,65 @@ async def run_demo(
     )
 
 
+def check_writable(path: Path) -> str | None:
+    """Why dead letters could not be written to ``path``, or None when they can."""
+    try:
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        return f"cannot write dead letters to {str(path)!r}: {exc.strerror or exc}"
+    return None
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def all_accounted_for(r: DemoReport) -> bool:
+    """Every event reached its outcome, and every dead letter was written."""
+    s = r.stats
+    return s.finished == s.received and s.dead_letter_errors == 0 and s.destination_errors == 0
+
+
 def format_report(r: DemoReport) -> str:
     s = r.stats
+    after_retry = s.succeeded - r.first_try
     lines = [
         "",
         "eventflow demo: S3 uploads -> process_upload (async invocation)",
-        f"  received        {s.received:>7}   (each answered 202 Accepted at once)",
-        f"  succeeded       {s.succeeded:>7}   "
-        f"({r.first_try} on the first attempt, the rest after a retry)",
-        f"  retries         {s.retries:>7}   (attempts run: {s.attempts}, failed: {s.errors})",
-        f"  dead-lettered   {s.dead_lettered:>7}   -> {r.dead_letter_path} "
-        f"({r.dead_letters} lines)",
-        f"  undelivered     {s.undelivered:>7}",
+        f"  received        {s.received:>7}   events (each answered 202 Accepted at once)",
+        f"  succeeded       {s.succeeded:>7}   events "
+        f"({r.first_try} on the first attempt, {after_retry} after a retry)",
+        f"  failed          {s.failed:>7}   events (retries exhausted: {s.dead_lettered} "
+        f"dead-lettered to {r.dead_letter_path}, {s.dead_letter_errors} dead letters not "
+        "written)",
+        f"  undelivered     {s.undelivered:>7}   events (not finished when the app stopped)",
+        f"  attempts        {s.attempts:>7}   ({s.errors} failed attempts, {s.retries} retries)",
         f"  makespan        {r.makespan:>7.2f} s for {r.events} events",
         "  latency, accepted -> final outcome: "
         f"p50 {_pct(r.latencies, 0.5) * 1000:.0f} ms, "
         f"p99 {_pct(r.latencies, 0.99) * 1000:.0f} ms, "
         f"max {max(r.latencies, default=0.0) * 1000:.0f} ms",
-        f"  accounted for   {s.finished} of {s.received} "
-        f"({'every event reached exactly one outcome' if s.finished == s.received else 'MISSING'})",
     ]
     if r.latencies:
         lines.append(f"  mean latency    {statistics.fmean(r.latencies) * 1000:>7.0f} ms")
+    verdict = (
+        "every event reached exactly one outcome"
+        if all_accounted_for(r)
+        else "NOT ALL ACCOUNTED FOR"
+    )
+    lines.append(
+        f"  accounted for   {s.finished} of {s.received} = {s.succeeded} succeeded + "
+        f"{s.failed} failed + {s.undelivered} undelivered ({verdict})"
+    )
+    if s.dead_letter_errors or r.dead_letters != s.dead_lettered:
+        lines.append(
+            f"  ! {s.dead_letter_errors} dead letters could not be written and "
+            f"{r.dead_letters} lines are in {r.dead_letter_path}: those events' payloads are "
+            "only in the log (run with --log-level error to see them)."
+        )
     if r.story and r.first_dead_letter is not None:
         lines += [
             "",

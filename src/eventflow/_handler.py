@@ -11,7 +11,9 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Generic, overload
+
+from typing_extensions import ParamSpec, TypeVar
 
 from ._errors import ConfigurationError
 from ._idempotency import Idempotency
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
 __all__ = ("Handler", "HandlerConfig", "HandlerFunction", "make_decorator")
 
 HandlerFunction = Callable[[Any, "Context"], Any] | Callable[[Any, "Context"], Awaitable[Any]]
+
+# the decorated function's signature, kept for type checkers (a bare ``Handler`` is any one)
+P = ParamSpec("P", default=...)
+R = TypeVar("R", default=Any)
 
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_RETRY_DELAYS = (60.0, 120.0)
@@ -170,11 +176,12 @@ class HandlerConfig:
         return tuple(seen.values())
 
 
-class Handler:
+class Handler(Generic[P, R]):
     """A registered handler: the function and its invocation options.
 
     Calling a ``Handler`` calls the wrapped function unchanged, so existing unit tests
-    of a Lambda handler keep working after it is decorated.
+    of a Lambda handler keep working after it is decorated; ``Handler[P, R]`` keeps the
+    function's signature, so a type checker checks those calls too.
 
     Attributes:
         fn: The decorated function, ``async def f(event, context)`` or ``def f(event, context)``.
@@ -191,7 +198,7 @@ class Handler:
 
     def __init__(
         self,
-        fn: HandlerFunction,
+        fn: Callable[P, R],
         *,
         name: str | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -259,8 +266,8 @@ class Handler:
         """Every distinct sink this handler sends to."""
         return self.config.sinks()
 
-    def __call__(self, event: Any, context: Any) -> Any:
-        return self.fn(event, context)
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
         return (
@@ -271,23 +278,23 @@ class Handler:
 
 @overload
 def make_decorator(
-    register: Callable[[Handler], None], fn: HandlerFunction, options: dict[str, Any]
-) -> Handler: ...
+    register: Callable[[Handler], None], fn: Callable[P, R], options: dict[str, Any]
+) -> Handler[P, R]: ...
 @overload
 def make_decorator(
     register: Callable[[Handler], None], fn: None, options: dict[str, Any]
-) -> Callable[[HandlerFunction], Handler]: ...
+) -> Callable[[Callable[P, R]], Handler[P, R]]: ...
 def make_decorator(
-    register: Callable[[Handler], None], fn: HandlerFunction | None, options: dict[str, Any]
-) -> Handler | Callable[[HandlerFunction], Handler]:
+    register: Callable[[Handler], None], fn: Callable[..., Any] | None, options: dict[str, Any]
+) -> Any:
     """Shared body of ``@eventflow.handler`` and ``@app.handler``, bare or with options."""
     if fn is not None:
-        handler = Handler(fn, **options)
+        handler: Handler = Handler(fn, **options)
         register(handler)
         return handler
 
-    def decorate(f: HandlerFunction) -> Handler:
-        handler = Handler(f, **options)
+    def decorate(f: Callable[..., Any]) -> Handler:
+        handler: Handler = Handler(f, **options)
         register(handler)
         return handler
 

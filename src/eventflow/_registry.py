@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from ._errors import ConfigurationError
-from ._handler import Handler, HandlerFunction, make_decorator
+from ._handler import Handler, P, R, make_decorator
 
 if TYPE_CHECKING:
     from ._idempotency import Idempotency
@@ -44,7 +44,7 @@ def reset() -> None:
 
 
 @overload
-def handler(fn: HandlerFunction, /) -> Handler: ...
+def handler(fn: Callable[P, R], /) -> Handler[P, R]: ...
 @overload
 def handler(
     fn: None = None,
@@ -60,8 +60,8 @@ def handler(
     on_success: Sink | None = ...,
     on_failure: Sink | None = ...,
     idempotency: Idempotency | None = ...,
-) -> Callable[[HandlerFunction], Handler]: ...
-def handler(fn: HandlerFunction | None = None, /, **options: Any) -> Any:
+) -> Callable[[Callable[P, R]], Handler[P, R]]: ...
+def handler(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Register a Lambda-style handler on the default registry.
 
     Use it bare (``@eventflow.handler``) or with options

@@ -6,6 +6,8 @@ with the process. A *shared queue* keeps them elsewhere, so that any number of a
 crash means redelivery instead of loss, and capacity grows by adding processes.
 :class:`eventflow.aws.SQSEventQueue` is the one for production; :class:`MemoryQueue`
 is the in-memory implementation that tests and docs use (apps in one process sharing it).
+:class:`SQLiteQueue` keeps the events in a SQLite file: durable without AWS, shared by
+the processes of one machine.
 
 The protocol is small. The app calls :meth:`SharedQueue.put` for every ``Event``
 invocation and answers 202 once it returns. It runs :meth:`SharedQueue.run` in its task
@@ -45,6 +47,8 @@ __all__ = (
     "MemoryQueue",
     "MemoryQueueStatistics",
     "QueuedEvent",
+    "SQLiteQueue",
+    "SQLiteQueueStatistics",
     "SharedQueue",
 )
 
@@ -295,3 +299,9 @@ class MemoryQueue:
             undeliverable=len(self.undeliverable),
             returned=self._returned,
         )
+
+
+# at the end: the SQLite queue builds on the names above
+from ._sqlite_queue import SQLiteQueue, SQLiteQueueStatistics  # noqa: E402
+
+SQLiteQueue.__module__ = SQLiteQueueStatistics.__module__ = __name__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import sqlite3
@@ -183,7 +184,7 @@ async def test_sqlite_claim_of_a_dead_process_is_taken_over_when_its_lease_ends(
     proc.start()
     await asyncio.to_thread(proc.join, 60)
     assert proc.exitcode == 0
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # `with conn` would not close it
         assert conn.execute(
             "SELECT status FROM eventflow_idempotency WHERE key = 'job-7'"
         ).fetchone() == ("IN_PROGRESS",)

@@ -819,6 +819,11 @@ class SQSEventQueue(LeasedQueue[_Held]):
             + len(self._to_send_later)
         )
 
+    @property
+    def consume(self) -> bool:
+        """Whether this queue's app runs the events it receives (``consume=`` at construction)."""
+        return self._consume
+
     def statistics(self) -> SQSEventQueueStatistics:
         """A snapshot of this process's counters."""
         return SQSEventQueueStatistics(
