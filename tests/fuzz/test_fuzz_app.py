@@ -379,5 +379,7 @@ def _mix(handlers: tuple[HandlerPlan, ...], **changes: Any) -> Mix:
 )
 # issue 13, item 5: a plain def handler that does not return, at shutdown
 @example(mix=_mix((_plan(sync=True, behaviour="hang"),), spill=SinkPlan("ok")))
+# a success whose on-success record is cut short by the shutdown succeeded: not spilled too
+@example(mix=_mix((_plan(on_success=SinkPlan("down")),), sink_timeout=1.0, shutdown_timeout=0.5))
 def test_fault_mixes_keep_the_books(mix: Mix) -> None:
     asyncio.run(_run_mix(mix))
