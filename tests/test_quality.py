@@ -77,3 +77,20 @@ def test_batch_source_and_event_views_are_public() -> None:
 
     assert {"SQSBatchSource", "SQSBatchSourceStatistics"} <= set(eventflow.aws.__all__)
     assert "SQSEvent" in eventflow.events.__all__
+
+
+def test_routing_module_exports() -> None:
+    import eventflow.routing as routing
+
+    assert set(routing.__all__) == {
+        "EventPattern",
+        "FilterPolicy",
+        "InvalidPattern",
+        "Route",
+        "Router",
+        "S3KeyFilter",
+    }
+    for name in routing.__all__:
+        assert getattr(routing, name).__module__ in ("eventflow", "eventflow.routing"), name
+    assert routing.InvalidPattern is eventflow.InvalidPattern
+    assert issubclass(eventflow.InvalidPattern, eventflow.ConfigurationError)

@@ -21,6 +21,7 @@ from ._errors import EventflowError as EventflowError
 from ._errors import IdempotencyConflict as IdempotencyConflict
 from ._errors import IdempotencyKeyMissing as IdempotencyKeyMissing
 from ._errors import InvalidEvent as InvalidEvent
+from ._errors import InvalidPattern as InvalidPattern
 from ._errors import InvalidPayload as InvalidPayload
 from ._errors import QueueFull as QueueFull
 from ._errors import QueueUnavailable as QueueUnavailable
@@ -56,6 +57,7 @@ __all__ = (
     "IdempotencyConflict",
     "IdempotencyKeyMissing",
     "InvalidEvent",
+    "InvalidPattern",
     "InvalidPayload",
     "InvocationResult",
     "InvocationType",

@@ -37,14 +37,13 @@ from ._engine_idempotency import IdempotentRuns
 from ._errors import (
     AppClosed,
     ConfigurationError,
-    InvalidPayload,
     QueueFull,
     UnknownHandler,
 )
 from ._event import Event
 from ._handler import Handler, HandlerConfig, P, R, make_decorator
 from ._ids import new_request_id
-from ._payload import json_error, private_copy, to_json
+from ._payload import SAFE_INT, check_payload, private_copy, to_json
 from ._queue import EventQueue, QueueStatistics
 from ._records import (
     EVENT_AGE_EXCEEDED,
@@ -554,25 +553,27 @@ class App(IdempotentRuns):
             rt = self._lookup(handler)
         flat = False
         if type(payload) is dict:
-            # flat objects of strings, ints, bools and nulls are the common case: no call
+            # flat objects of ASCII strings, ints, bools and nulls are the common case:
+            # checked here without a call; anything else by check_payload
             for k, v in payload.items():
-                if type(k) is not str or type(v) not in FLAT_TYPES:
-                    self._check_payload(rt, payload)
-                    break
+                if type(k) is str and k.isascii():
+                    t = type(v)
+                    if t is str:
+                        if v.isascii():
+                            continue
+                    elif t is int:
+                        if -SAFE_INT < v < SAFE_INT:
+                            continue
+                    elif t is bool or v is None:
+                        continue
+                check_payload(payload, f"The payload for {rt.name!r}")
+                flat = all(type(v) in FLAT_TYPES for v in payload.values())
+                break
             else:
                 flat = True
-        elif type(payload) not in FLAT_TYPES:
-            self._check_payload(rt, payload)
+        elif not ((type(payload) is str and payload.isascii()) or payload is None):
+            check_payload(payload, f"The payload for {rt.name!r}")
         return Event(new_request_id(), rt, payload, self._now(), flat)
-
-    @staticmethod
-    def _check_payload(rt: HandlerRuntime, payload: Any) -> None:
-        why = json_error(payload)
-        if why is not None:
-            raise InvalidPayload(
-                f"The payload for {rt.name!r} is not JSON-serialisable ({why}); "
-                "pass dicts, lists, strings, numbers, booleans and None only."
-            )
 
     def invoke_nowait(
         self,
@@ -637,7 +638,8 @@ class App(IdempotentRuns):
 
         Raises:
             UnknownHandler: no such handler in this app (nothing is queued).
-            InvalidPayload: the payload is not JSON-serialisable (nothing is queued).
+            InvalidPayload: the payload is not JSON or breaks a payload limit (nesting,
+                NaN, long integers, lone surrogates; nothing is queued).
             AppClosed: the app has not started or is shutting down.
         """
         if invocation_type == "Event":

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ConfigurationError, IdempotencyKeyMissing
+from ._errors import ConfigurationError, IdempotencyKeyMissing, InvalidPayload
+from ._payload import payload_problem
 
 if TYPE_CHECKING:
     from .stores import IdempotencyStore
@@ -48,8 +49,19 @@ def canonical_json(value: Any) -> str:
 
 
 def fingerprint(payload: Any) -> str:
-    """A stable hash of a payload, for stores that compare payloads by hash."""
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    """A stable hash of a payload, for stores that compare payloads by hash.
+
+    Raises:
+        InvalidPayload: the payload has no canonical JSON text (say, a lone surrogate).
+    """
+    try:
+        return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    except (ValueError, TypeError, RecursionError) as exc:  # UnicodeEncodeError included
+        problem = payload_problem(payload) or str(exc)
+        raise InvalidPayload(
+            f"The payload cannot be fingerprinted for the idempotency check ({problem}); "
+            "send payloads that pass eventflow's payload limits."
+        ) from None
 
 
 def _records(event: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:

@@ -3,12 +3,15 @@
 A :class:`GroupCommit` owns one connection (WAL mode) and runs every write in a worker
 thread, one transaction at a time, never on the event loop. Operations that arrive while a
 transaction runs are queued and all go in the next one: a lone caller waits for one commit,
-a burst of thousands costs a few.
+a burst of thousands costs a few. An operation that cannot be written (its input cannot be
+encoded, say a lone surrogate) fails alone: the transaction is rolled back and the others
+commit without it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import threading
@@ -32,6 +35,27 @@ Done = Callable[[BaseException | None], None]
 Apply = Callable[[sqlite3.Connection, Sequence[tuple[Any, ...]]], list[Any]]
 """Runs a batch of operations inside an open transaction; one result per operation."""
 
+Refuse = Callable[[tuple[Any, ...], Exception], Exception]
+"""The error an operation that cannot be written fails with, from what it raised."""
+
+
+def _store_failed(exc: Exception) -> bool:
+    """Whether ``exc`` is the database's failure rather than one operation's bad input."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.DataError | sqlite3.ProgrammingError
+    )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite ends some failed transactions itself; one left open would hold the write lock
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+class _StoreFailed(Exception):
+    """The database failed while operations were applied one by one."""
+
 
 class GroupCommit:
     """One SQLite connection whose writes are group-committed in a worker thread.
@@ -46,6 +70,8 @@ class GroupCommit:
             the next synced commit syncs it too). ``None``: every transaction.
         max_batch: Most operations per transaction.
         what: What the file is, for error messages ("The event queue ...").
+        refuse: The error an operation that cannot be written fails with (by default an
+            ``OSError`` naming the file and the problem).
     """
 
     def __init__(
@@ -58,6 +84,7 @@ class GroupCommit:
         durable: Callable[[tuple[Any, ...]], bool] | None = None,
         max_batch: int = 1024,
         what: str,
+        refuse: Refuse | None = None,
     ) -> None:
         self.path = Path(path)
         self._setup = setup
@@ -68,6 +95,7 @@ class GroupCommit:
         self._level = synchronous
         self._max_batch = max_batch
         self._what = what
+        self._refuse = refuse if refuse is not None else self._default_refusal
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any] | Done]] = []
         self._flushing = False
         self._in_flight = 0
@@ -117,19 +145,21 @@ class GroupCommit:
                 # shielded: a transaction cut off would leave its callers without an answer
                 with anyio.CancelScope(shield=True):
                     try:
-                        ok, outcome = await anyio.to_thread.run_sync(
+                        outcomes = await anyio.to_thread.run_sync(
                             self._execute, [o for o, _ in batch]
                         )
+                    except Exception as exc:  # every caller waiting gets an answer
+                        outcomes = [(False, exc)] * len(batch)
                     finally:
                         self._in_flight = 0
-                for i, (_, fut) in enumerate(batch):
+                for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
                     if not isinstance(fut, asyncio.Future):
-                        fut(None if ok else outcome)
+                        fut(None if ok else value)
                     elif not fut.done():
                         if ok:
-                            fut.set_result(outcome[i])
+                            fut.set_result(value)
                         else:
-                            fut.set_exception(outcome)
+                            fut.set_exception(value)
         finally:
             self._flushing = False
 
@@ -173,7 +203,8 @@ class GroupCommit:
                 self._conn = conn
             return self._conn
 
-    def _execute(self, ops: list[tuple[Any, ...]]) -> tuple[bool, Any]:
+    def _execute(self, ops: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
+        """Commit ``ops``; per operation, ``(True, result)`` or ``(False, error)``."""
         try:
             conn = self._connect()
             if self._durable is not None:
@@ -184,17 +215,51 @@ class GroupCommit:
                     self._level = level
             conn.execute("BEGIN IMMEDIATE")
         except (sqlite3.Error, OSError) as exc:
-            return False, OSError(f"{self._what} {self.path} cannot be opened: {exc}")
+            error = OSError(f"{self._what} {self.path} cannot be opened: {exc}")
+            return [(False, error)] * len(ops)
         before = conn.total_changes
         try:
-            results = self._apply(conn, ops)
+            outcomes: list[tuple[bool, Any]] = [(True, r) for r in self._apply(conn, ops)]
+        except Exception as exc:
+            _rollback(conn)
+            if _store_failed(exc):
+                return [(False, OSError(f"{self._what} {self.path} failed: {exc}"))] * len(ops)
+            # one operation's bad input: apply them one by one so that it fails alone
+            try:
+                before = conn.total_changes
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes = [self._one(conn, op) for op in ops]
+            except (_StoreFailed, sqlite3.Error) as failed:
+                _rollback(conn)
+                cause = failed.__cause__ or failed
+                return [(False, OSError(f"{self._what} {self.path} failed: {cause}"))] * len(ops)
+        try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            return False, OSError(f"{self._what} {self.path} failed: {exc}")
+            _rollback(conn)
+            return [(False, OSError(f"{self._what} {self.path} failed: {exc}"))] * len(ops)
         changes = conn.total_changes - before
         if changes:  # a transaction that only read is no commit to count
             self.commits += 1
             self.rows += changes
-        return True, results
+        return outcomes
+
+    def _one(self, conn: sqlite3.Connection, op: tuple[Any, ...]) -> tuple[bool, Any]:
+        """Apply one operation inside a savepoint; undo just it if it cannot be written."""
+        conn.execute("SAVEPOINT one_operation")
+        try:
+            result = self._apply(conn, [op])[0]
+        except Exception as exc:
+            conn.execute("ROLLBACK TO one_operation")
+            conn.execute("RELEASE one_operation")
+            if _store_failed(exc):
+                raise _StoreFailed() from exc
+            return False, self._refuse(op, exc)
+        conn.execute("RELEASE one_operation")
+        return True, result
+
+    def _default_refusal(self, op: tuple[Any, ...], exc: Exception) -> Exception:
+        return OSError(
+            f"{self._what} {self.path} cannot write a {op[0]!r} operation "
+            f"({type(exc).__name__}: {exc}); only this operation fails."
+        )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._errors import InvalidPayload
 from ._idempotency import fingerprint
 from ._sqlite_commit import GroupCommit
 
@@ -59,6 +60,7 @@ class SQLiteStore:
             synchronous="NORMAL",
             max_batch=max_batch,
             what="The idempotency store",
+            refuse=self._refusal,
         )
 
     def __repr__(self) -> str:
@@ -93,6 +95,15 @@ class SQLiteStore:
         await self.aclose()
 
     # -- in the worker thread -------------------------------------------------------
+
+    def _refusal(self, op: tuple[Any, ...], exc: Exception) -> InvalidPayload:
+        what = {"claim": "a claim", "complete": "the result"}.get(op[0], "a release")
+        detail = str(exc) if isinstance(exc, InvalidPayload) else f"{type(exc).__name__}: {exc}"
+        return InvalidPayload(
+            f"The idempotency store {self.path} cannot write {what} of key {op[1]!r} "
+            f"({detail}); only this event's attempt fails. Keys and results must be text "
+            "UTF-8 can encode (no lone surrogates)."
+        )
 
     def _apply(self, conn: sqlite3.Connection, ops: Sequence[tuple[Any, ...]]) -> list[Any]:
         out = [getattr(self, "_op_" + op[0])(conn, *op[1:]) for op in ops]

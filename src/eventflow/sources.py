@@ -13,7 +13,9 @@ failure records could not be sent; the source makes it visible again after a bac
 is also an async context manager is entered before the app starts and exited after every
 event has been settled, so it can flush batched deletes and release what is left there.
 
-:class:`MemorySource` is the in-memory implementation that tests and docs use.
+:class:`MemorySource` is the in-memory implementation that tests and docs use;
+:class:`Schedule` submits EventBridge's Scheduled Event on a ``rate()`` or ``cron()``
+expression.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import anyio
 from anyio.abc import TaskStatus
 
+from ._payload import check_payload
+from ._schedule import Schedule as Schedule
+from ._schedule import ScheduleStatistics as ScheduleStatistics
+
 if TYPE_CHECKING:
     from ._app import App
     from ._handler import Handler
 
-__all__ = ("MemorySource", "Outcome", "Settle", "Source")
+__all__ = ("MemorySource", "Outcome", "Schedule", "ScheduleStatistics", "Settle", "Source")
 
 
 class Outcome(enum.Enum):
@@ -78,7 +84,12 @@ class MemorySource:
         self._send, self._receive = anyio.create_memory_object_stream[Any](max_buffer)
 
     async def put(self, payload: Any) -> None:
-        """Queue ``payload`` for submission (waits while the buffer is full)."""
+        """Queue ``payload`` for submission (waits while the buffer is full).
+
+        Raises:
+            InvalidPayload: the payload breaks a payload limit (nothing is queued).
+        """
+        check_payload(payload)  # refused here, not by submit() inside run()
         await self._send.send(payload)
 
     def _settle(self, request_id: str, outcome: Outcome) -> None:

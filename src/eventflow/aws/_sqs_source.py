@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import structlog
@@ -23,12 +24,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .._errors import AppClosed, ConfigurationError, InvalidPayload
 from ..sources import Outcome
+from ._routes import router_for, submit_routed
 from ._shapes import BodyKind, decode_body
 from ._sqs_leases import LeasedQueue
 
 if TYPE_CHECKING:
     from .._app import App
     from .._handler import Handler
+    from ..routing import Route
 
 __all__ = ("SQSSource", "SQSSourceStatistics")
 
@@ -48,6 +51,7 @@ class SQSSourceStatistics:
         submitted: Events submitted to the app.
         rejected: Messages whose body could not be an event (sent down the failure path).
         test_events: S3 test events deleted without an invocation.
+        unmatched: Messages that matched no route (with routes): deleted, logged at debug.
         deleted: Messages deleted after a terminal outcome.
         released: Messages made visible again (the app stopped first).
         returned: Messages made visible again after ``undelivered_delay`` because their
@@ -61,6 +65,7 @@ class SQSSourceStatistics:
     submitted: int
     rejected: int
     test_events: int
+    unmatched: int
     deleted: int
     released: int
     held: int
@@ -82,7 +87,11 @@ class SQSSource(LeasedQueue[_Held]):
 
     Args:
         queue_url: The queue's URL.
-        handler: The handler (or its name) that runs every event of this queue.
+        handler: The handler (or its name) that runs every event of this queue, or a
+            list of :class:`eventflow.routing.Route`: each event then runs once per
+            matching route, with the filter AWS applies to the body's kind (README,
+            "Routing"); one that matches none is deleted and counted as ``unmatched``; a
+            body that is not JSON goes down the first route's failure path.
         batch_size: Messages per ReceiveMessage call (1 to 10).
         wait_time_seconds: Long-polling wait (0 to 20 s).
         pollers: Concurrent ReceiveMessage loops at most. One always polls; the others
@@ -114,7 +123,7 @@ class SQSSource(LeasedQueue[_Held]):
     def __init__(
         self,
         queue_url: str,
-        handler: str | Handler,
+        handler: str | Handler | Sequence[Route],
         *,
         batch_size: int = 10,
         wait_time_seconds: int = 20,
@@ -154,7 +163,10 @@ class SQSSource(LeasedQueue[_Held]):
                 f"undelivered_delay must be a whole number of seconds between 0 and 43200 "
                 f"(SQS's longest visibility timeout), got {undelivered_delay!r}."
             )
-        self.handler = handler
+        self._router = router_for(handler, "SQSSource")
+        routed = None if self._router is None else self._router.routes[0].handler
+        self.handler: str | Handler = routed or cast("str | Handler", handler)
+        self._unmatched = 0
         self._undelivered_delay = undelivered_delay
         self._to_return: list[_Held] = []  # released after undelivered_delay
         self._returned = 0
@@ -290,6 +302,14 @@ class SQSSource(LeasedQueue[_Held]):
                 self._rejected += 1
                 return True
             try:
+                if self._router is not None:
+                    if not await submit_routed(
+                        app, self._router, kind, payload, body, settle, self._count_submitted
+                    ):
+                        self._unmatched += 1
+                        _log.debug("sqs.unmatched", queue_url=self.queue_url, message_id=held.id)
+                        self._delete(held)
+                    return True
                 await app.submit(self.handler, payload, settle=settle)
             except InvalidPayload as exc:
                 # valid JSON the app refuses (say, 1e999 became an infinity): its own failure
@@ -301,6 +321,9 @@ class SQSSource(LeasedQueue[_Held]):
         except AppClosed:
             return False
         return True
+
+    def _count_submitted(self) -> None:
+        self._submitted += 1
 
     def _settle(self, held: _Held, request_id: str, outcome: Outcome) -> None:
         if outcome is Outcome.RELEASED:
@@ -399,6 +422,7 @@ class SQSSource(LeasedQueue[_Held]):
             submitted=self._submitted,
             rejected=self._rejected,
             test_events=self._test_events,
+            unmatched=self._unmatched,
             deleted=self._deleted,
             released=self._released,
             held=len(self._held),
