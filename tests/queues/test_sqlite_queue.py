@@ -206,15 +206,21 @@ async def test_heartbeats_keep_a_long_attempt_from_another_process(tmp_path: Pat
 
         return app
 
-    async def written() -> None:
-        # virtual time waits for no thread: let each heartbeat's write land first
-        for _ in range(1_000):  # bounded: 10 s
-            if queue.statistics().writes_pending == 0:
-                return
-            await anyio.sleep(0.01)
-        pytest.fail(f"a write did not finish: {queue.statistics()}")
+    other = SQLiteQueue(path, lease=6)
 
-    one, two = build(queue), build(SQLiteQueue(path, lease=6))
+    async def written() -> None:
+        # virtual time waits for no thread: let every task post its writes (heartbeats,
+        # polls) and both queues' writes land before time moves again
+        for _ in range(3_000):  # bounded: 30 s on a loaded machine
+            await anyio.wait_all_tasks_blocked()
+            if queue.statistics().writes_pending == other.statistics().writes_pending == 0:
+                await anyio.wait_all_tasks_blocked()
+                if queue.statistics().writes_pending == other.statistics().writes_pending == 0:
+                    return
+            await anyio.sleep(0.01)
+        pytest.fail(f"a write did not finish: {queue.statistics()} {other.statistics()}")
+
+    one, two = build(queue), build(other)
     async with one, two:
         await one.invoke("slow", {"k": "v"})
         for _ in range(1_000):  # bounded: 10 s
