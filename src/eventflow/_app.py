@@ -31,6 +31,7 @@ from anyio.abc import TaskStatus
 from . import _registry
 from ._clock import Clock, LoopClock
 from ._context import Context
+from ._contracts import Defer, Outcome, QueuedEvent, Settle, SharedQueue, Sink, Source
 from ._delivery import Deliverer
 from ._engine_base import CLAIMED, FLAT_TYPES
 from ._engine_idempotency import IdempotentRuns
@@ -59,9 +60,6 @@ from ._scheduler import RetryScheduler
 from ._tail import TailLog
 from ._threads import HandlerThreads, ThreadStatistics
 from ._wheel import TimerWheel, WheelStatistics
-from .queues import Defer, QueuedEvent, SharedQueue
-from .sinks import Sink
-from .sources import Outcome, Settle, Source
 
 __all__ = ("App", "InvocationType")
 

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ._clock import Clock
+from ._contracts import ClaimStatus
 from ._delivery import Deliverer
 from ._event import Event
 from ._queue import EventQueue
 from ._scheduler import RetryScheduler
 from ._threads import HandlerThreads
-from .stores import ClaimStatus
 
 __all__ = ("CLAIMED", "FLAT_TYPES", "EngineBase")
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 
+from ._contracts import ClaimStatus, Outcome
 from ._engine_attempts import Attempts
 from ._errors import (
     IdempotencyConflict,
@@ -20,8 +21,6 @@ from ._records import (
     marshal_failure,
 )
 from ._runtime import HandlerRuntime
-from .sources import Outcome
-from .stores import ClaimStatus
 
 __all__ = ("IdempotentRuns",)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 
+from ._contracts import Message, Outcome, Sink
 from ._engine_base import EngineBase
 from ._errors import (
     SchedulerFull,
@@ -20,8 +21,6 @@ from ._records import (
     destination_record,
     marshal_failure,
 )
-from .sinks import Message, Sink
-from .sources import Outcome
 
 __all__ = ("Outcomes",)
 

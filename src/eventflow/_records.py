@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from ._contracts import Message
 from ._payload import json_error, to_json
-from .sinks import Message
 
 if TYPE_CHECKING:
     from ._event import Event
