@@ -45,6 +45,7 @@ from ._errors import (
 from ._event import Event
 from ._handler import Handler, HandlerConfig, HandlerFunction, make_decorator
 from ._ids import new_request_id
+from ._middleware import Hooks
 from ._payload import json_error, private_copy, to_json
 from ._queue import EventQueue, QueueStatistics
 from ._records import (
@@ -135,6 +136,9 @@ class App(IdempotentRuns):
             :class:`eventflow.aws.SQSEventQueue`, to keep ``Event`` invocations in instead
             of the bounded in-memory queue: every app on it runs its events, and retries
             wait in it. ``None`` (the default) is the in-memory queue of ``queue_size``.
+        middleware: Objects with optional hooks around the life of an event
+            (``accepted``, ``attempt``, ``retry_scheduled``, ``finished``; see
+            :class:`eventflow.Middleware`), for metrics, tracing and the like.
     """
 
     def __init__(
@@ -156,6 +160,7 @@ class App(IdempotentRuns):
         region: str = "us-east-1",
         account_id: str = "000000000000",
         queue: SharedQueue | None = None,
+        middleware: Iterable[object] = (),
     ) -> None:
         self.name = name
         self._queue_size = _check_int("queue_size", queue_size, 1)
@@ -198,6 +203,10 @@ class App(IdempotentRuns):
         self._key_waiters: dict[str, list[Event]] = {}  # duplicates waiting for a claim
         self._key_futures: dict[str, list[asyncio.Future[None]]] = {}
         self._clock: Clock = clock if clock is not None else LoopClock()
+        mws = list(middleware)
+        self._hooks = (
+            Hooks(mws, self._clock.now, structlog.get_logger("eventflow")) if mws else None
+        )
         # a custom (virtual) clock moves wall time too, so leases and records follow it
         self._wall = time.time if clock is None else _wall_clock(clock)
         self._logger_arg = logger
@@ -375,6 +384,8 @@ class App(IdempotentRuns):
             plain = getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
             self._now = time.monotonic if plain else loop.time
         self._deliverer = Deliverer(self._clock, log, timeout=self._sink_timeout)
+        if self._hooks is not None:
+            self._hooks.bind(self._now, log)
         self._threads = HandlerThreads(self._thread_limit, f"eventflow-{self.name}")
         for name, h in self._resolve_handlers().items():
             rt = HandlerRuntime(
@@ -509,9 +520,7 @@ class App(IdempotentRuns):
             ctx = {"request_id": ev.request_id, "handler": ev.rt.name, "attempt": ev.attempts}
             if ev.settle is not None:
                 # the source still holds it (an SQS message, say): give it back, don't spill
-                self._in_flight -= 1
-                self._undelivered += 1
-                self._settle(ev, Outcome.RELEASED)
+                self._finish(ev, Outcome.RELEASED)
                 self._log.warning("event.released", **ctx)
                 continue
             if self._spill is not None:
@@ -529,8 +538,7 @@ class App(IdempotentRuns):
                     payload=ev.payload,
                     **ctx,
                 )
-            self._in_flight -= 1
-            self._undelivered += 1
+            self._finish(ev, Outcome.RELEASED)
         self._wake_idle()
 
     # -- invoking -------------------------------------------------------------------
@@ -601,6 +609,8 @@ class App(IdempotentRuns):
         ev = self._new_event(handler, payload)
         self._queue.put_nowait(ev)
         self._received += 1
+        if self._hooks is not None:
+            self._hooks.accepted(ev)
         return Accepted(ev.request_id)
 
     @overload
@@ -649,6 +659,8 @@ class App(IdempotentRuns):
             except QueueFull:
                 return await self._enqueue(ev)
             self._received += 1
+            if self._hooks is not None:
+                self._hooks.accepted(ev)
             if not self._received & _YIELD_EVERY_MASK:
                 # a producer that never blocks would keep workers from starting until its
                 # burst ends; give them the loop now and then
@@ -765,6 +777,8 @@ class App(IdempotentRuns):
                     raise self._closed_error() from None
             else:
                 self._received += 1
+                if self._hooks is not None:
+                    self._hooks.accepted(ev)
                 return Accepted(ev.request_id)
 
     @staticmethod
@@ -874,6 +888,8 @@ class App(IdempotentRuns):
         # the wall time this worker read as its last inline event completed a claim: the
         # next claim, microseconds later with no await between, reuses it (0.0: read anew)
         fresh = 0.0
+        # middleware wraps every handler call: the general path (_run) has the seams for it
+        inline = self._hooks is None
         while True:
             last, fresh = fresh, 0.0
             ev = get_nowait()
@@ -882,7 +898,7 @@ class App(IdempotentRuns):
                 ev = await queue.get()
             rt = ev.rt
             cfg = ev.cfg
-            if rt.simple and cfg.inline and now() - ev.enqueued_at <= cfg.max_event_age:
+            if inline and rt.simple and cfg.inline and now() - ev.enqueued_at <= cfg.max_event_age:
                 # The hot path, inline (no coroutine per event): an async, uncapped handler
                 # with no timeout, no on-success record and at most a non-blocking
                 # idempotency store; _run does all the rest.
@@ -1039,12 +1055,7 @@ class App(IdempotentRuns):
                 if cfg.on_success is None:
                     if self._info:
                         self._log_success(ev)
-                    self._in_flight -= 1
-                    self._succeeded += 1
-                    if ev.settle is not None:
-                        self._settle(ev, Outcome.SUCCEEDED)
-                    if self._idle_waiters:
-                        self._wake_idle()
+                    self._finish(ev, Outcome.SUCCEEDED)
                     return
                 value = await self._succeed_with_destination(ev, value)
                 if value is None:

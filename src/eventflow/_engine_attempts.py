@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from ._context import Context
@@ -88,11 +89,7 @@ class Attempts(Outcomes):
         if timeout is None:
             ctx = Context(ev, None, log)
             try:
-                if rt.is_async:
-                    result = await rt.fn(ev.private_payload(), ctx)
-                else:
-                    assert self._threads is not None
-                    result = await self._threads.run(rt.fn, ev.private_payload(), ctx)
+                result = await self._call_handler(ev, rt, ctx)
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
@@ -129,16 +126,7 @@ class Attempts(Outcomes):
 
         handle = self._clock.call_at(deadline, expire)
         try:
-            if rt.is_async:
-                result = await rt.fn(ev.private_payload(), ctx)
-            else:
-                assert self._threads is not None
-                result = await self._threads.run(
-                    rt.fn,
-                    ev.private_payload(),
-                    ctx,
-                    on_abandon=lambda ended: self._thread_abandoned(ev, ended),
-                )
+            result = await self._call_handler(ev, rt, ctx, abandonable=True)
         except asyncio.CancelledError as exc:
             if timed_out and task.uncancel() == 0:
                 return False, timeout_error(ev.request_id, timeout), None
@@ -159,6 +147,28 @@ class Attempts(Outcomes):
             task.uncancel()
             return False, timeout_error(ev.request_id, timeout), None
         return True, result, None
+
+    async def _call_handler(
+        self, ev: Event, rt: HandlerRuntime, ctx: Context, *, abandonable: bool = False
+    ) -> Any:
+        """Call the handler once, on the loop or in a thread, inside the middleware's
+        attempt contexts; a timed-out thread (``abandonable``) holds back the retry."""
+        if rt.is_async:
+
+            def call() -> Awaitable[Any]:
+                return rt.fn(ev.private_payload(), ctx)
+
+        else:
+            threads = self._threads
+            assert threads is not None
+            on_abandon = (lambda ended: self._thread_abandoned(ev, ended)) if abandonable else None
+
+            def call() -> Awaitable[Any]:
+                return threads.run(rt.fn, ev.private_payload(), ctx, on_abandon=on_abandon)
+
+        if self._hooks is None:
+            return await call()
+        return await self._hooks.around(ev, call)
 
     def _thread_abandoned(self, ev: Event, ended: asyncio.Future[None]) -> None:
         """A timed-out plain ``def`` attempt of ``ev`` still runs: its retry waits for it."""

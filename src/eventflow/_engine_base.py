@@ -10,6 +10,7 @@ from ._clock import Clock
 from ._contracts import ClaimStatus
 from ._delivery import Deliverer
 from ._event import Event
+from ._middleware import Hooks
 from ._queue import EventQueue
 from ._scheduler import RetryScheduler
 from ._threads import HandlerThreads
@@ -32,6 +33,8 @@ class EngineBase:
     _wall: Callable[[], float]
     _log: Any
     _info: bool
+    # the app's middleware, or None: the hot path checks this one attribute
+    _hooks: Hooks | None
     _threads: HandlerThreads | None
     # request ID -> the end of a timed-out plain def attempt whose thread still runs
     _running_threads: dict[str, asyncio.Future[None]]

@@ -40,12 +40,7 @@ class IdempotentRuns(Attempts):
         if status is ClaimStatus.COMPLETED:
             self._deduplicated += 1
             self._log.info("idempotency.duplicate", key=key, **self._log_context(ev))
-            self._in_flight -= 1
-            self._succeeded += 1
-            if ev.settle is not None:
-                self._settle(ev, Outcome.SUCCEEDED)
-            if self._idle_waiters:
-                self._wake_idle()
+            self._finish(ev, Outcome.SUCCEEDED)
             return None
         if status is ClaimStatus.IN_PROGRESS:
             self._wait_for_key(ev, key, detail or now)

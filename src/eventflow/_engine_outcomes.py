@@ -78,12 +78,26 @@ class Outcomes(EngineBase):
         self._finish_succeeded(ev)
         return None
 
-    def _finish_succeeded(self, ev: Event) -> None:
+    def _finish(self, ev: Event, outcome: Outcome) -> None:
+        """``ev`` leaves the engine with its terminal ``outcome``: count it (keeping
+        ``received == succeeded + failed + undelivered + ...``), settle it with its source,
+        tell the middleware, and wake ``drain()`` if the app is idle now."""
         self._in_flight -= 1
-        self._succeeded += 1
+        if outcome is Outcome.SUCCEEDED:
+            self._succeeded += 1
+        elif outcome is Outcome.FAILED:
+            self._failed += 1
+        else:  # RELEASED or UNDELIVERED
+            self._undelivered += 1
+        if self._hooks is not None:
+            self._hooks.finished(ev, outcome)
         if ev.settle is not None:
-            self._settle(ev, Outcome.SUCCEEDED)
-        self._wake_idle()
+            self._settle(ev, outcome)
+        if self._idle_waiters:
+            self._wake_idle()
+
+    def _finish_succeeded(self, ev: Event) -> None:
+        self._finish(ev, Outcome.SUCCEEDED)
 
     async def _after_failure(
         self, ev: Event, error: dict[str, Any], exc: BaseException | None
@@ -112,6 +126,8 @@ class Outcomes(EngineBase):
             return
         self._in_flight -= 1
         self._retries += 1
+        if self._hooks is not None:
+            self._hooks.retry_scheduled(ev, delay)
         if self._info:
             self._log.info(
                 "retry.scheduled", delay_s=delay, retry=ev.attempts, **self._log_context(ev)
@@ -128,6 +144,8 @@ class Outcomes(EngineBase):
         self._in_flight -= 1
         self._retries += 1
         self._requeued += 1
+        if self._hooks is not None:
+            self._hooks.retry_scheduled(ev, delay)
         if self._info:
             self._log.info(
                 "retry.scheduled",
@@ -231,22 +249,15 @@ class Outcomes(EngineBase):
             self._destination_errors += 1
 
     def _finish_failed(self, ev: Event, expired: bool) -> None:
-        self._in_flight -= 1
-        self._failed += 1
         if expired:
             self._expired += 1
-        if ev.settle is not None:
-            self._settle(ev, Outcome.FAILED)
-        self._wake_idle()
+        self._finish(ev, Outcome.FAILED)
 
     def _give_back(self, ev: Event, why: str) -> None:
         """Hand an unfinished event back to the source that holds it, to try it later."""
         self._log.error("event.given_back", reason=why, **self._log_context(ev))
-        self._in_flight -= 1
-        self._undelivered += 1
         self._returned += 1
-        self._settle(ev, Outcome.UNDELIVERED)
-        self._wake_idle()
+        self._finish(ev, Outcome.UNDELIVERED)
 
     def _internal_error(self, ev: Event, bug: Exception) -> None:
         """eventflow itself failed finishing ``ev``: keep the worker, account and settle it."""
@@ -259,11 +270,8 @@ class Outcomes(EngineBase):
             exc_info=bug,
         )
         self._internal_errors += 1
-        self._in_flight -= 1
-        self._undelivered += 1
-        if ev.settle is not None:
-            self._settle(ev, Outcome.UNDELIVERED)  # the source keeps it, to try it later
-        self._wake_idle()
+        # a source keeps it, to try it later
+        self._finish(ev, Outcome.UNDELIVERED)
 
     def _settle(self, ev: Event, outcome: Outcome) -> None:
         settle, ev.settle = ev.settle, None
