@@ -45,6 +45,9 @@ from ._errors import (
 from ._event import Event
 from ._handler import Handler, HandlerConfig, HandlerFunction, make_decorator
 from ._ids import new_request_id
+from ._logging import attempt_var as _attempt_var
+from ._logging import handler_var as _handler_var
+from ._logging import request_id_var
 from ._middleware import Hooks
 from ._payload import json_error, private_copy, to_json
 from ._queue import EventQueue, QueueStatistics
@@ -139,6 +142,10 @@ class App(IdempotentRuns):
         middleware: Objects with optional hooks around the life of an event
             (``accepted``, ``attempt``, ``retry_scheduled``, ``finished``; see
             :class:`eventflow.Middleware`), for metrics, tracing and the like.
+        log_success: Log ``attempt.started`` and ``attempt.succeeded`` (info) for every
+            attempt, for a person reading along; off by default, since two lines per
+            event cost far more than a no-op event. Failures, retries, dead letters and
+            expiries are always logged.
     """
 
     def __init__(
@@ -161,6 +168,7 @@ class App(IdempotentRuns):
         account_id: str = "000000000000",
         queue: SharedQueue | None = None,
         middleware: Iterable[object] = (),
+        log_success: bool = False,
     ) -> None:
         self.name = name
         self._queue_size = _check_int("queue_size", queue_size, 1)
@@ -230,6 +238,8 @@ class App(IdempotentRuns):
         self._scheduler = RetryScheduler(self._wheel, self._clock, self._queue.put_retry)
         self._log: Any = None
         self._info = True
+        self._log_success_option = bool(log_success)
+        self._log_attempts = False
         self._deliverer: Deliverer | None = None
         self._tg: Any = None
         self._exit_stack: AsyncExitStack | None = None
@@ -377,6 +387,7 @@ class App(IdempotentRuns):
         self._log = log = log.bind()
         is_enabled_for = getattr(log, "is_enabled_for", None)
         self._info = bool(is_enabled_for(logging.INFO)) if callable(is_enabled_for) else True
+        self._log_attempts = self._log_success_option and self._info
         self._clock.now()  # binds a LoopClock to this loop, so handler threads can read it
         if isinstance(self._clock, LoopClock):
             loop = asyncio.get_running_loop()
@@ -890,6 +901,8 @@ class App(IdempotentRuns):
         fresh = 0.0
         # middleware wraps every handler call: the general path (_run) has the seams for it
         inline = self._hooks is None
+        log_attempts = self._log_attempts
+        rid_var, handler_var, attempt_var = request_id_var, _handler_var, _attempt_var
         while True:
             last, fresh = fresh, 0.0
             ev = get_nowait()
@@ -946,23 +959,28 @@ class App(IdempotentRuns):
                         continue
                 ev.attempts += 1
                 self._attempts += 1
-                if self._info:
-                    self._log.info(
-                        "attempt.started",
-                        request_id=ev.request_id,
-                        handler=rt.name,
-                        attempt=ev.attempts,
-                    )
+                if log_attempts:
+                    self._log.info("attempt.started", **self._log_context(ev))
+                # bound while the handler runs, so its own structlog lines carry them too
+                t1 = rid_var.set(ev.request_id)
+                t2 = handler_var.set(rt.name)
+                t3 = attempt_var.set(ev.attempts)
                 try:
                     # a private copy of the event, as Lambda deserialises one per attempt
                     value = await rt.fn(
                         payload.copy() if ev.flat else private_copy(payload), Context(ev, None)
                     )
                 except BaseException as exc:
+                    attempt_var.reset(t3)
+                    handler_var.reset(t2)
+                    rid_var.reset(t1)
                     if idem is not None:
                         self._release_inline(ev, key, token)
                     await self._inline_failed(ev, exc)
                     continue
+                attempt_var.reset(t3)
+                handler_var.reset(t2)
+                rid_var.reset(t1)
                 if type(value) not in flat and marshal_error(value, ev.request_id) is not None:
                     if idem is not None:
                         self._release_inline(ev, key, token)
@@ -992,7 +1010,7 @@ class App(IdempotentRuns):
                         self._store_failed(ev, key, store_error)
                     if self._key_waiters or self._key_futures:
                         self._key_settled(key)
-                if self._info:
+                if log_attempts:
                     self._log_success(ev)
                 self._in_flight -= 1
                 self._succeeded += 1
@@ -1053,7 +1071,7 @@ class App(IdempotentRuns):
                     rt.running -= 1
             if ok:
                 if cfg.on_success is None:
-                    if self._info:
+                    if self._log_attempts:
                         self._log_success(ev)
                     self._finish(ev, Outcome.SUCCEEDED)
                     return
@@ -1175,6 +1193,24 @@ class App(IdempotentRuns):
         if self._threads is None:
             return ThreadStatistics(self._thread_limit, 0, 0, 0, 0)
         return self._threads.statistics()
+
+    @property
+    def log_success(self) -> bool:
+        """Whether every attempt logs ``attempt.started`` and ``attempt.succeeded``.
+
+        Settable until the app starts (the command line turns it on for ``serve``,
+        ``invoke`` and the demo, where a person reads the lines).
+        """
+        return self._log_success_option
+
+    @log_success.setter
+    def log_success(self, value: bool) -> None:
+        if self._state is not _State.NEW:
+            raise ConfigurationError(
+                "log_success can be changed only before the app starts; set it first, or "
+                "pass App(log_success=...)."
+            )
+        self._log_success_option = bool(value)
 
     @property
     def concurrency(self) -> int:

@@ -10,6 +10,7 @@ from ._context import Context
 from ._engine_base import FLAT_TYPES
 from ._engine_outcomes import Outcomes
 from ._event import Event
+from ._logging import attempt_var, handler_var, request_id_var
 from ._records import (
     error_object,
     exit_error,
@@ -81,10 +82,8 @@ class Attempts(Outcomes):
     async def _attempt_once(
         self, ev: Event, rt: HandlerRuntime, log: Any
     ) -> tuple[bool, Any, BaseException | None]:
-        if self._info:
-            self._log.info(
-                "attempt.started", request_id=ev.request_id, handler=rt.name, attempt=ev.attempts
-            )
+        if self._log_attempts:
+            self._log.info("attempt.started", **self._log_context(ev))
         timeout = ev.cfg.timeout
         if timeout is None:
             ctx = Context(ev, None, log)
@@ -166,9 +165,18 @@ class Attempts(Outcomes):
             def call() -> Awaitable[Any]:
                 return threads.run(rt.fn, ev.private_payload(), ctx, on_abandon=on_abandon)
 
-        if self._hooks is None:
-            return await call()
-        return await self._hooks.around(ev, call)
+        # bound while the handler runs, so its own structlog lines carry them too
+        t1 = request_id_var.set(ev.request_id)
+        t2 = handler_var.set(rt.name)
+        t3 = attempt_var.set(ev.attempts)
+        try:
+            if self._hooks is None:
+                return await call()
+            return await self._hooks.around(ev, call)
+        finally:
+            attempt_var.reset(t3)
+            handler_var.reset(t2)
+            request_id_var.reset(t1)
 
     def _thread_abandoned(self, ev: Event, ended: asyncio.Future[None]) -> None:
         """A timed-out plain ``def`` attempt of ``ev`` still runs: its retry waits for it."""

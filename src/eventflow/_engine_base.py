@@ -10,6 +10,7 @@ from ._clock import Clock
 from ._contracts import ClaimStatus
 from ._delivery import Deliverer
 from ._event import Event
+from ._logging import ATTEMPT, HANDLER, REQUEST_ID
 from ._middleware import Hooks
 from ._queue import EventQueue
 from ._scheduler import RetryScheduler
@@ -33,6 +34,8 @@ class EngineBase:
     _wall: Callable[[], float]
     _log: Any
     _info: bool
+    # success lines of every attempt (attempt.started, attempt.succeeded): opt-in
+    _log_attempts: bool
     # the app's middleware, or None: the hot path checks this one attribute
     _hooks: Hooks | None
     _threads: HandlerThreads | None
@@ -77,4 +80,4 @@ class EngineBase:
 
     @staticmethod
     def _log_context(ev: Event) -> dict[str, Any]:
-        return {"request_id": ev.request_id, "handler": ev.rt.name, "attempt": ev.attempts}
+        return {REQUEST_ID: ev.request_id, HANDLER: ev.rt.name, ATTEMPT: ev.attempts}

@@ -31,20 +31,13 @@ class Outcomes(EngineBase):
     """Terminal outcomes and retry scheduling."""
 
     def _log_success(self, ev: Event) -> None:
-        if self._info:
-            self._log.info(
-                "attempt.succeeded",
-                request_id=ev.request_id,
-                handler=ev.rt.name,
-                attempt=ev.attempts,
-            )
+        if self._log_attempts:
+            self._log.info("attempt.succeeded", **self._log_context(ev))
 
     def _log_failure(self, ev: Event, error: dict[str, Any], exc: BaseException | None) -> None:
         self._log.error(
             "attempt.failed",
-            request_id=ev.request_id,
-            handler=ev.rt.name,
-            attempt=ev.attempts,
+            **self._log_context(ev),
             error_type=error.get("errorType"),
             error_message=error.get("errorMessage"),
             exc_info=exc if exc is not None else False,
