@@ -961,26 +961,21 @@ class App(IdempotentRuns):
                 self._attempts += 1
                 if log_attempts:
                     self._log.info("attempt.started", **self._log_context(ev))
-                # bound while the handler runs, so its own structlog lines carry them too
-                t1 = rid_var.set(ev.request_id)
-                t2 = handler_var.set(rt.name)
-                t3 = attempt_var.set(ev.attempts)
+                # bound for the handler's own structlog lines; not reset after: this task
+                # runs nothing else between attempts, and the next attempt overwrites them
+                rid_var.set(ev.request_id)
+                handler_var.set(rt.name)
+                attempt_var.set(ev.attempts)
                 try:
                     # a private copy of the event, as Lambda deserialises one per attempt
                     value = await rt.fn(
                         payload.copy() if ev.flat else private_copy(payload), Context(ev, None)
                     )
                 except BaseException as exc:
-                    attempt_var.reset(t3)
-                    handler_var.reset(t2)
-                    rid_var.reset(t1)
                     if idem is not None:
                         self._release_inline(ev, key, token)
                     await self._inline_failed(ev, exc)
                     continue
-                attempt_var.reset(t3)
-                handler_var.reset(t2)
-                rid_var.reset(t1)
                 if type(value) not in flat and marshal_error(value, ev.request_id) is not None:
                     if idem is not None:
                         self._release_inline(ev, key, token)

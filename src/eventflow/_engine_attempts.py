@@ -11,12 +11,7 @@ from ._engine_base import FLAT_TYPES
 from ._engine_outcomes import Outcomes
 from ._event import Event
 from ._logging import attempt_var, handler_var, request_id_var
-from ._records import (
-    error_object,
-    exit_error,
-    marshal_error,
-    timeout_error,
-)
+from ._records import function_error, marshal_error, timeout_error
 from ._runtime import HandlerRuntime
 
 __all__ = ("Attempts",)
@@ -39,19 +34,13 @@ class Attempts(Outcomes):
             elif exc is None:
                 error = marshal_error(result, ev.request_id)
                 assert error is not None
-            elif isinstance(exc, asyncio.CancelledError):
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
+            else:
+                try:
+                    error = function_error(exc, ev.request_id)
+                except asyncio.CancelledError:
                     ev.attempts -= 1  # a cancelled attempt is not a failed attempt
                     self._attempts -= 1
-                    raise exc
-                error = error_object(exc, ev.request_id)  # the handler's own CancelledError
-            elif isinstance(exc, Exception):
-                error = error_object(exc, ev.request_id)
-            elif isinstance(exc, SystemExit):
-                error = exit_error(exc, ev.request_id)
-            else:
-                raise exc  # KeyboardInterrupt: asyncio stops the loop at once, as it should
+                    raise
             await self._after_failure(ev, error, exc)
         except asyncio.CancelledError:
             self._cancelled(ev)
@@ -89,16 +78,8 @@ class Attempts(Outcomes):
             ctx = Context(ev, None, log)
             try:
                 result = await self._call_handler(ev, rt, ctx)
-            except asyncio.CancelledError as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise
-                # the handler itself raised CancelledError: that is its error, not ours
-                return False, error_object(exc, ev.request_id), exc
-            except Exception as exc:
-                return False, error_object(exc, ev.request_id), exc
-            except SystemExit as exc:
-                return False, exit_error(exc, ev.request_id), exc
+            except BaseException as exc:
+                return False, function_error(exc, ev.request_id), exc
         else:
             ok, result, error = await self._attempt_with_timeout(ev, rt, timeout, log)
             if not ok:
@@ -126,19 +107,16 @@ class Attempts(Outcomes):
         handle = self._clock.call_at(deadline, expire)
         try:
             result = await self._call_handler(ev, rt, ctx, abandonable=True)
-        except asyncio.CancelledError as exc:
-            if timed_out and task.uncancel() == 0:
-                return False, timeout_error(ev.request_id, timeout), None
-            if timed_out or task.cancelling():
-                raise
-            return False, error_object(exc, ev.request_id), exc
-        except (Exception, SystemExit) as exc:
-            if timed_out:
+        except BaseException as exc:
+            if timed_out and isinstance(exc, asyncio.CancelledError):
+                if task.uncancel() == 0:
+                    return False, timeout_error(ev.request_id, timeout), None
+                raise  # cancelled from outside as well: shutdown
+            if timed_out and isinstance(exc, Exception | SystemExit):
+                # the timer's cancellation surfaced as another exception (or was swallowed)
                 task.uncancel()
                 return False, timeout_error(ev.request_id, timeout), None
-            if isinstance(exc, SystemExit):
-                return False, exit_error(exc, ev.request_id), exc
-            return False, error_object(exc, ev.request_id), exc
+            return False, function_error(exc, ev.request_id), exc
         finally:
             handle.cancel()
         if timed_out:
