@@ -919,35 +919,14 @@ class App(IdempotentRuns):
                 payload = ev.payload
                 idem = cfg.idempotency
                 if idem is not None:
-                    # claimed inline, not in a method: a call per event is most of the cost
-                    memory = idem._memory
+                    # the store's documented non-blocking claim: no await, no coroutine
+                    store = idem.nowait_store
                     try:
-                        # a top-level string or int key field inline; anything else by _key
-                        got = payload.get(idem._field) if type(payload) is dict else None
-                        key: str = (
-                            got
-                            if type(got) is str
-                            else str(got)
-                            if type(got) is int
-                            else idem._key(payload)
-                        )
+                        key = idem.key_for(payload)
                         at = last or wall()
-                        if memory is not None:
-                            # MemoryStore's claim of a new key, inline; claim_nowait the rest
-                            records = memory._records
-                            token = [at + idem._lease, None, payload]
-                            if records.setdefault(key, token) is token:
-                                status = claimed
-                                if len(records) > memory._max:
-                                    memory._evict(at)
-                            else:
-                                status, token = memory.claim_nowait(
-                                    key, payload, at, at + idem._lease, idem.validate_payload
-                                )
-                        else:
-                            status, token = idem._sync_store.claim_nowait(
-                                key, payload, at, at + idem._lease, idem.validate_payload
-                            )
+                        status, token = store.claim_nowait(
+                            key, payload, at, at + idem.lease_seconds, idem.validate_payload
+                        )
                     except Exception as claim_error:
                         error = self._idempotency_error(ev, claim_error)[1]
                         await self._inline_failed(ev, None, error=error)
@@ -991,16 +970,8 @@ class App(IdempotentRuns):
                         await self._inline_failed(ev, None, error=error)
                         continue
                     try:
-                        if memory is not None:
-                            # the record is the token: it completes in place, and a claim
-                            # that lapsed and was taken over meanwhile is a detached list
-                            fresh = wall()
-                            token[0] = fresh + idem.expires_after
-                            token[1] = result
-                        else:
-                            idem._sync_store.complete_nowait(
-                                key, token, result, wall() + idem.expires_after
-                            )
+                        fresh = wall()
+                        store.complete_nowait(key, token, result, fresh + idem.expires_after)
                     except Exception as store_error:
                         self._store_failed(ev, key, store_error)
                     if self._key_waiters or self._key_futures:

@@ -53,7 +53,7 @@ class IdempotentRuns(Attempts):
         idem = ev.cfg.idempotency
         assert idem is not None
         try:
-            idem._sync_store.release_nowait(key, token)
+            idem.nowait_store.release_nowait(key, token)
         except Exception as store_error:
             self._store_failed(ev, key, store_error)
         if self._key_waiters or self._key_futures:
@@ -87,7 +87,7 @@ class IdempotentRuns(Attempts):
         idem = ev.cfg.idempotency
         assert idem is not None and idem.store is not None
         try:
-            key = idem._key(ev.payload)
+            key = idem.key_for(ev.payload)
         except Exception as exc:
             return self._idempotency_error(ev, exc)
         now = self._wall()

@@ -103,9 +103,8 @@ class MemoryStore:
     async def release(self, key: str, token: Any) -> None:
         self.release_nowait(key, token)
 
-    # Never blocking, MemoryStore offers these too; the app calls them without an await.
-    # (The app's worker also claims and completes a MemoryStore's new keys inline, with
-    # the same steps as the first lines of claim_nowait() and complete_nowait().)
+    # Never blocking, MemoryStore offers these too: the documented non-blocking seam that
+    # the app's inline path calls without an await (see the module docstring).
     def claim_nowait(
         self, key: str, payload: Any, now: float, lease_until: float, validate: bool
     ) -> tuple[ClaimStatus, Any]:
