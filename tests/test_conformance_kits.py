@@ -110,7 +110,7 @@ class HastyQueue:
         await self.inner.wait_empty()
 
     async def run(self, app: AppHost, *, task_status: TaskStatus[None]) -> None:
-        await self.inner.run(_HastyHost(app), task_status=task_status)  # type: ignore[arg-type]
+        await self.inner.run(_HastyHost(app), task_status=task_status)
 
 
 async def test_memory_queue_passes() -> None:

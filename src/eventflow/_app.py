@@ -287,7 +287,7 @@ class App(IdempotentRuns):
         self._add_handler(h)
 
     @overload
-    def handler(self, fn: HandlerFunction, /) -> Handler: ...
+    def handler(self, fn: HandlerFunction, /, **options: Any) -> Handler: ...
     @overload
     def handler(
         self, fn: None = None, /, **options: Any

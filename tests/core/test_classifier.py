@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import eventflow
 from eventflow.sinks import MemorySink
 from eventflow.testing import VirtualClock
 
-CASES = {
+CASES: dict[str, tuple[Callable[[], BaseException], str]] = {
     # what the handler raises -> the errorType of the attempt's error object
     "exception": (lambda: ValueError("bad input"), "ValueError"),
     "sys_exit": (lambda: SystemExit(3), "Runtime.ExitError"),

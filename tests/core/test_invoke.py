@@ -40,7 +40,7 @@ async def test_request_ids_are_unique() -> None:
         return None
 
     async with eventflow.App() as app:
-        ids = {app.invoke_nowait(h, i).request_id for i in range(5000)}  # type: ignore[union-attr]
+        ids = {app.invoke_nowait(h, i).request_id for i in range(5000)}
         await app.drain()
     assert len(ids) == 5000
 
@@ -266,7 +266,7 @@ def test_invalid_handler_options_raise_configuration_error(
 ) -> None:
     with pytest.raises(eventflow.ConfigurationError, match=message) as info:
 
-        @eventflow.handler(**options)  # type: ignore[call-overload]
+        @eventflow.handler(**options)  # type: ignore[call-overload, untyped-decorator]
         async def h(event: object, context: eventflow.Context) -> None:
             return None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import structlog
 from structlog.testing import capture_logs
@@ -31,7 +33,7 @@ async def test_every_entry_about_an_event_carries_its_context() -> None:
         assert entry["request_id"] == accepted.request_id
         assert entry["handler"] == "broken"
         assert entry["attempt"] in (1, 2, 3)
-    by_name: dict[str, list[dict[str, object]]] = {}
+    by_name: dict[str, list[Any]] = {}
     for e in about_event:
         by_name.setdefault(str(e["event"]), []).append(e)
     failed = by_name["attempt.failed"]

@@ -263,7 +263,7 @@ def test_bad_idempotency_options() -> None:
         eventflow.Idempotency(store=object())  # type: ignore[arg-type]
     with pytest.raises(eventflow.ConfigurationError, match="idempotency must be"):
 
-        @eventflow.handler(idempotency=True)  # type: ignore[call-overload]
+        @eventflow.handler(idempotency=True)  # type: ignore[call-overload, untyped-decorator]
         async def h(event: object, context: eventflow.Context) -> None:
             return None
 
