@@ -29,6 +29,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from . import _registry
+from ._accounting import Accounting
 from ._clock import Clock, LoopClock
 from ._context import Context
 from ._contracts import Defer, Outcome, QueuedEvent, Settle, SharedQueue, Sink, Source
@@ -236,6 +237,8 @@ class App(IdempotentRuns):
         self._queue = EventQueue(self._queue_size)
         self._wheel: TimerWheel[Event] = TimerWheel(tick=self._tick, capacity=self._max_scheduled)
         self._scheduler = RetryScheduler(self._wheel, self._clock, self._queue.put_retry)
+        # the counters, stats() and idle waiting: see _accounting
+        self._acct = Accounting(self.name, self._queue, self._scheduler, self._clock)
         self._log: Any = None
         self._info = True
         self._log_success_option = bool(log_success)
@@ -248,25 +251,6 @@ class App(IdempotentRuns):
         self._held_retries: dict[str, float] = {}
         self._given_up: set[Event] = set()
         self._interrupted: list[Event] = []
-        self._idle_waiters: list[asyncio.Future[None]] = []
-        # counters (see Stats for their meaning)
-        self._received = 0
-        self._succeeded = 0
-        self._failed = 0
-        self._undelivered = 0
-        self._in_flight = 0
-        self._retries = 0
-        self._expired = 0
-        self._attempts = 0
-        self._errors = 0
-        self._dead_lettered = 0
-        self._dead_letter_errors = 0
-        self._destination_errors = 0
-        self._deduplicated = 0
-        self._enqueued = 0
-        self._requeued = 0
-        self._returned = 0
-        self._internal_errors = 0
 
     # -- handlers -------------------------------------------------------------------
 
@@ -472,14 +456,14 @@ class App(IdempotentRuns):
             if exc_type is None:
                 try:
                     # local work only: a shared queue keeps what waits in it for the next app
-                    await self._wait_idle(self._shutdown_timeout)
+                    await self._acct.wait_idle(self._shutdown_timeout)
                 except TimeoutError:
                     log.warning(
                         "shutdown.timed_out",
                         app=self.name,
                         shutdown_timeout=self._shutdown_timeout,
                         queued=len(self._queue),
-                        in_flight=self._in_flight,
+                        in_flight=self._acct.in_flight,
                         scheduled=len(self._scheduler),
                     )
         finally:
@@ -500,7 +484,7 @@ class App(IdempotentRuns):
                     # not shielded: sources may hold task groups entered before ours
                     await self._exit_stack.aclose()
                     if self._info:
-                        log.info("app.stopped", app=self.name, **self._stats_dict())
+                        log.info("app.stopped", app=self.name, **self._acct.as_dict())
 
     async def _hold_resource(self, resource: Any, *, task_status: TaskStatus[None]) -> None:
         async with resource:
@@ -524,7 +508,7 @@ class App(IdempotentRuns):
                 self._queue.unpark()
         moved.extend(self._scheduler.drain())
         # counted in flight while their spill is being sent, so the equation holds throughout
-        self._in_flight += len(moved)
+        self._acct.in_flight += len(moved)
         leftovers.extend(moved)
         assert self._deliverer is not None
         for ev in leftovers:
@@ -550,7 +534,7 @@ class App(IdempotentRuns):
                     **ctx,
                 )
             self._finish(ev, Outcome.RELEASED)
-        self._wake_idle()
+        self._acct.wake_idle()
 
     # -- invoking -------------------------------------------------------------------
 
@@ -619,7 +603,7 @@ class App(IdempotentRuns):
             )
         ev = self._new_event(handler, payload)
         self._queue.put_nowait(ev)
-        self._received += 1
+        self._acct.received += 1
         if self._hooks is not None:
             self._hooks.accepted(ev)
         return Accepted(ev.request_id)
@@ -669,10 +653,10 @@ class App(IdempotentRuns):
                 self._queue.put_nowait(ev)
             except QueueFull:
                 return await self._enqueue(ev)
-            self._received += 1
+            self._acct.received += 1
             if self._hooks is not None:
                 self._hooks.accepted(ev)
-            if not self._received & _YIELD_EVERY_MASK:
+            if not self._acct.received & _YIELD_EVERY_MASK:
                 # a producer that never blocks would keep workers from starting until its
                 # burst ends; give them the loop now and then
                 await asyncio.sleep(0)
@@ -688,7 +672,7 @@ class App(IdempotentRuns):
         assert self._shared is not None
         queued = QueuedEvent(ev.request_id, ev.rt.name, ev.payload, self._wall(), 0)
         await self._shared.put(queued)
-        self._enqueued += 1
+        self._acct.enqueued += 1
         if self._info:
             self._log.info(
                 "event.enqueued", request_id=ev.request_id, handler=ev.rt.name, attempt=0
@@ -787,7 +771,7 @@ class App(IdempotentRuns):
                 if self._state is not _State.RUNNING:
                     raise self._closed_error() from None
             else:
-                self._received += 1
+                self._acct.received += 1
                 if self._hooks is not None:
                     self._hooks.accepted(ev)
                 return Accepted(ev.request_id)
@@ -831,7 +815,7 @@ class App(IdempotentRuns):
                     key, lease_until = value
                     await self._wait_key_settled(key, lease_until)
                 if outcome == "dedup":
-                    self._deduplicated += 1
+                    self._acct.deduplicated += 1
                 ok = outcome in ("ok", "dedup")
         finally:
             if rt.limit is not None:
@@ -901,6 +885,8 @@ class App(IdempotentRuns):
         fresh = 0.0
         # middleware wraps every handler call: the general path (_run) has the seams for it
         inline = self._hooks is None
+        finish = self._acct.finish
+        succeeded = Outcome.SUCCEEDED
         log_attempts = self._log_attempts
         rid_var, handler_var, attempt_var = request_id_var, _handler_var, _attempt_var
         while True:
@@ -915,7 +901,7 @@ class App(IdempotentRuns):
                 # The hot path, inline (no coroutine per event): an async, uncapped handler
                 # with no timeout, no on-success record and at most a non-blocking
                 # idempotency store; _run does all the rest.
-                self._in_flight += 1
+                self._acct.in_flight += 1
                 payload = ev.payload
                 idem = cfg.idempotency
                 if idem is not None:
@@ -937,7 +923,7 @@ class App(IdempotentRuns):
                             await self._inline_failed(ev, None, error=error)
                         continue
                 ev.attempts += 1
-                self._attempts += 1
+                self._acct.attempts += 1
                 if log_attempts:
                     self._log.info("attempt.started", **self._log_context(ev))
                 # bound for the handler's own structlog lines; not reset after: this task
@@ -978,12 +964,10 @@ class App(IdempotentRuns):
                         self._key_settled(key)
                 if log_attempts:
                     self._log_success(ev)
-                self._in_flight -= 1
-                self._succeeded += 1
+                # _finish() without the middleware call: the inline path runs without any
+                finish(succeeded)
                 if ev.settle is not None:
-                    self._settle(ev, Outcome.SUCCEEDED)
-                if self._idle_waiters:
-                    self._wake_idle()
+                    self._settle(ev, succeeded)
                 continue
             limit = rt.limit
             if limit is None:
@@ -1004,7 +988,7 @@ class App(IdempotentRuns):
 
     async def _run(self, ev: Event) -> None:
         """Run one attempt of ``ev`` and everything that follows from its outcome."""
-        self._in_flight += 1
+        self._acct.in_flight += 1
         rt = ev.rt
         try:
             cfg = ev.cfg
@@ -1031,7 +1015,7 @@ class App(IdempotentRuns):
                         return
                     if outcome == "dedup":
                         ok = True
-                        self._deduplicated += 1
+                        self._acct.deduplicated += 1
             finally:
                 if limited:
                     rt.running -= 1
@@ -1069,7 +1053,7 @@ class App(IdempotentRuns):
         """
         shared = self._shared
         if shared is None:
-            await self._wait_idle(timeout)
+            await self._acct.wait_idle(timeout)
             return
         with anyio.CancelScope() as scope:
             handle = None
@@ -1077,74 +1061,21 @@ class App(IdempotentRuns):
                 handle = self._clock.call_at(self._now() + timeout, scope.cancel)
             try:
                 while True:
-                    await self._wait_idle(None)
+                    await self._acct.wait_idle(None)
                     await shared.wait_empty()
-                    if self._idle():
+                    if self._acct.idle():
                         return
             finally:
                 if handle is not None:
                     handle.cancel()
         raise TimeoutError(
             f"App {self.name!r} did not drain within {timeout:g} s: {len(self._queue)} queued, "
-            f"{self._in_flight} in flight here, and the shared queue {shared!r} not empty."
+            f"{self._acct.in_flight} in flight here, and the shared queue {shared!r} not empty."
         )
-
-    async def _wait_idle(self, timeout: float | None) -> None:
-        """Wait until this app has no event queued, running or scheduled."""
-        if self._idle():
-            return
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._idle_waiters.append(fut)
-        handle = None
-        if timeout is not None:
-            seconds = timeout
-
-            def expire() -> None:
-                if not fut.done():
-                    fut.set_exception(
-                        TimeoutError(
-                            f"App {self.name!r} did not drain within {seconds:g} s: "
-                            f"{len(self._queue)} queued, {self._in_flight} in flight, "
-                            f"{len(self._scheduler)} waiting for a retry."
-                        )
-                    )
-
-            handle = self._clock.call_at(self._now() + timeout, expire)
-        try:
-            await fut
-        finally:
-            if handle is not None:
-                handle.cancel()
-            if fut in self._idle_waiters:
-                self._idle_waiters.remove(fut)
-
-    def _stats_dict(self) -> dict[str, int]:
-        return {
-            "received": self._received,
-            "succeeded": self._succeeded,
-            "failed": self._failed,
-            "undelivered": self._undelivered,
-            "queued": len(self._queue),
-            "in_flight": self._in_flight,
-            "scheduled": len(self._scheduler),
-            "retries": self._retries,
-            "expired": self._expired,
-            "attempts": self._attempts,
-            "errors": self._errors,
-            "dead_lettered": self._dead_lettered,
-            "dead_letter_errors": self._dead_letter_errors,
-            "destination_errors": self._destination_errors,
-            "deduplicated": self._deduplicated,
-            "enqueued": self._enqueued,
-            "requeued": self._requeued,
-            "returned": self._returned,
-            "internal_errors": self._internal_errors,
-        }
 
     def stats(self) -> Stats:
         """A frozen snapshot of the app's counters (see :class:`eventflow.Stats`)."""
-        return Stats(**self._stats_dict())
+        return self._acct.stats()
 
     def queue_statistics(self) -> QueueStatistics:
         """A snapshot of the event queue."""

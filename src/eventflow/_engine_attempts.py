@@ -39,7 +39,7 @@ class Attempts(Outcomes):
                     error = function_error(exc, ev.request_id)
                 except asyncio.CancelledError:
                     ev.attempts -= 1  # a cancelled attempt is not a failed attempt
-                    self._attempts -= 1
+                    self._acct.attempts -= 1
                     raise
             await self._after_failure(ev, error, exc)
         except asyncio.CancelledError:
@@ -60,12 +60,12 @@ class Attempts(Outcomes):
     ) -> tuple[bool, Any, BaseException | None]:
         """One attempt: (True, result, None) or (False, error object, exception or None)."""
         ev.attempts += 1
-        self._attempts += 1
+        self._acct.attempts += 1
         try:
             return await self._attempt_once(ev, rt, log)
         except asyncio.CancelledError:
             ev.attempts -= 1  # a cancelled attempt is not a failed attempt
-            self._attempts -= 1
+            self._acct.attempts -= 1
             raise
 
     async def _attempt_once(
@@ -191,7 +191,7 @@ class Attempts(Outcomes):
                 **self._log_context(ev),
             )
             return False
-        self._in_flight -= 1
+        self._acct.in_flight -= 1
         self._scheduler.schedule(until, ev)
         hold = until
 

@@ -38,7 +38,7 @@ class IdempotentRuns(Attempts):
         until the key settles.
         """
         if status is ClaimStatus.COMPLETED:
-            self._deduplicated += 1
+            self._acct.deduplicated += 1
             self._log.info("idempotency.duplicate", key=key, **self._log_context(ev))
             self._finish(ev, Outcome.SUCCEEDED)
             return None
@@ -153,7 +153,7 @@ class IdempotentRuns(Attempts):
         # the key, the store or a conflict failed the attempt before the handler ran:
         # still an attempt, so retries stay bounded by max_retries
         ev.attempts += 1
-        self._attempts += 1
+        self._acct.attempts += 1
         return "error", error_object(exc, ev.request_id), exc
 
     async def _release_claim(self, idem: Idempotency, key: str, token: str, ev: Event) -> None:
@@ -175,7 +175,7 @@ class IdempotentRuns(Attempts):
         self._key_waiters.setdefault(key, []).append(ev)
         # another process may hold the claim: look again within a second, or at its end
         recheck = min(1.0, max(0.0, lease_until - self._wall()) + 0.001)
-        self._in_flight -= 1
+        self._acct.in_flight -= 1
         self._scheduler.schedule(self._now() + recheck, ev)
 
     async def _wait_key_settled(self, key: str, lease_until: float) -> None:

@@ -62,12 +62,12 @@ class Outcomes(EngineBase):
         except asyncio.CancelledError:
             # the app stopped: the event succeeded all the same and must not run again
             self._deliverer.give_up(sink, record, role="on_success", error=_STOPPED, **ctx)
-            self._destination_errors += 1
+            self._acct.destination_errors += 1
             self._given_up.add(ev)
             self._finish_succeeded(ev)
             raise
         if not sent:
-            self._destination_errors += 1
+            self._acct.destination_errors += 1
         self._finish_succeeded(ev)
         return None
 
@@ -75,19 +75,11 @@ class Outcomes(EngineBase):
         """``ev`` leaves the engine with its terminal ``outcome``: count it (keeping
         ``received == succeeded + failed + undelivered + ...``), settle it with its source,
         tell the middleware, and wake ``drain()`` if the app is idle now."""
-        self._in_flight -= 1
-        if outcome is Outcome.SUCCEEDED:
-            self._succeeded += 1
-        elif outcome is Outcome.FAILED:
-            self._failed += 1
-        else:  # RELEASED or UNDELIVERED
-            self._undelivered += 1
+        self._acct.finish(outcome)
         if self._hooks is not None:
             self._hooks.finished(ev, outcome)
         if ev.settle is not None:
             self._settle(ev, outcome)
-        if self._idle_waiters:
-            self._wake_idle()
 
     def _finish_succeeded(self, ev: Event) -> None:
         self._finish(ev, Outcome.SUCCEEDED)
@@ -95,7 +87,7 @@ class Outcomes(EngineBase):
     async def _after_failure(
         self, ev: Event, error: dict[str, Any], exc: BaseException | None
     ) -> None:
-        self._errors += 1
+        self._acct.errors += 1
         ev.error = error
         self._log_failure(ev, error, exc)
         h = ev.cfg
@@ -117,8 +109,8 @@ class Outcomes(EngineBase):
             self._log.error("retry.not_scheduled", reason=str(full), **self._log_context(ev))
             await self._fail(ev, RETRIES_EXHAUSTED, f"{error.get('errorMessage')} ({full})")
             return
-        self._in_flight -= 1
-        self._retries += 1
+        self._acct.in_flight -= 1
+        self._acct.retries += 1
         if self._hooks is not None:
             self._hooks.retry_scheduled(ev, delay)
         if self._info:
@@ -134,9 +126,9 @@ class Outcomes(EngineBase):
             defer(ev.request_id, delay)
         except Exception as exc:  # a queue's bug: it redelivers after its own timeout
             self._log.error("queue.defer_failed", exc_info=exc, **self._log_context(ev))
-        self._in_flight -= 1
-        self._retries += 1
-        self._requeued += 1
+        self._acct.in_flight -= 1
+        self._acct.retries += 1
+        self._acct.requeued += 1
         if self._hooks is not None:
             self._hooks.retry_scheduled(ev, delay)
         if self._info:
@@ -147,8 +139,8 @@ class Outcomes(EngineBase):
                 queue="shared",
                 **self._log_context(ev),
             )
-        if self._idle_waiters:
-            self._wake_idle()
+        if self._acct.waiters:
+            self._acct.wake_idle()
 
     def _age_reason(self, ev: Event, max_age: float, next_retry_in: float | None = None) -> str:
         age = self._now() - ev.enqueued_at
@@ -232,24 +224,24 @@ class Outcomes(EngineBase):
         if not ok:
             self._count_gave_up(role)
         elif role == "dead_letter":
-            self._dead_lettered += 1
+            self._acct.dead_lettered += 1
             self._log.warning("event.dead_lettered", condition=condition, **ctx)
 
     def _count_gave_up(self, role: str) -> None:
         if role == "dead_letter":
-            self._dead_letter_errors += 1
+            self._acct.dead_letter_errors += 1
         else:
-            self._destination_errors += 1
+            self._acct.destination_errors += 1
 
     def _finish_failed(self, ev: Event, expired: bool) -> None:
         if expired:
-            self._expired += 1
+            self._acct.expired += 1
         self._finish(ev, Outcome.FAILED)
 
     def _give_back(self, ev: Event, why: str) -> None:
         """Hand an unfinished event back to the source that holds it, to try it later."""
         self._log.error("event.given_back", reason=why, **self._log_context(ev))
-        self._returned += 1
+        self._acct.returned += 1
         self._finish(ev, Outcome.UNDELIVERED)
 
     def _internal_error(self, ev: Event, bug: Exception) -> None:
@@ -262,7 +254,7 @@ class Outcomes(EngineBase):
             payload=ev.payload,
             exc_info=bug,
         )
-        self._internal_errors += 1
+        self._acct.internal_errors += 1
         # a source keeps it, to try it later
         self._finish(ev, Outcome.UNDELIVERED)
 
