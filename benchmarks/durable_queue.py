@@ -31,7 +31,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -40,6 +40,8 @@ import structlog
 import eventflow
 from eventflow.queues import MemoryQueue, SQLiteQueue
 
+Sync = Literal["FULL", "NORMAL"]
+SYNCS: tuple[Sync, ...] = ("FULL", "NORMAL")
 CALLERS = 100
 
 
@@ -63,11 +65,11 @@ def _app(queue: Any) -> eventflow.App:
     return app
 
 
-async def accepts_sqlite(folder: Path, n: int, synchronous: str) -> tuple[float, float]:
+async def accepts_sqlite(folder: Path, n: int, synchronous: Sync) -> tuple[float, float]:
     """Durable accepts per second, and rows per commit."""
     queue = SQLiteQueue(
         folder / f"accept-{time.monotonic_ns()}.db", consume=False, synchronous=synchronous
-    )  # type: ignore[arg-type]
+    )
     async with _app(queue) as app:
         t0 = time.perf_counter()
         await _invoke_all(app, n)
@@ -121,7 +123,7 @@ async def main(events: int, pq_puts: int, rounds: int, folder_arg: str | None) -
     with tempfile.TemporaryDirectory(dir=folder_arg) as tmp:
         folder = Path(tmp)
         for r in range(1, rounds + 1):
-            for sync in ("FULL", "NORMAL"):
+            for sync in SYNCS:
                 rate, rows = await accepts_sqlite(folder, events, sync)
                 keep(f"accept sqlite {sync}", rate)
                 per_commit[sync] = rows
@@ -134,7 +136,7 @@ async def main(events: int, pq_puts: int, rounds: int, folder_arg: str | None) -
                     await end_to_end(
                         SQLiteQueue(folder / f"e2e-{r}-{sync}.db", synchronous=sync), events
                     ),
-                )  # type: ignore[arg-type]
+                )
                 keep("e2e MemoryQueue", await end_to_end(MemoryQueue(), events))
             keep("e2e default in-memory", await end_to_end(None, events))
             print(f"round {r}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in best.items()))
@@ -145,10 +147,10 @@ async def main(events: int, pq_puts: int, rounds: int, folder_arg: str | None) -
     print()
     full, normal = per_commit["FULL"], per_commit["NORMAL"]
     print(f"rows per commit with {CALLERS} callers: FULL {full:.1f}, NORMAL {normal:.1f}")
-    for sync in ("FULL", "NORMAL"):
+    for sync in SYNCS:
         ratio = best[f"accept sqlite {sync}"] / best[f"accept persist-queue {sync}"]
         print(f"durable accepts, SQLiteQueue / persist-queue, {sync}: {ratio:.1f}x (target >= 20x)")
-    for sync in ("FULL", "NORMAL"):
+    for sync in SYNCS:
         ratio = best[f"e2e sqlite {sync}"] / best["e2e MemoryQueue"]
         print(f"end-to-end, SQLiteQueue / MemoryQueue, {sync}: {ratio:.2f} (target >= 0.25)")
 

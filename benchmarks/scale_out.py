@@ -429,9 +429,9 @@ def print_table(results: list[Result]) -> None:
     if base:
         for n, target in ((2, TARGET_2), (4, TARGET_4)):
             if n in by:
-                speed = by[n].rate / base
-                mark = "✓" if speed >= target else "✗"
-                print(f"{mark} {n} processes: {speed:.2f}x one process (target >= {target}x)")
+                gain = by[n].rate / base
+                mark = "✓" if gain >= target else "✗"
+                print(f"{mark} {n} processes: {gain:.2f}x one process (target >= {target}x)")
     worst = max(r.calls_per_event for r in results)
     mark = "✓" if worst <= TARGET_CALLS else "✗"
     print(f"{mark} SQS API calls per event at steady state: at most {worst:.3f} (target <= 0.4)")

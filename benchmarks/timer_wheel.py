@@ -195,7 +195,8 @@ def call_later_bytes(delays: list[float], items: list[int]) -> int:
     loop = asyncio.new_event_loop()
     try:
         handles: list[object] = [None] * n
-        callback = [].append
+        fired: list[object] = []
+        callback = fired.append
         call_later = loop.call_later
 
         def build() -> None:

@@ -30,6 +30,8 @@ from ._errors import UnknownHandler as UnknownHandler
 from ._handler import Handler as Handler
 from ._handler import HandlerConfig as HandlerConfig
 from ._idempotency import Idempotency as Idempotency
+from ._middleware import EventInfo as EventInfo
+from ._middleware import Middleware as Middleware
 from ._queue import QueueStatistics as QueueStatistics
 from ._registry import handler as handler
 from ._registry import reset as reset_default_registry
@@ -50,6 +52,7 @@ __all__ = (
     "Clock",
     "ConfigurationError",
     "Context",
+    "EventInfo",
     "EventflowError",
     "Handler",
     "HandlerConfig",
@@ -62,6 +65,7 @@ __all__ = (
     "InvocationResult",
     "InvocationType",
     "Message",
+    "Middleware",
     "QueueFull",
     "QueueStatistics",
     "QueueUnavailable",

@@ -29,8 +29,10 @@ import structlog
 from anyio.abc import TaskStatus
 
 from . import _registry
+from ._accounting import Accounting
 from ._clock import Clock, LoopClock
 from ._context import Context
+from ._contracts import Defer, Outcome, QueuedEvent, Settle, SharedQueue, Sink, Source
 from ._delivery import Deliverer
 from ._engine_base import CLAIMED, FLAT_TYPES
 from ._engine_idempotency import IdempotentRuns
@@ -43,6 +45,10 @@ from ._errors import (
 from ._event import Event
 from ._handler import Handler, HandlerConfig, P, R, make_decorator
 from ._ids import new_request_id
+from ._logging import attempt_var as _attempt_var
+from ._logging import handler_var as _handler_var
+from ._logging import request_id_var
+from ._middleware import Hooks
 from ._payload import SAFE_INT, check_payload, private_copy, to_json
 from ._queue import EventQueue, QueueStatistics
 from ._records import (
@@ -58,9 +64,6 @@ from ._scheduler import RetryScheduler
 from ._tail import TailLog
 from ._threads import HandlerThreads, ThreadStatistics
 from ._wheel import TimerWheel, WheelStatistics
-from .queues import Defer, QueuedEvent, SharedQueue
-from .sinks import Sink
-from .sources import Outcome, Settle, Source
 
 __all__ = ("App", "InvocationType")
 
@@ -136,6 +139,13 @@ class App(IdempotentRuns):
             :class:`eventflow.aws.SQSEventQueue`, to keep ``Event`` invocations in instead
             of the bounded in-memory queue: every app on it runs its events, and retries
             wait in it. ``None`` (the default) is the in-memory queue of ``queue_size``.
+        middleware: Objects with optional hooks around the life of an event
+            (``accepted``, ``attempt``, ``retry_scheduled``, ``finished``; see
+            :class:`eventflow.Middleware`), for metrics, tracing and the like.
+        log_success: Log ``attempt.started`` and ``attempt.succeeded`` (info) for every
+            attempt, for a person reading along; off by default, since two lines per
+            event cost far more than a no-op event. Failures, retries, dead letters and
+            expiries are always logged.
     """
 
     def __init__(
@@ -157,6 +167,8 @@ class App(IdempotentRuns):
         region: str = "us-east-1",
         account_id: str = "000000000000",
         queue: SharedQueue | None = None,
+        middleware: Iterable[object] = (),
+        log_success: bool = False,
     ) -> None:
         self.name = name
         self._queue_size = _check_int("queue_size", queue_size, 1)
@@ -199,6 +211,10 @@ class App(IdempotentRuns):
         self._key_waiters: dict[str, list[Event]] = {}  # duplicates waiting for a claim
         self._key_futures: dict[str, list[asyncio.Future[None]]] = {}
         self._clock: Clock = clock if clock is not None else LoopClock()
+        mws = list(middleware)
+        self._hooks = (
+            Hooks(mws, self._clock.now, structlog.get_logger("eventflow")) if mws else None
+        )
         # a custom (virtual) clock moves wall time too, so leases and records follow it
         self._wall = time.time if clock is None else _wall_clock(clock)
         self._logger_arg = logger
@@ -220,8 +236,12 @@ class App(IdempotentRuns):
         self._queue = EventQueue(self._queue_size)
         self._wheel: TimerWheel[Event] = TimerWheel(tick=self._tick, capacity=self._max_scheduled)
         self._scheduler = RetryScheduler(self._wheel, self._clock, self._queue.put_retry)
+        # the counters, stats() and idle waiting: see _accounting
+        self._acct = Accounting(self.name, self._queue, self._scheduler, self._clock)
         self._log: Any = None
         self._info = True
+        self._log_success_option = bool(log_success)
+        self._log_attempts = False
         self._deliverer: Deliverer | None = None
         self._tg: Any = None
         self._exit_stack: AsyncExitStack | None = None
@@ -230,25 +250,6 @@ class App(IdempotentRuns):
         self._held_retries: dict[str, float] = {}
         self._given_up: set[Event] = set()
         self._interrupted: list[Event] = []
-        self._idle_waiters: list[asyncio.Future[None]] = []
-        # counters (see Stats for their meaning)
-        self._received = 0
-        self._succeeded = 0
-        self._failed = 0
-        self._undelivered = 0
-        self._in_flight = 0
-        self._retries = 0
-        self._expired = 0
-        self._attempts = 0
-        self._errors = 0
-        self._dead_lettered = 0
-        self._dead_letter_errors = 0
-        self._destination_errors = 0
-        self._deduplicated = 0
-        self._enqueued = 0
-        self._requeued = 0
-        self._returned = 0
-        self._internal_errors = 0
 
     # -- handlers -------------------------------------------------------------------
 
@@ -269,7 +270,7 @@ class App(IdempotentRuns):
         self._add_handler(h)
 
     @overload
-    def handler(self, fn: Callable[P, R], /) -> Handler[P, R]: ...
+    def handler(self, fn: Callable[P, R], /, **options: Any) -> Handler[P, R]: ...
     @overload
     def handler(
         self, fn: None = None, /, **options: Any
@@ -369,6 +370,7 @@ class App(IdempotentRuns):
         self._log = log = log.bind()
         is_enabled_for = getattr(log, "is_enabled_for", None)
         self._info = bool(is_enabled_for(logging.INFO)) if callable(is_enabled_for) else True
+        self._log_attempts = self._log_success_option and self._info
         self._clock.now()  # binds a LoopClock to this loop, so handler threads can read it
         if isinstance(self._clock, LoopClock):
             loop = asyncio.get_running_loop()
@@ -376,6 +378,8 @@ class App(IdempotentRuns):
             plain = getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
             self._now = time.monotonic if plain else loop.time
         self._deliverer = Deliverer(self._clock, log, timeout=self._sink_timeout)
+        if self._hooks is not None:
+            self._hooks.bind(self._now, log)
         self._threads = HandlerThreads(self._thread_limit, f"eventflow-{self.name}")
         for name, h in self._resolve_handlers().items():
             rt = HandlerRuntime(
@@ -451,14 +455,14 @@ class App(IdempotentRuns):
             if exc_type is None:
                 try:
                     # local work only: a shared queue keeps what waits in it for the next app
-                    await self._wait_idle(self._shutdown_timeout)
+                    await self._acct.wait_idle(self._shutdown_timeout)
                 except TimeoutError:
                     log.warning(
                         "shutdown.timed_out",
                         app=self.name,
                         shutdown_timeout=self._shutdown_timeout,
                         queued=len(self._queue),
-                        in_flight=self._in_flight,
+                        in_flight=self._acct.in_flight,
                         scheduled=len(self._scheduler),
                     )
         finally:
@@ -479,7 +483,7 @@ class App(IdempotentRuns):
                     # not shielded: sources may hold task groups entered before ours
                     await self._exit_stack.aclose()
                     if self._info:
-                        log.info("app.stopped", app=self.name, **self._stats_dict())
+                        log.info("app.stopped", app=self.name, **self._acct.as_dict())
 
     async def _hold_resource(self, resource: Any, *, task_status: TaskStatus[None]) -> None:
         async with resource:
@@ -503,16 +507,14 @@ class App(IdempotentRuns):
                 self._queue.unpark()
         moved.extend(self._scheduler.drain())
         # counted in flight while their spill is being sent, so the equation holds throughout
-        self._in_flight += len(moved)
+        self._acct.in_flight += len(moved)
         leftovers.extend(moved)
         assert self._deliverer is not None
         for ev in leftovers:
             ctx = {"request_id": ev.request_id, "handler": ev.rt.name, "attempt": ev.attempts}
             if ev.settle is not None:
                 # the source still holds it (an SQS message, say): give it back, don't spill
-                self._in_flight -= 1
-                self._undelivered += 1
-                self._settle(ev, Outcome.RELEASED)
+                self._finish(ev, Outcome.RELEASED)
                 self._log.warning("event.released", **ctx)
                 continue
             if self._spill is not None:
@@ -530,9 +532,8 @@ class App(IdempotentRuns):
                     payload=ev.payload,
                     **ctx,
                 )
-            self._in_flight -= 1
-            self._undelivered += 1
-        self._wake_idle()
+            self._finish(ev, Outcome.RELEASED)
+        self._acct.wake_idle()
 
     # -- invoking -------------------------------------------------------------------
 
@@ -603,7 +604,9 @@ class App(IdempotentRuns):
             )
         ev = self._new_event(handler, payload)
         self._queue.put_nowait(ev)
-        self._received += 1
+        self._acct.received += 1
+        if self._hooks is not None:
+            self._hooks.accepted(ev)
         return Accepted(ev.request_id)
 
     @overload
@@ -652,8 +655,10 @@ class App(IdempotentRuns):
                 self._queue.put_nowait(ev)
             except QueueFull:
                 return await self._enqueue(ev)
-            self._received += 1
-            if not self._received & _YIELD_EVERY_MASK:
+            self._acct.received += 1
+            if self._hooks is not None:
+                self._hooks.accepted(ev)
+            if not self._acct.received & _YIELD_EVERY_MASK:
                 # a producer that never blocks would keep workers from starting until its
                 # burst ends; give them the loop now and then
                 await asyncio.sleep(0)
@@ -669,7 +674,7 @@ class App(IdempotentRuns):
         assert self._shared is not None
         queued = QueuedEvent(ev.request_id, ev.rt.name, ev.payload, self._wall(), 0)
         await self._shared.put(queued)
-        self._enqueued += 1
+        self._acct.enqueued += 1
         if self._info:
             self._log.info(
                 "event.enqueued", request_id=ev.request_id, handler=ev.rt.name, attempt=0
@@ -768,7 +773,9 @@ class App(IdempotentRuns):
                 if self._state is not _State.RUNNING:
                     raise self._closed_error() from None
             else:
-                self._received += 1
+                self._acct.received += 1
+                if self._hooks is not None:
+                    self._hooks.accepted(ev)
                 return Accepted(ev.request_id)
 
     @staticmethod
@@ -810,7 +817,7 @@ class App(IdempotentRuns):
                     key, lease_until = value
                     await self._wait_key_settled(key, lease_until)
                 if outcome == "dedup":
-                    self._deduplicated += 1
+                    self._acct.deduplicated += 1
                 ok = outcome in ("ok", "dedup")
         finally:
             if rt.limit is not None:
@@ -878,6 +885,12 @@ class App(IdempotentRuns):
         # the wall time this worker read as its last inline event completed a claim: the
         # next claim, microseconds later with no await between, reuses it (0.0: read anew)
         fresh = 0.0
+        # middleware wraps every handler call: the general path (_run) has the seams for it
+        inline = self._hooks is None
+        finish = self._acct.finish
+        succeeded = Outcome.SUCCEEDED
+        log_attempts = self._log_attempts
+        rid_var, handler_var, attempt_var = request_id_var, _handler_var, _attempt_var
         while True:
             last, fresh = fresh, 0.0
             ev = get_nowait()
@@ -886,43 +899,22 @@ class App(IdempotentRuns):
                 ev = await queue.get()
             rt = ev.rt
             cfg = ev.cfg
-            if rt.simple and cfg.inline and now() - ev.enqueued_at <= cfg.max_event_age:
+            if inline and rt.simple and cfg.inline and now() - ev.enqueued_at <= cfg.max_event_age:
                 # The hot path, inline (no coroutine per event): an async, uncapped handler
                 # with no timeout, no on-success record and at most a non-blocking
                 # idempotency store; _run does all the rest.
-                self._in_flight += 1
+                self._acct.in_flight += 1
                 payload = ev.payload
                 idem = cfg.idempotency
                 if idem is not None:
-                    # claimed inline, not in a method: a call per event is most of the cost
-                    memory = idem._memory
+                    # the store's documented non-blocking claim: no await, no coroutine
+                    store = idem.nowait_store
                     try:
-                        # a top-level string or int key field inline; anything else by _key
-                        got = payload.get(idem._field) if type(payload) is dict else None
-                        key: str = (
-                            got
-                            if type(got) is str
-                            else str(got)
-                            if type(got) is int
-                            else idem._key(payload)
-                        )
+                        key = idem.key_for(payload)
                         at = last or wall()
-                        if memory is not None:
-                            # MemoryStore's claim of a new key, inline; claim_nowait the rest
-                            records = memory._records
-                            token = [at + idem._lease, None, payload]
-                            if records.setdefault(key, token) is token:
-                                status = claimed
-                                if len(records) > memory._max:
-                                    memory._evict(at)
-                            else:
-                                status, token = memory.claim_nowait(
-                                    key, payload, at, at + idem._lease, idem.validate_payload
-                                )
-                        else:
-                            status, token = idem._sync_store.claim_nowait(
-                                key, payload, at, at + idem._lease, idem.validate_payload
-                            )
+                        status, token = store.claim_nowait(
+                            key, payload, at, at + idem.lease_seconds, idem.validate_payload
+                        )
                     except Exception as claim_error:
                         error = self._idempotency_error(ev, claim_error)[1]
                         await self._inline_failed(ev, None, error=error)
@@ -933,14 +925,14 @@ class App(IdempotentRuns):
                             await self._inline_failed(ev, None, error=error)
                         continue
                 ev.attempts += 1
-                self._attempts += 1
-                if self._info:
-                    self._log.info(
-                        "attempt.started",
-                        request_id=ev.request_id,
-                        handler=rt.name,
-                        attempt=ev.attempts,
-                    )
+                self._acct.attempts += 1
+                if log_attempts:
+                    self._log.info("attempt.started", **self._log_context(ev))
+                # bound for the handler's own structlog lines; not reset after: this task
+                # runs nothing else between attempts, and the next attempt overwrites them
+                rid_var.set(ev.request_id)
+                handler_var.set(rt.name)
+                attempt_var.set(ev.attempts)
                 try:
                     # a private copy of the event, as Lambda deserialises one per attempt
                     value = await rt.fn(
@@ -966,28 +958,18 @@ class App(IdempotentRuns):
                         await self._inline_failed(ev, None, error=error)
                         continue
                     try:
-                        if memory is not None:
-                            # the record is the token: it completes in place, and a claim
-                            # that lapsed and was taken over meanwhile is a detached list
-                            fresh = wall()
-                            token[0] = fresh + idem.expires_after
-                            token[1] = result
-                        else:
-                            idem._sync_store.complete_nowait(
-                                key, token, result, wall() + idem.expires_after
-                            )
+                        fresh = wall()
+                        store.complete_nowait(key, token, result, fresh + idem.expires_after)
                     except Exception as store_error:
                         self._store_failed(ev, key, store_error)
                     if self._key_waiters or self._key_futures:
                         self._key_settled(key)
-                if self._info:
+                if log_attempts:
                     self._log_success(ev)
-                self._in_flight -= 1
-                self._succeeded += 1
+                # _finish() without the middleware call: the inline path runs without any
+                finish(succeeded)
                 if ev.settle is not None:
-                    self._settle(ev, Outcome.SUCCEEDED)
-                if self._idle_waiters:
-                    self._wake_idle()
+                    self._settle(ev, succeeded)
                 continue
             limit = rt.limit
             if limit is None:
@@ -1008,7 +990,7 @@ class App(IdempotentRuns):
 
     async def _run(self, ev: Event) -> None:
         """Run one attempt of ``ev`` and everything that follows from its outcome."""
-        self._in_flight += 1
+        self._acct.in_flight += 1
         rt = ev.rt
         try:
             cfg = ev.cfg
@@ -1035,20 +1017,15 @@ class App(IdempotentRuns):
                         return
                     if outcome == "dedup":
                         ok = True
-                        self._deduplicated += 1
+                        self._acct.deduplicated += 1
             finally:
                 if limited:
                     rt.running -= 1
             if ok:
                 if cfg.on_success is None:
-                    if self._info:
+                    if self._log_attempts:
                         self._log_success(ev)
-                    self._in_flight -= 1
-                    self._succeeded += 1
-                    if ev.settle is not None:
-                        self._settle(ev, Outcome.SUCCEEDED)
-                    if self._idle_waiters:
-                        self._wake_idle()
+                    self._finish(ev, Outcome.SUCCEEDED)
                     return
                 value = await self._succeed_with_destination(ev, value)
                 if value is None:
@@ -1078,7 +1055,7 @@ class App(IdempotentRuns):
         """
         shared = self._shared
         if shared is None:
-            await self._wait_idle(timeout)
+            await self._acct.wait_idle(timeout)
             return
         with anyio.CancelScope() as scope:
             handle = None
@@ -1086,74 +1063,21 @@ class App(IdempotentRuns):
                 handle = self._clock.call_at(self._now() + timeout, scope.cancel)
             try:
                 while True:
-                    await self._wait_idle(None)
+                    await self._acct.wait_idle(None)
                     await shared.wait_empty()
-                    if self._idle():
+                    if self._acct.idle():
                         return
             finally:
                 if handle is not None:
                     handle.cancel()
         raise TimeoutError(
             f"App {self.name!r} did not drain within {timeout:g} s: {len(self._queue)} queued, "
-            f"{self._in_flight} in flight here, and the shared queue {shared!r} not empty."
+            f"{self._acct.in_flight} in flight here, and the shared queue {shared!r} not empty."
         )
-
-    async def _wait_idle(self, timeout: float | None) -> None:
-        """Wait until this app has no event queued, running or scheduled."""
-        if self._idle():
-            return
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._idle_waiters.append(fut)
-        handle = None
-        if timeout is not None:
-            seconds = timeout
-
-            def expire() -> None:
-                if not fut.done():
-                    fut.set_exception(
-                        TimeoutError(
-                            f"App {self.name!r} did not drain within {seconds:g} s: "
-                            f"{len(self._queue)} queued, {self._in_flight} in flight, "
-                            f"{len(self._scheduler)} waiting for a retry."
-                        )
-                    )
-
-            handle = self._clock.call_at(self._now() + timeout, expire)
-        try:
-            await fut
-        finally:
-            if handle is not None:
-                handle.cancel()
-            if fut in self._idle_waiters:
-                self._idle_waiters.remove(fut)
-
-    def _stats_dict(self) -> dict[str, int]:
-        return {
-            "received": self._received,
-            "succeeded": self._succeeded,
-            "failed": self._failed,
-            "undelivered": self._undelivered,
-            "queued": len(self._queue),
-            "in_flight": self._in_flight,
-            "scheduled": len(self._scheduler),
-            "retries": self._retries,
-            "expired": self._expired,
-            "attempts": self._attempts,
-            "errors": self._errors,
-            "dead_lettered": self._dead_lettered,
-            "dead_letter_errors": self._dead_letter_errors,
-            "destination_errors": self._destination_errors,
-            "deduplicated": self._deduplicated,
-            "enqueued": self._enqueued,
-            "requeued": self._requeued,
-            "returned": self._returned,
-            "internal_errors": self._internal_errors,
-        }
 
     def stats(self) -> Stats:
         """A frozen snapshot of the app's counters (see :class:`eventflow.Stats`)."""
-        return Stats(**self._stats_dict())
+        return self._acct.stats()
 
     def queue_statistics(self) -> QueueStatistics:
         """A snapshot of the event queue."""
@@ -1168,6 +1092,24 @@ class App(IdempotentRuns):
         if self._threads is None:
             return ThreadStatistics(self._thread_limit, 0, 0, 0, 0)
         return self._threads.statistics()
+
+    @property
+    def log_success(self) -> bool:
+        """Whether every attempt logs ``attempt.started`` and ``attempt.succeeded``.
+
+        Settable until the app starts (the command line turns it on for ``serve``,
+        ``invoke`` and the demo, where a person reads the lines).
+        """
+        return self._log_success_option
+
+    @log_success.setter
+    def log_success(self, value: bool) -> None:
+        if self._state is not _State.NEW:
+            raise ConfigurationError(
+                "log_success can be changed only before the app starts; set it first, or "
+                "pass App(log_success=...)."
+            )
+        self._log_success_option = bool(value)
 
     @property
     def concurrency(self) -> int:

@@ -130,6 +130,7 @@ def _cmd(args: argparse.Namespace) -> int:
     payload = _payload(args.payload)
     configure_logging(args.log_level, args.log_format, stream=sys.stderr)
     app, _ = load_app(args.app)
+    app.log_success = True  # a person reads these lines
     if args.handler not in app.handlers:  # checked before the app (and its sources) start
         names = ", ".join(sorted(app.handlers)) or "none"
         raise CommandError(f"The app has no handler named {args.handler!r}; it serves: {names}.")

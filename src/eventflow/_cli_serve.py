@@ -277,6 +277,7 @@ def _cmd(args: argparse.Namespace) -> int:
         )
     configure_logging(args.log_level, args.log_format, stream=sys.stdout)
     app, module = load_app(args.app)
+    app.log_success = True  # a person reads these lines
     mounts = find_sns_endpoints(module, app)
     api = _lambda_api(app, credentials)
     asgi = Router(api, mounts) if mounts else api

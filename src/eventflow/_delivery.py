@@ -11,7 +11,7 @@ import random
 from typing import Any
 
 from ._clock import Clock, sleep_until
-from .sinks import Message, Sink, SinkRejected
+from ._contracts import Message, Sink, SinkRejected
 
 __all__ = ("Deliverer",)
 

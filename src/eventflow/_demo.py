@@ -147,7 +147,7 @@ async def run_demo(
         dead_letter=dlq,
         on_success=done_sink,
     )
-    app = App(name="demo", concurrency=concurrency, handlers=[handler])
+    app = App(name="demo", concurrency=concurrency, handlers=[handler], log_success=True)
     finished = 0
 
     def describe() -> str:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from ._context import Context
 from ._engine_base import FLAT_TYPES
 from ._engine_outcomes import Outcomes
 from ._event import Event
-from ._records import (
-    error_object,
-    exit_error,
-    marshal_error,
-    timeout_error,
-)
+from ._logging import attempt_var, handler_var, request_id_var
+from ._records import function_error, marshal_error, timeout_error
 from ._runtime import HandlerRuntime
 
 __all__ = ("Attempts",)
@@ -37,19 +34,13 @@ class Attempts(Outcomes):
             elif exc is None:
                 error = marshal_error(result, ev.request_id)
                 assert error is not None
-            elif isinstance(exc, asyncio.CancelledError):
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    ev.attempts -= 1  # a cancelled attempt is not a failed attempt
-                    self._attempts -= 1
-                    raise exc
-                error = error_object(exc, ev.request_id)  # the handler's own CancelledError
-            elif isinstance(exc, Exception):
-                error = error_object(exc, ev.request_id)
-            elif isinstance(exc, SystemExit):
-                error = exit_error(exc, ev.request_id)
             else:
-                raise exc  # KeyboardInterrupt: asyncio stops the loop at once, as it should
+                try:
+                    error = function_error(exc, ev.request_id)
+                except asyncio.CancelledError:
+                    ev.attempts -= 1  # a cancelled attempt is not a failed attempt
+                    self._acct.attempts -= 1
+                    raise
             await self._after_failure(ev, error, exc)
         except asyncio.CancelledError:
             self._cancelled(ev)
@@ -69,40 +60,26 @@ class Attempts(Outcomes):
     ) -> tuple[bool, Any, BaseException | None]:
         """One attempt: (True, result, None) or (False, error object, exception or None)."""
         ev.attempts += 1
-        self._attempts += 1
+        self._acct.attempts += 1
         try:
             return await self._attempt_once(ev, rt, log)
         except asyncio.CancelledError:
             ev.attempts -= 1  # a cancelled attempt is not a failed attempt
-            self._attempts -= 1
+            self._acct.attempts -= 1
             raise
 
     async def _attempt_once(
         self, ev: Event, rt: HandlerRuntime, log: Any
     ) -> tuple[bool, Any, BaseException | None]:
-        if self._info:
-            self._log.info(
-                "attempt.started", request_id=ev.request_id, handler=rt.name, attempt=ev.attempts
-            )
+        if self._log_attempts:
+            self._log.info("attempt.started", **self._log_context(ev))
         timeout = ev.cfg.timeout
         if timeout is None:
             ctx = Context(ev, None, log)
             try:
-                if rt.is_async:
-                    result = await rt.fn(ev.private_payload(), ctx)
-                else:
-                    assert self._threads is not None
-                    result = await self._threads.run(rt.fn, ev.private_payload(), ctx)
-            except asyncio.CancelledError as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise
-                # the handler itself raised CancelledError: that is its error, not ours
-                return False, error_object(exc, ev.request_id), exc
-            except Exception as exc:
-                return False, error_object(exc, ev.request_id), exc
-            except SystemExit as exc:
-                return False, exit_error(exc, ev.request_id), exc
+                result = await self._call_handler(ev, rt, ctx)
+            except BaseException as exc:
+                return False, function_error(exc, ev.request_id), exc
         else:
             ok, result, error = await self._attempt_with_timeout(ev, rt, timeout, log)
             if not ok:
@@ -129,29 +106,17 @@ class Attempts(Outcomes):
 
         handle = self._clock.call_at(deadline, expire)
         try:
-            if rt.is_async:
-                result = await rt.fn(ev.private_payload(), ctx)
-            else:
-                assert self._threads is not None
-                result = await self._threads.run(
-                    rt.fn,
-                    ev.private_payload(),
-                    ctx,
-                    on_abandon=lambda ended: self._thread_abandoned(ev, ended),
-                )
-        except asyncio.CancelledError as exc:
-            if timed_out and task.uncancel() == 0:
-                return False, timeout_error(ev.request_id, timeout), None
-            if timed_out or task.cancelling():
-                raise
-            return False, error_object(exc, ev.request_id), exc
-        except (Exception, SystemExit) as exc:
-            if timed_out:
+            result = await self._call_handler(ev, rt, ctx, abandonable=True)
+        except BaseException as exc:
+            if timed_out and isinstance(exc, asyncio.CancelledError):
+                if task.uncancel() == 0:
+                    return False, timeout_error(ev.request_id, timeout), None
+                raise  # cancelled from outside as well: shutdown
+            if timed_out and isinstance(exc, Exception | SystemExit):
+                # the timer's cancellation surfaced as another exception (or was swallowed)
                 task.uncancel()
                 return False, timeout_error(ev.request_id, timeout), None
-            if isinstance(exc, SystemExit):
-                return False, exit_error(exc, ev.request_id), exc
-            return False, error_object(exc, ev.request_id), exc
+            return False, function_error(exc, ev.request_id), exc
         finally:
             handle.cancel()
         if timed_out:
@@ -159,6 +124,38 @@ class Attempts(Outcomes):
             task.uncancel()
             return False, timeout_error(ev.request_id, timeout), None
         return True, result, None
+
+    async def _call_handler(
+        self, ev: Event, rt: HandlerRuntime, ctx: Context, *, abandonable: bool = False
+    ) -> Any:
+        """Call the handler once, on the loop or in a thread, inside the middleware's
+        attempt contexts; a timed-out thread (``abandonable``) holds back the retry."""
+        if rt.is_async:
+
+            def call() -> Awaitable[Any]:
+                awaitable: Awaitable[Any] = rt.fn(ev.private_payload(), ctx)
+                return awaitable
+
+        else:
+            threads = self._threads
+            assert threads is not None
+            on_abandon = (lambda ended: self._thread_abandoned(ev, ended)) if abandonable else None
+
+            def call() -> Awaitable[Any]:
+                return threads.run(rt.fn, ev.private_payload(), ctx, on_abandon=on_abandon)
+
+        # bound while the handler runs, so its own structlog lines carry them too
+        t1 = request_id_var.set(ev.request_id)
+        t2 = handler_var.set(rt.name)
+        t3 = attempt_var.set(ev.attempts)
+        try:
+            if self._hooks is None:
+                return await call()
+            return await self._hooks.around(ev, call)
+        finally:
+            attempt_var.reset(t3)
+            handler_var.reset(t2)
+            request_id_var.reset(t1)
 
     def _thread_abandoned(self, ev: Event, ended: asyncio.Future[None]) -> None:
         """A timed-out plain ``def`` attempt of ``ev`` still runs: its retry waits for it."""
@@ -195,7 +192,7 @@ class Attempts(Outcomes):
                 **self._log_context(ev),
             )
             return False
-        self._in_flight -= 1
+        self._acct.in_flight -= 1
         self._scheduler.schedule(until, ev)
         hold = until
 

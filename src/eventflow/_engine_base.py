@@ -6,13 +6,16 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from ._accounting import Accounting
 from ._clock import Clock
+from ._contracts import ClaimStatus
 from ._delivery import Deliverer
 from ._event import Event
+from ._logging import ATTEMPT, HANDLER, REQUEST_ID
+from ._middleware import Hooks
 from ._queue import EventQueue
 from ._scheduler import RetryScheduler
 from ._threads import HandlerThreads
-from .stores import ClaimStatus
 
 __all__ = ("CLAIMED", "FLAT_TYPES", "EngineBase")
 
@@ -32,6 +35,10 @@ class EngineBase:
     _wall: Callable[[], float]
     _log: Any
     _info: bool
+    # success lines of every attempt (attempt.started, attempt.succeeded): opt-in
+    _log_attempts: bool
+    # the app's middleware, or None: the hot path checks this one attribute
+    _hooks: Hooks | None
     _threads: HandlerThreads | None
     # request ID -> the end of a timed-out plain def attempt whose thread still runs
     _running_threads: dict[str, asyncio.Future[None]]
@@ -43,35 +50,11 @@ class EngineBase:
     _queue: EventQueue
     _scheduler: RetryScheduler
     _interrupted: list[Event]
-    _idle_waiters: list[asyncio.Future[None]]
     _key_waiters: dict[str, list[Event]]
     _key_futures: dict[str, list[asyncio.Future[None]]]
-    _in_flight: int
-    _succeeded: int
-    _failed: int
-    _undelivered: int
-    _returned: int
-    _internal_errors: int
-    _retries: int
-    _expired: int
-    _attempts: int
-    _errors: int
-    _dead_lettered: int
-    _dead_letter_errors: int
-    _destination_errors: int
-    _deduplicated: int
-    _requeued: int
-
-    def _idle(self) -> bool:
-        return not self._in_flight and not len(self._queue) and not len(self._scheduler)
-
-    def _wake_idle(self) -> None:
-        if self._idle_waiters and self._idle():
-            for fut in self._idle_waiters:
-                if not fut.done():
-                    fut.set_result(None)
-            self._idle_waiters.clear()
+    # the counters, stats() and idle waiting
+    _acct: Accounting
 
     @staticmethod
     def _log_context(ev: Event) -> dict[str, Any]:
-        return {"request_id": ev.request_id, "handler": ev.rt.name, "attempt": ev.attempts}
+        return {REQUEST_ID: ev.request_id, HANDLER: ev.rt.name, ATTEMPT: ev.attempts}

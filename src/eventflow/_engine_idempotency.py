@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 
+from ._contracts import ClaimStatus, Outcome
 from ._engine_attempts import Attempts
 from ._errors import (
     IdempotencyConflict,
@@ -20,8 +21,6 @@ from ._records import (
     marshal_failure,
 )
 from ._runtime import HandlerRuntime
-from .sources import Outcome
-from .stores import ClaimStatus
 
 __all__ = ("IdempotentRuns",)
 
@@ -39,14 +38,9 @@ class IdempotentRuns(Attempts):
         until the key settles.
         """
         if status is ClaimStatus.COMPLETED:
-            self._deduplicated += 1
+            self._acct.deduplicated += 1
             self._log.info("idempotency.duplicate", key=key, **self._log_context(ev))
-            self._in_flight -= 1
-            self._succeeded += 1
-            if ev.settle is not None:
-                self._settle(ev, Outcome.SUCCEEDED)
-            if self._idle_waiters:
-                self._wake_idle()
+            self._finish(ev, Outcome.SUCCEEDED)
             return None
         if status is ClaimStatus.IN_PROGRESS:
             self._wait_for_key(ev, key, detail or now)
@@ -59,7 +53,7 @@ class IdempotentRuns(Attempts):
         idem = ev.cfg.idempotency
         assert idem is not None
         try:
-            idem._sync_store.release_nowait(key, token)
+            idem.nowait_store.release_nowait(key, token)
         except Exception as store_error:
             self._store_failed(ev, key, store_error)
         if self._key_waiters or self._key_futures:
@@ -93,7 +87,7 @@ class IdempotentRuns(Attempts):
         idem = ev.cfg.idempotency
         assert idem is not None and idem.store is not None
         try:
-            key = idem._key(ev.payload)
+            key = idem.key_for(ev.payload)
         except Exception as exc:
             return self._idempotency_error(ev, exc)
         now = self._wall()
@@ -159,7 +153,7 @@ class IdempotentRuns(Attempts):
         # the key, the store or a conflict failed the attempt before the handler ran:
         # still an attempt, so retries stay bounded by max_retries
         ev.attempts += 1
-        self._attempts += 1
+        self._acct.attempts += 1
         return "error", error_object(exc, ev.request_id), exc
 
     async def _release_claim(self, idem: Idempotency, key: str, token: str, ev: Event) -> None:
@@ -181,7 +175,7 @@ class IdempotentRuns(Attempts):
         self._key_waiters.setdefault(key, []).append(ev)
         # another process may hold the claim: look again within a second, or at its end
         recheck = min(1.0, max(0.0, lease_until - self._wall()) + 0.001)
-        self._in_flight -= 1
+        self._acct.in_flight -= 1
         self._scheduler.schedule(self._now() + recheck, ev)
 
     async def _wait_key_settled(self, key: str, lease_until: float) -> None:

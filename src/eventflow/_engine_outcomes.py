@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 
+from ._contracts import Message, Outcome, Sink
 from ._engine_base import EngineBase
 from ._errors import (
     SchedulerFull,
@@ -20,8 +21,6 @@ from ._records import (
     destination_record,
     marshal_failure,
 )
-from .sinks import Message, Sink
-from .sources import Outcome
 
 __all__ = ("Outcomes",)
 
@@ -32,20 +31,13 @@ class Outcomes(EngineBase):
     """Terminal outcomes and retry scheduling."""
 
     def _log_success(self, ev: Event) -> None:
-        if self._info:
-            self._log.info(
-                "attempt.succeeded",
-                request_id=ev.request_id,
-                handler=ev.rt.name,
-                attempt=ev.attempts,
-            )
+        if self._log_attempts:
+            self._log.info("attempt.succeeded", **self._log_context(ev))
 
     def _log_failure(self, ev: Event, error: dict[str, Any], exc: BaseException | None) -> None:
         self._log.error(
             "attempt.failed",
-            request_id=ev.request_id,
-            handler=ev.rt.name,
-            attempt=ev.attempts,
+            **self._log_context(ev),
             error_type=error.get("errorType"),
             error_message=error.get("errorMessage"),
             exc_info=exc if exc is not None else False,
@@ -70,26 +62,32 @@ class Outcomes(EngineBase):
         except asyncio.CancelledError:
             # the app stopped: the event succeeded all the same and must not run again
             self._deliverer.give_up(sink, record, role="on_success", error=_STOPPED, **ctx)
-            self._destination_errors += 1
+            self._acct.destination_errors += 1
             self._given_up.add(ev)
             self._finish_succeeded(ev)
             raise
         if not sent:
-            self._destination_errors += 1
+            self._acct.destination_errors += 1
         self._finish_succeeded(ev)
         return None
 
-    def _finish_succeeded(self, ev: Event) -> None:
-        self._in_flight -= 1
-        self._succeeded += 1
+    def _finish(self, ev: Event, outcome: Outcome) -> None:
+        """``ev`` leaves the engine with its terminal ``outcome``: count it (keeping
+        ``received == succeeded + failed + undelivered + ...``), settle it with its source,
+        tell the middleware, and wake ``drain()`` if the app is idle now."""
+        self._acct.finish(outcome)
+        if self._hooks is not None:
+            self._hooks.finished(ev, outcome)
         if ev.settle is not None:
-            self._settle(ev, Outcome.SUCCEEDED)
-        self._wake_idle()
+            self._settle(ev, outcome)
+
+    def _finish_succeeded(self, ev: Event) -> None:
+        self._finish(ev, Outcome.SUCCEEDED)
 
     async def _after_failure(
         self, ev: Event, error: dict[str, Any], exc: BaseException | None
     ) -> None:
-        self._errors += 1
+        self._acct.errors += 1
         ev.error = error
         self._log_failure(ev, error, exc)
         h = ev.cfg
@@ -111,8 +109,10 @@ class Outcomes(EngineBase):
             self._log.error("retry.not_scheduled", reason=str(full), **self._log_context(ev))
             await self._fail(ev, RETRIES_EXHAUSTED, f"{error.get('errorMessage')} ({full})")
             return
-        self._in_flight -= 1
-        self._retries += 1
+        self._acct.in_flight -= 1
+        self._acct.retries += 1
+        if self._hooks is not None:
+            self._hooks.retry_scheduled(ev, delay)
         if self._info:
             self._log.info(
                 "retry.scheduled", delay_s=delay, retry=ev.attempts, **self._log_context(ev)
@@ -126,9 +126,11 @@ class Outcomes(EngineBase):
             defer(ev.request_id, delay)
         except Exception as exc:  # a queue's bug: it redelivers after its own timeout
             self._log.error("queue.defer_failed", exc_info=exc, **self._log_context(ev))
-        self._in_flight -= 1
-        self._retries += 1
-        self._requeued += 1
+        self._acct.in_flight -= 1
+        self._acct.retries += 1
+        self._acct.requeued += 1
+        if self._hooks is not None:
+            self._hooks.retry_scheduled(ev, delay)
         if self._info:
             self._log.info(
                 "retry.scheduled",
@@ -137,8 +139,8 @@ class Outcomes(EngineBase):
                 queue="shared",
                 **self._log_context(ev),
             )
-        if self._idle_waiters:
-            self._wake_idle()
+        if self._acct.waiters:
+            self._acct.wake_idle()
 
     def _age_reason(self, ev: Event, max_age: float, next_retry_in: float | None = None) -> str:
         age = self._now() - ev.enqueued_at
@@ -222,32 +224,25 @@ class Outcomes(EngineBase):
         if not ok:
             self._count_gave_up(role)
         elif role == "dead_letter":
-            self._dead_lettered += 1
+            self._acct.dead_lettered += 1
             self._log.warning("event.dead_lettered", condition=condition, **ctx)
 
     def _count_gave_up(self, role: str) -> None:
         if role == "dead_letter":
-            self._dead_letter_errors += 1
+            self._acct.dead_letter_errors += 1
         else:
-            self._destination_errors += 1
+            self._acct.destination_errors += 1
 
     def _finish_failed(self, ev: Event, expired: bool) -> None:
-        self._in_flight -= 1
-        self._failed += 1
         if expired:
-            self._expired += 1
-        if ev.settle is not None:
-            self._settle(ev, Outcome.FAILED)
-        self._wake_idle()
+            self._acct.expired += 1
+        self._finish(ev, Outcome.FAILED)
 
     def _give_back(self, ev: Event, why: str) -> None:
         """Hand an unfinished event back to the source that holds it, to try it later."""
         self._log.error("event.given_back", reason=why, **self._log_context(ev))
-        self._in_flight -= 1
-        self._undelivered += 1
-        self._returned += 1
-        self._settle(ev, Outcome.UNDELIVERED)
-        self._wake_idle()
+        self._acct.returned += 1
+        self._finish(ev, Outcome.UNDELIVERED)
 
     def _internal_error(self, ev: Event, bug: Exception) -> None:
         """eventflow itself failed finishing ``ev``: keep the worker, account and settle it."""
@@ -259,12 +254,9 @@ class Outcomes(EngineBase):
             payload=ev.payload,
             exc_info=bug,
         )
-        self._internal_errors += 1
-        self._in_flight -= 1
-        self._undelivered += 1
-        if ev.settle is not None:
-            self._settle(ev, Outcome.UNDELIVERED)  # the source keeps it, to try it later
-        self._wake_idle()
+        self._acct.internal_errors += 1
+        # a source keeps it, to try it later
+        self._finish(ev, Outcome.UNDELIVERED)
 
     def _settle(self, ev: Event, outcome: Outcome) -> None:
         settle, ev.settle = ev.settle, None

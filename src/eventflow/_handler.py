@@ -97,7 +97,7 @@ class HandlerConfig:
         inline = (
             self.timeout is None
             and self.on_success is None
-            and (idem is None or getattr(idem, "_sync_store", None) is not None)
+            and (idem is None or idem.nowait_store is not None)
         )
         object.__setattr__(self, "inline", inline)
 

@@ -218,7 +218,6 @@ class Idempotency:
     _key: Callable[[Any], str] = field(init=False, repr=False, compare=False)
     _lease: float = field(init=False, repr=False, compare=False)
     _sync_store: Any = field(init=False, repr=False, compare=False)
-    _memory: Any = field(init=False, repr=False, compare=False)
     _field: object = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -256,12 +255,36 @@ class Idempotency:
         # a store that never blocks (MemoryStore) is called without an await
         sync = self.store if callable(getattr(self.store, "claim_nowait", None)) else None
         object.__setattr__(self, "_sync_store", sync)
-        # a MemoryStore (not a subclass, which may override its methods) is claimed inline
-        memory = self.store if type(self.store) is MemoryStore else None
-        object.__setattr__(self, "_memory", memory)
         # a key that is one top-level field: the worker reads it without calling _key
         one = self.key if isinstance(self.key, str) and "." not in self.key else _NO_FIELD
         object.__setattr__(self, "_field", one)
+
+    def key_for(self, event: Any) -> str:
+        """The key of ``event`` as its store keeps it.
+
+        Raises:
+            IdempotencyKeyMissing: the key path is not in the event, or the key is None.
+        """
+        if type(event) is dict:
+            # a top-level string or int field is read here, without the key function
+            got = event.get(self._field)
+            if type(got) is str:
+                return got
+            if type(got) is int:
+                return str(got)
+        return self._key(event)
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claim lasts: ``lease``, or 900 s (the handler's timeout, if it has one,
+        is applied by the app)."""
+        return self._lease
+
+    @property
+    def nowait_store(self) -> Any:
+        """The store, if it offers the non-blocking calls (``claim_nowait``,
+        ``complete_nowait``, ``release_nowait``; see :mod:`eventflow.stores`); else None."""
+        return self._sync_store
 
     def _key_function(self) -> Callable[[Any], str]:
         if self.key is None:

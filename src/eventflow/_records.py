@@ -3,14 +3,15 @@ records, and eventflow's own spill messages. Formats follow spec §2, §3.2 and 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import traceback
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from ._contracts import Message
 from ._payload import json_error, to_json
-from .sinks import Message
 
 if TYPE_CHECKING:
     from ._event import Event
@@ -19,6 +20,7 @@ __all__ = (
     "dead_letter_message",
     "destination_record",
     "error_object",
+    "function_error",
     "marshal_error",
     "marshal_failure",
     "spill_message",
@@ -46,6 +48,36 @@ def error_object(exc: BaseException, request_id: str) -> dict[str, Any]:
         "requestId": request_id,
         "stackTrace": frames.format(),
     }
+
+
+def function_error(exc: BaseException, request_id: str) -> dict[str, Any]:
+    """The one classifier: the error object of what a handler raised, or raise it again.
+
+    ================================================  ==========================================
+    the handler raised                                it is
+    ================================================  ==========================================
+    an ``Exception``                                  a function error (its error object)
+    ``SystemExit`` (``sys.exit()``)                   a function error, ``Runtime.ExitError``
+    ``CancelledError`` while its task is cancelled    not an attempt's outcome: raised again
+    ``CancelledError`` of its own (task not           a function error (the handler's own)
+    cancelled)
+    ``KeyboardInterrupt`` or another                  raised again: it stops the process
+    ``BaseException``
+    ================================================  ==========================================
+
+    Every attempt path (the worker's inline path, the general path with or without a
+    timeout, threads, ``RequestResponse``) classifies through here; a timeout is decided
+    before (the attempt's own timer cancelled it) and is ``Task timed out``.
+    """
+    if isinstance(exc, Exception):
+        return error_object(exc, request_id)
+    if isinstance(exc, SystemExit):
+        return exit_error(exc, request_id)
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is None or not task.cancelling():
+            return error_object(exc, request_id)
+    raise exc
 
 
 def exit_error(exc: SystemExit, request_id: str) -> dict[str, Any]:

@@ -44,7 +44,21 @@ def reset() -> None:
 
 
 @overload
-def handler(fn: Callable[P, R], /) -> Handler[P, R]: ...
+def handler(
+    fn: Callable[P, R],
+    /,
+    *,
+    name: str | None = ...,
+    max_retries: int = ...,
+    retry_delays: Sequence[float] = ...,
+    max_event_age: float = ...,
+    timeout: float | None = ...,
+    concurrency: int | None = ...,
+    dead_letter: Sink | None = ...,
+    on_success: Sink | None = ...,
+    on_failure: Sink | None = ...,
+    idempotency: Idempotency | None = ...,
+) -> Handler[P, R]: ...
 @overload
 def handler(
     fn: None = None,

@@ -32,7 +32,7 @@ from ._clock import Clock, LoopClock, sleep_until
 from ._errors import AppClosed, ConfigurationError
 
 if TYPE_CHECKING:
-    from ._app import App
+    from ._contracts import AppHost
     from ._handler import Handler
 
 __all__ = ("Schedule", "ScheduleStatistics")
@@ -398,7 +398,7 @@ class Schedule:
         """A snapshot of the schedule's counters."""
         return ScheduleStatistics(fired=self._fired, missed=self._missed)
 
-    def event(self, app: App, when: datetime) -> dict[str, Any]:
+    def event(self, app: AppHost, when: datetime) -> dict[str, Any]:
         """The Scheduled Event EventBridge sends for a fire at ``when`` (UTC)."""
         time = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         arn = f"arn:aws:events:{app.region}:{app.account_id}:rule/{self.name}"
@@ -414,7 +414,7 @@ class Schedule:
             "detail": {},
         }
 
-    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
+    async def run(self, app: AppHost, *, task_status: TaskStatus[None]) -> None:
         """Submit an event at every fire time until cancelled or the schedule ends."""
         wall = _WallClock(app.clock, self._start)
         task_status.started()

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import anyio
 import anyio.lowlevel
@@ -42,13 +42,9 @@ import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
 from ._clock import Clock, sleep_until
+from ._contracts import AppHost, Outcome, QueuedEvent
 from ._errors import AppClosed, ConfigurationError, QueueUnavailable, UnknownHandler
 from ._sqlite_commit import GroupCommit, Synchronous
-from .queues import QueuedEvent
-from .sources import Outcome
-
-if TYPE_CHECKING:
-    from ._app import App
 
 __all__ = ("SQLiteQueue", "SQLiteQueueStatistics")
 
@@ -329,7 +325,7 @@ class SQLiteQueue:
 
     # -- delivering -----------------------------------------------------------------
 
-    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
+    async def run(self, app: AppHost, *, task_status: TaskStatus[None]) -> None:
         """Claim due rows and hand their events to ``app`` until cancelled."""
         self._check_open("deliver events")
         if not self._consume:
@@ -392,7 +388,7 @@ class SQLiteQueue:
             if handle is not None:
                 handle.cancel()
 
-    async def _deliver(self, app: App, row: _Row) -> None:
+    async def _deliver(self, app: AppHost, row: _Row) -> None:
         settle = functools.partial(self._settle, row)
         if row.event is None:
             await self._reject(app, row, settle)
@@ -411,7 +407,9 @@ class SQLiteQueue:
             )
             self._let_go(row, "postpone", self._now() + self._lease)
 
-    async def _reject(self, app: App, row: _Row, settle: Callable[[str, Outcome], None]) -> None:
+    async def _reject(
+        self, app: AppHost, row: _Row, settle: Callable[[str, Outcome], None]
+    ) -> None:
         # a row that cannot be decoded still has a handler: it fails there, no attempt
         self._undecodable += 1
         _, request_id, handler, payload, *_ = row.raw
@@ -684,3 +682,7 @@ def _setup(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
     for statement in _SCHEMA:
         conn.execute(statement)
+
+
+# public as eventflow.queues.SQLiteQueue
+SQLiteQueue.__module__ = SQLiteQueueStatistics.__module__ = "eventflow.queues"

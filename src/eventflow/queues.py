@@ -26,19 +26,18 @@ from __future__ import annotations
 import functools
 import itertools
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
 from anyio.abc import TaskStatus
 
+from ._contracts import AppHost, Defer, Outcome, QueuedEvent, SharedQueue
 from ._errors import AppClosed, ConfigurationError, UnknownHandler
-from .sources import Outcome
 
 if TYPE_CHECKING:
-    from ._app import App
+    from ._sqlite_queue import SQLiteQueue, SQLiteQueueStatistics
 
 _log = structlog.get_logger("eventflow.queue")
 
@@ -51,54 +50,6 @@ __all__ = (
     "SQLiteQueueStatistics",
     "SharedQueue",
 )
-
-Defer = Callable[[str, float], None]
-"""Called with an event's request ID and a delay in seconds: deliver it again after it."""
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedEvent:
-    """An event as a shared queue carries it.
-
-    Attributes:
-        request_id: The invocation's request ID, the same for every attempt.
-        handler: The name of the handler that runs it.
-        payload: The JSON payload.
-        first_enqueued: Wall-clock time (Unix seconds) of the first enqueue: the event's
-            age, checked against ``max_event_age``, counts from here.
-        attempts: Attempts already made before this delivery (an attempt cut short by a
-            dying process counts, as Lambda counts a crashed runtime).
-    """
-
-    request_id: str
-    handler: str
-    payload: Any
-    first_enqueued: float
-    attempts: int = 0
-
-
-@runtime_checkable
-class SharedQueue(Protocol):
-    """An event queue shared by apps: ``put`` stores an event, ``run`` delivers events.
-
-    A queue that is also an async context manager is entered before the app starts and
-    exited after every event it delivered has been settled.
-    """
-
-    async def put(self, event: QueuedEvent) -> None:
-        """Store ``event`` durably; return only once it is stored (the 202 waits for it)."""
-        ...
-
-    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
-        """Call ``task_status.started()``, then hand events to ``app.deliver`` until cancelled.
-
-        Hold no more than ``app.concurrency`` plus one receive batch of undeleted events.
-        """
-        ...
-
-    async def wait_empty(self) -> None:
-        """Return once no event is stored, waiting for a retry or being run anywhere."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +151,7 @@ class MemoryQueue:
     async def _wait_change(self) -> None:
         await self._changed.wait()
 
-    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
+    async def run(self, app: AppHost, *, task_status: TaskStatus[None]) -> None:
         task_status.started()
         held: set[int] = set()
         bound = app.concurrency + self._batch
@@ -268,7 +219,7 @@ class MemoryQueue:
                     )
                     self._notify()
 
-    def _delay(self, app: App, receipt: int, stored: _Stored, delay: float) -> None:
+    def _delay(self, app: AppHost, receipt: int, stored: _Stored, delay: float) -> None:
         # on the delivering app's clock, so that virtual time drives it in tests
         self._delayed[receipt] = stored
 
@@ -301,7 +252,10 @@ class MemoryQueue:
         )
 
 
-# at the end: the SQLite queue builds on the names above
-from ._sqlite_queue import SQLiteQueue, SQLiteQueueStatistics  # noqa: E402
+def __getattr__(name: str) -> Any:
+    # the SQLite queue is imported on first use, so that importing eventflow loads no sqlite3
+    if name in ("SQLiteQueue", "SQLiteQueueStatistics"):
+        from . import _sqlite_queue
 
-SQLiteQueue.__module__ = SQLiteQueueStatistics.__module__ = __name__
+        return getattr(_sqlite_queue, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

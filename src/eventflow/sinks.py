@@ -16,49 +16,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
+from ._contracts import Message, Sink, SinkRejected
+
 __all__ = ("JsonlSink", "MemorySink", "Message", "Sink", "SinkRejected")
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One message handed to a sink.
-
-    Attributes:
-        body: The message body: the event payload as JSON for a dead letter or a spilled
-            event, the invocation record as JSON for a destination.
-        attributes: String attributes, such as ``RequestID``, ``ErrorCode`` and
-            ``ErrorMessage`` on a dead letter (Lambda's DLQ message attributes).
-    """
-
-    body: str
-    attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
-
-
-class SinkRejected(Exception):
-    """Raised by a sink for a message that can never be sent (too large for the target, say).
-
-    eventflow does not retry it: the message is counted as a dead-letter or destination
-    error at once and logged at error level with its whole body.
-    """
-
-
-@runtime_checkable
-class Sink(Protocol):
-    """Receives messages. ``send`` raises on failure; eventflow retries it."""
-
-    async def send(self, message: Message) -> None: ...
 
 
 class MemorySink:

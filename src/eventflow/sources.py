@@ -20,50 +20,28 @@ expression.
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskStatus
 
+from ._contracts import AppHost, Outcome, Settle, Source
 from ._payload import check_payload
 from ._schedule import Schedule as Schedule
 from ._schedule import ScheduleStatistics as ScheduleStatistics
 
 if TYPE_CHECKING:
-    from ._app import App
     from ._handler import Handler
 
-__all__ = ("MemorySource", "Outcome", "Schedule", "ScheduleStatistics", "Settle", "Source")
-
-
-class Outcome(enum.Enum):
-    """How an event submitted by a source ended."""
-
-    SUCCEEDED = "succeeded"
-    """A handler attempt succeeded (and its on-success record was sent)."""
-    FAILED = "failed"
-    """Retries exhausted or too old; its dead letter / on-failure record was sent."""
-    RELEASED = "released"
-    """The app stopped before the event finished: give it back to where it came from."""
-    UNDELIVERED = "undelivered"
-    """It could not be finished here: none of its failure records (dead letter, on-failure)
-    could be sent, or eventflow itself failed. Give it back after a backoff, so that it is
-    tried again later and, if it keeps coming back, reaches the queue's redrive policy."""
-
-
-Settle = Callable[[str, Outcome], None]
-"""Called once per submitted event, on the event loop, with its request ID and outcome."""
-
-
-@runtime_checkable
-class Source(Protocol):
-    """Submits events to an app until cancelled."""
-
-    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
-        """Call ``task_status.started()`` once receiving, then submit events until cancelled."""
-        ...
+__all__ = (
+    "AppHost",
+    "MemorySource",
+    "Outcome",
+    "Schedule",
+    "ScheduleStatistics",
+    "Settle",
+    "Source",
+)
 
 
 class MemorySource:
@@ -95,7 +73,7 @@ class MemorySource:
     def _settle(self, request_id: str, outcome: Outcome) -> None:
         self.settled[request_id] = outcome
 
-    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
+    async def run(self, app: AppHost, *, task_status: TaskStatus[None]) -> None:
         task_status.started()
         async with self._receive:
             async for payload in self._receive:

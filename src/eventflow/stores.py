@@ -26,52 +26,17 @@ durable one; ``eventflow.aws.DynamoDBStore`` the distributed one.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import os
-from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final
 
+from ._contracts import Claim, ClaimStatus, IdempotencyStore
 from ._errors import ConfigurationError
-from ._sqlite_store import SQLiteStore
+
+if TYPE_CHECKING:
+    from ._sqlite_store import SQLiteStore
 
 __all__ = ("Claim", "ClaimStatus", "IdempotencyStore", "MemoryStore", "SQLiteStore")
-
-
-class ClaimStatus(enum.Enum):
-    CLAIMED = "claimed"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    CONFLICT = "conflict"
-
-
-class Claim(NamedTuple):
-    """A store's answer to ``claim()`` (a named tuple: cheap on the hot path).
-
-    Attributes:
-        status: What the key's record says.
-        token: The new claim's token (``CLAIMED`` only): a string, or any value the same
-            store recognises (MemoryStore uses the claim's record, by identity).
-        result: The stored JSON result (``COMPLETED`` only).
-        lease_until: When the current claim ends (``IN_PROGRESS`` only).
-    """
-
-    status: ClaimStatus
-    token: Any = None
-    result: str | None = None
-    lease_until: float | None = None
-
-
-@runtime_checkable
-class IdempotencyStore(Protocol):
-    """See the module docstring for the contract."""
-
-    async def claim(
-        self, key: str, payload: Any, *, now: float, lease_until: float, validate: bool
-    ) -> Claim: ...
-
-    async def complete(self, key: str, token: str, result: str, *, expires_at: float) -> None: ...
-
-    async def release(self, key: str, token: str) -> None: ...
 
 
 _token_prefix = os.urandom(6).hex()
@@ -138,9 +103,8 @@ class MemoryStore:
     async def release(self, key: str, token: Any) -> None:
         self.release_nowait(key, token)
 
-    # Never blocking, MemoryStore offers these too; the app calls them without an await.
-    # (The app's worker also claims and completes a MemoryStore's new keys inline, with
-    # the same steps as the first lines of claim_nowait() and complete_nowait().)
+    # Never blocking, MemoryStore offers these too: the documented non-blocking seam that
+    # the app's inline path calls without an await (see the module docstring).
     def claim_nowait(
         self, key: str, payload: Any, now: float, lease_until: float, validate: bool
     ) -> tuple[ClaimStatus, Any]:
@@ -179,3 +143,12 @@ class MemoryStore:
         rec = records.get(key)
         if rec is token and rec is not None and rec[_RESULT] is None:  # still the claim
             del records[key]
+
+
+def __getattr__(name: str) -> Any:
+    # the SQLite store is imported on first use, so that importing eventflow loads no sqlite3
+    if name == "SQLiteStore":
+        from ._sqlite_store import SQLiteStore
+
+        return SQLiteStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Tools for testing code that runs on eventflow: virtual time.
+"""Tools for testing code that runs on eventflow: virtual time and conformance kits.
 
 Lambda's default retry schedule spans three minutes and an event may live six hours;
 nobody wants a test suite that waits for that. Pass a :class:`VirtualClock` to the app
@@ -18,6 +18,10 @@ or let time jump to the next deadline whenever the program is idle::
 Only what reads the app's clock is virtual: retry delays, event ages, attempt
 timeouts, sink backoff and ``drain(timeout=...)``. A handler that wants to wait in
 virtual time awaits :meth:`VirtualClock.sleep`.
+
+Whoever implements an extension protocol runs its kit, as trio's users run
+``check_one_way_stream``: :func:`check_shared_queue`, :func:`check_sink` and
+:func:`check_store` raise :class:`AssertionError` at the first broken rule.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-__all__ = ("FakeClock", "VirtualClock")
+from ._conformance import check_shared_queue, check_sink, check_store
+
+__all__ = ("FakeClock", "VirtualClock", "check_shared_queue", "check_sink", "check_store")
 
 # how many times to let the loop run before deciding it is busy for good
 _SETTLE_ROUNDS = 10_000

@@ -15,6 +15,7 @@ import eventflow
 from eventflow.aws import AWSError, ResourceCheckFailed
 from eventflow.aws._dynamodb_store import DynamoDBStore
 from eventflow.stores import ClaimStatus, IdempotencyStore
+from eventflow.testing import check_store
 
 REGION = "us-east-1"
 
@@ -57,6 +58,14 @@ async def test_create_table_makes_the_schema_and_ttl_and_is_idempotent(
 async def test_the_store_follows_the_protocol(store: DynamoDBStore) -> None:
     assert isinstance(store, IdempotencyStore)
     assert repr(store).startswith("DynamoDBStore(")
+
+
+async def test_the_store_passes_the_store_kit(moto_endpoint: str, unique_name: str) -> None:
+    async def fresh() -> DynamoDBStore:
+        await DynamoDBStore.create_table(unique_name, endpoint_url=moto_endpoint)
+        return DynamoDBStore(unique_name, endpoint_url=moto_endpoint)
+
+    await check_store(fresh)
 
 
 async def test_claim_duplicate_takeover_complete_expire(store: DynamoDBStore, ddb: Any) -> None:

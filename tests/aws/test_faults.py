@@ -14,10 +14,18 @@ from typing import Any
 import anyio
 import pytest
 from structlog.testing import capture_logs
-from test_sinks import bus_to_queue, dead_letter, make_queue, receive, record, topic_to_queue
-from test_sqs_event_queue import fails_once, until
 
 import eventflow
+from aws_support import (
+    bus_to_queue,
+    dead_letter,
+    fails_once,
+    make_queue,
+    receive,
+    record,
+    topic_to_queue,
+    until,
+)
 from eventflow import Message
 from eventflow.aws import AWSError, SQSEventQueue
 from eventflow.aws._sinks import EventBridgeSink, SNSSink, SQSSink

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import anyio
 import pytest
 
 import eventflow
+from aws_support import fails_once, until
 from eventflow.aws import SQSEventQueue
 from eventflow.sinks import MemorySink
 
@@ -55,29 +55,6 @@ def message(
             "Attempt": {"DataType": "Number", "StringValue": str(attempt)},
         },
     }
-
-
-def fails_once(
-    app: eventflow.App, *, retry_delay: float
-) -> tuple[eventflow.Handler, list[tuple[int, float]]]:
-    """A handler of ``app`` whose first attempt fails, retried once after ``retry_delay``;
-    and the (attempt, Unix time) of each run."""
-    runs: list[tuple[int, float]] = []
-
-    @app.handler(name="work", max_retries=1, retry_delays=(retry_delay,))
-    async def work(event: Any, context: eventflow.Context) -> None:
-        runs.append((context.attempt, time.time()))
-        if context.attempt == 1:
-            raise RuntimeError("first attempt fails")
-
-    return work, runs
-
-
-async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Wait for the app's own progress, polled (SQS runs on the wall clock)."""
-    with anyio.fail_after(timeout):
-        while not condition():  # noqa: ASYNC110 - progress made by other tasks and a server
-            await anyio.sleep(0.02)
 
 
 async def test_concurrent_invokes_share_send_batches_and_a_lone_one_goes_at_once(

@@ -6,8 +6,8 @@ import json
 from urllib.parse import unquote_plus
 
 import pytest
-from cli_support import Cli
 
+from cli_support import Cli
 from eventflow.events import EventBridgeEvent, S3Event, SNSEvent
 
 HELP = {

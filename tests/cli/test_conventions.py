@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_support import Cli
 
 import eventflow
+from cli_support import Cli
 
 BROKEN_MODULE = """
 import os

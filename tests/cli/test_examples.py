@@ -12,9 +12,9 @@ from types import ModuleType
 import httpx
 import pytest
 import uvicorn
-from cli_support import ROOT
 
 import eventflow
+from cli_support import ROOT
 
 
 @pytest.fixture

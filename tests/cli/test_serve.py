@@ -12,6 +12,7 @@ import time
 from typing import IO, Any
 
 import httpx
+
 from cli_support import ROOT
 
 

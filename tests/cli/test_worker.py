@@ -17,9 +17,9 @@ from typing import IO, Any
 
 import boto3
 import pytest
-from cli_support import ROOT, Cli
 
 from aws_support import isolate_aws_environment
+from cli_support import ROOT, Cli
 
 REGION = "us-east-1"
 MESSAGES = 60

@@ -113,7 +113,7 @@ def test_children_stop_when_the_parent_is_sigkilled(tmp_path: Path) -> None:
     try:
         # Given two children that are up and consuming
         def both_started() -> bool:
-            return sum(e["event"] == "worker.started" for e in log) == 2
+            return sum(1 for e in log if e["event"] == "worker.started") == 2
 
         _wait_for_entries(lines, log, both_started, 60)
         (started,) = [e for e in log if e["event"] == "worker.children"]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from cli_support import ROOT
 
 from aws_support import isolate_aws_environment
+from cli_support import ROOT
 
 REGION = "us-east-1"
 

@@ -215,7 +215,7 @@ async def test_failing_sink_is_retried_then_delivered() -> None:
     clock = VirtualClock()
     dlq = FlakySink(failures=3)
 
-    @eventflow.handler(max_retries=0, dead_letter=dlq)  # type: ignore[call-overload]
+    @eventflow.handler(max_retries=0, dead_letter=dlq)
     async def h(event: object, context: eventflow.Context) -> None:
         raise RuntimeError("x")
 
@@ -236,7 +236,7 @@ async def test_sink_that_keeps_failing_is_counted_and_logged_with_payload() -> N
     dlq = FlakySink(failures=10**9)
     dest = FlakySink(failures=10**9)
 
-    @eventflow.handler(max_retries=0, dead_letter=dlq, on_failure=dest)  # type: ignore[call-overload]
+    @eventflow.handler(max_retries=0, dead_letter=dlq, on_failure=dest)
     async def h(event: object, context: eventflow.Context) -> None:
         raise RuntimeError("x")
 

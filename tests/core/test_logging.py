@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import structlog
 from structlog.testing import capture_logs
@@ -20,7 +22,7 @@ async def test_every_entry_about_an_event_carries_its_context() -> None:
         raise ValueError("Simulating error")
 
     with capture_logs() as logs:
-        async with eventflow.App(clock=clock) as app:
+        async with eventflow.App(clock=clock, log_success=True) as app:
             accepted = await app.invoke(broken, {"key1": "value1"})
             async with clock.autojump():
                 await app.drain()
@@ -31,7 +33,7 @@ async def test_every_entry_about_an_event_carries_its_context() -> None:
         assert entry["request_id"] == accepted.request_id
         assert entry["handler"] == "broken"
         assert entry["attempt"] in (1, 2, 3)
-    by_name: dict[str, list[dict[str, object]]] = {}
+    by_name: dict[str, list[Any]] = {}
     for e in about_event:
         by_name.setdefault(str(e["event"]), []).append(e)
     failed = by_name["attempt.failed"]
@@ -48,7 +50,7 @@ async def test_every_entry_about_an_event_carries_its_context() -> None:
 async def test_entries_through_a_shared_queue_carry_the_context_too() -> None:
     from eventflow.queues import MemoryQueue
 
-    app = eventflow.App(queue=MemoryQueue())
+    app = eventflow.App(queue=MemoryQueue(), log_success=True)
 
     @app.handler
     async def fine(event: object, context: eventflow.Context) -> None:
@@ -72,11 +74,73 @@ async def test_success_logs_below_error_level() -> None:
         return 1
 
     with capture_logs() as logs:
-        async with eventflow.App() as app:
+        async with eventflow.App(log_success=True) as app:
             await app.invoke(fine, None)
             await app.drain()
     levels = {e["event"]: e["log_level"] for e in logs if "request_id" in e}
     assert levels == {"attempt.started": "info", "attempt.succeeded": "info"}
+
+
+@pytest.mark.parametrize("path", ["inline", "general", "thread"])
+async def test_success_lines_are_opt_in_and_failures_always_logged(path: str) -> None:
+    clock = VirtualClock()
+    timeout = 5.0 if path == "general" else None
+
+    async def coro(event: dict[str, int], context: eventflow.Context) -> None:
+        if event["n"] == 1 and context.attempt == 1:
+            raise ValueError("first attempt fails")
+
+    def plain(event: dict[str, int], context: eventflow.Context) -> None:
+        if event["n"] == 1 and context.attempt == 1:
+            raise ValueError("first attempt fails")
+
+    h = eventflow.handler(plain if path == "thread" else coro, name="h", timeout=timeout)
+    with capture_logs() as logs:
+        async with eventflow.App(clock=clock, handlers=[h]) as app:
+            assert app.log_success is False
+            await app.invoke(h, {"n": 0})
+            await app.invoke(h, {"n": 1})
+            async with clock.autojump():
+                await app.drain()
+    names = [e["event"] for e in logs if "request_id" in e]
+    # no line for the success of either event; the failure and its retry are logged
+    assert sorted(names) == ["attempt.failed", "retry.scheduled"]
+
+
+async def test_log_success_can_be_set_before_start_only() -> None:
+    app = eventflow.App()
+    app.log_success = True
+    assert app.log_success
+    async with app:
+        with pytest.raises(eventflow.ConfigurationError, match="before the app starts"):
+            app.log_success = False
+
+
+@pytest.mark.parametrize("path", ["inline", "general", "thread", "sync_call"])
+async def test_a_handlers_own_structlog_lines_carry_the_attempt_context(path: str) -> None:
+    # what structlog's default configuration does: merge_contextvars first
+    structlog.reset_defaults()
+    timeout = 5.0 if path == "general" else None
+
+    async def coro(event: object, context: eventflow.Context) -> None:
+        structlog.get_logger("mine").warning("handler.own_line")
+
+    def plain(event: object, context: eventflow.Context) -> None:
+        structlog.get_logger("mine").warning("handler.own_line")
+
+    h = eventflow.handler(plain if path == "thread" else coro, name="h", timeout=timeout)
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        async with eventflow.App(handlers=[h]) as app:
+            if path == "sync_call":
+                request_id = (await app.invoke(h, {}, invocation_type="RequestResponse")).request_id
+            else:
+                request_id = (await app.invoke(h, {})).request_id
+                await app.drain()
+    own = [e for e in logs if e["event"] == "handler.own_line"]
+    assert len(own) == 1
+    assert (own[0]["request_id"], own[0]["handler"], own[0]["attempt"]) == (request_id, "h", 1)
+    # and unbound again once the attempt is over
+    assert structlog.contextvars.get_contextvars() == {}
 
 
 def test_library_never_configures_structlog(capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,7 +154,7 @@ def test_library_never_configures_structlog(capsys: pytest.CaptureFixture[str]) 
         return None
 
     async def main() -> str:
-        async with eventflow.App() as app:
+        async with eventflow.App(log_success=True) as app:
             accepted = await app.invoke(h, None)
             await app.drain()
         return accepted.request_id

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -430,7 +430,9 @@ async def test_an_idempotent_result_json_cannot_encode_is_a_marshal_error() -> N
 
 
 async def test_an_internal_error_settles_the_event_with_its_source_and_is_counted() -> None:
-    def fail_on_dead_letter(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def fail_on_dead_letter(
+        _: Any, __: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         if event_dict.get("event") == "event.dead_lettered":
             raise RuntimeError("this logger breaks")
         return event_dict

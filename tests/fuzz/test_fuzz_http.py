@@ -454,7 +454,8 @@ async def _sns_scenario(requests: list[dict[str, Any]], version: str) -> None:
     async def cert_fetcher(url: str) -> bytes:
         fetched[url] += 1
         if url == CERT_URL:
-            return signer().pem
+            pem: bytes = signer().pem
+            return pem
         raise OSError(f"{url} is unreachable in this test")
 
     async def http_get(url: str) -> int:

@@ -532,11 +532,12 @@ async def test_update_function_configuration(api: Api, clients: Any) -> None:
     got = await call(client.get_function_configuration, FunctionName="echo")
     assert got["Timeout"] == 30
 
-    for fields, named in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"MemorySize": 256}, "MemorySize"),
         ({"Timeout": 901}, "Timeout must be an integer number of seconds from 1 to 900"),
         ({"DeadLetterConfig": {"TargetArn": f"{ARN}other"}}, "SQS queue or an SNS topic"),
-    ]:
+    ]
+    for fields, named in cases:
         with pytest.raises(ClientError) as exc:
             await call(client.update_function_configuration, FunctionName="echo", **fields)
         status, code, message = error_of(exc)
@@ -811,7 +812,8 @@ async def test_stale_signature_is_refused(
     real = botocore.auth.get_current_datetime
 
     def ten_minutes_ago(remove_tzinfo: bool = True) -> datetime.datetime:
-        return real(remove_tzinfo) - datetime.timedelta(minutes=10)
+        moved: datetime.datetime = real(remove_tzinfo) - datetime.timedelta(minutes=10)
+        return moved
 
     monkeypatch.setattr(botocore.auth, "get_current_datetime", ten_minutes_ago)
     client = clients(signed.url, key="AKIDEXAMPLE", secret="secret")

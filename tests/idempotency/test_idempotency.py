@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import multiprocessing
 import sqlite3
@@ -22,7 +23,7 @@ import eventflow
 from eventflow._idempotency import canonical_json, natural_key, resolve_key
 from eventflow.sinks import MemorySink
 from eventflow.stores import ClaimStatus, MemoryStore, SQLiteStore
-from eventflow.testing import VirtualClock
+from eventflow.testing import VirtualClock, check_store
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 
@@ -263,7 +264,7 @@ def test_bad_idempotency_options() -> None:
         eventflow.Idempotency(store=object())  # type: ignore[arg-type]
     with pytest.raises(eventflow.ConfigurationError, match="idempotency must be"):
 
-        @eventflow.handler(idempotency=True)  # type: ignore[call-overload]
+        @eventflow.handler(idempotency=True)  # type: ignore[call-overload, untyped-decorator]
         async def h(event: object, context: eventflow.Context) -> None:
             return None
 
@@ -279,63 +280,16 @@ async def test_missing_key_path_is_a_clear_function_error() -> None:
     assert "has no 'detail.orderId'" in result.payload["errorMessage"]
 
 
-async def test_store_claim_duplicate_takeover_complete_expire(store: Any) -> None:
-    payload = {"id": 1, "amount": 5}
-    first = await store.claim("k", payload, now=1000.0, lease_until=1060.0, validate=True)
-    assert first.status is ClaimStatus.CLAIMED and first.token is not None
-    busy = await store.claim("k", payload, now=1010.0, lease_until=1070.0, validate=True)
-    assert busy.status is ClaimStatus.IN_PROGRESS and busy.lease_until == 1060.0
-    clash = await store.claim("k", {"id": 1}, now=1011.0, lease_until=1071.0, validate=True)
-    assert clash.status is ClaimStatus.CONFLICT
+@pytest.mark.parametrize("kind", sorted(STORES))
+async def test_the_store_passes_the_store_kit(kind: str, tmp_path: Path) -> None:
+    made = itertools.count()
 
-    # the lease ended: another attempt takes the key over with a new token
-    taken = await store.claim("k", payload, now=1061.0, lease_until=1121.0, validate=True)
-    assert taken.status is ClaimStatus.CLAIMED and taken.token is not None
-    assert taken.token is not first.token and taken.token != first.token
+    def fresh() -> Any:
+        home = tmp_path / f"store-{next(made)}"
+        home.mkdir()
+        return STORES[kind](home)
 
-    # the first holder finishes late: its result is not recorded, nor may it release
-    await store.complete("k", first.token, '"stale"', expires_at=5000.0)
-    await store.release("k", first.token)
-    still = await store.claim("k", payload, now=1070.0, lease_until=1130.0, validate=True)
-    assert still.status is ClaimStatus.IN_PROGRESS and still.lease_until == 1121.0
-
-    await store.complete("k", taken.token, '{"ok":true}', expires_at=4661.0)
-    done = await store.claim("k", payload, now=1100.0, lease_until=1160.0, validate=True)
-    assert done.status is ClaimStatus.COMPLETED and done.result == '{"ok":true}'
-    clash = await store.claim("k", {"id": 2}, now=1101.0, lease_until=1161.0, validate=True)
-    assert clash.status is ClaimStatus.CONFLICT
-    loose = await store.claim("k", {"id": 2}, now=1102.0, lease_until=1162.0, validate=False)
-    assert loose.status is ClaimStatus.COMPLETED
-
-    # a release after completion leaves the result alone
-    await store.release("k", taken.token)
-    again = await store.claim("k", payload, now=1200.0, lease_until=1260.0, validate=True)
-    assert again.status is ClaimStatus.COMPLETED
-
-    # the result expired: the key is free again, even for another payload
-    later = await store.claim("k", {"id": 3}, now=4661.0, lease_until=4721.0, validate=True)
-    assert later.status is ClaimStatus.CLAIMED
-    await store.release("k", later.token)
-    freed = await store.claim("k", payload, now=4662.0, lease_until=4722.0, validate=True)
-    assert freed.status is ClaimStatus.CLAIMED
-    if hasattr(store, "aclose"):
-        await store.aclose()
-
-
-def test_memory_store_nowait_calls_and_their_stale_tokens() -> None:
-    store = MemoryStore()
-    status, token = store.claim_nowait("k", 1, 1000.0, 1060.0, True)
-    assert status is ClaimStatus.CLAIMED
-    assert store.claim_nowait("k", 1, 1001.0, 1061.0, True) == (ClaimStatus.IN_PROGRESS, 1060.0)
-    store.complete_nowait("k", None, '"no token"', 2000.0)  # ignored, and nothing raises
-    store.release_nowait("k", None)
-    store.release_nowait("missing", token)
-    store.complete_nowait("k", token, "7", 2000.0)
-    assert store.claim_nowait("k", 1, 1002.0, 1062.0, True) == (ClaimStatus.COMPLETED, "7")
-    store.complete_nowait("k", token, "8", 3000.0)  # the token was used up
-    assert store.claim_nowait("k", 1, 1999.0, 2059.0, True) == (ClaimStatus.COMPLETED, "7")
-    assert store.claim_nowait("k", 2, 2000.0, 2060.0, True)[0] is ClaimStatus.CLAIMED
-    assert len(store) == 1
+    await check_store(fresh)
 
 
 def test_memory_store_drops_the_oldest_settled_records_beyond_max_records() -> None:

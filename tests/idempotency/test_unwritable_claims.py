@@ -66,6 +66,7 @@ async def test_sqlite_group_commit_with_unwritable_claims_fails_only_those(
                 assert isinstance(bad, eventflow.InvalidPayload), bad
                 assert "lone surrogate" in str(bad) or "surrogates not allowed" in str(bad)
                 assert what in str(bad)
+            assert not isinstance(good1, BaseException) and not isinstance(good2, BaseException)
             # a result the store cannot write fails that completion alone
             with pytest.raises(eventflow.InvalidPayload, match="good-1"):
                 await store.complete("good-1", good1.token, '"' + LONE + '"', expires_at=1e12)

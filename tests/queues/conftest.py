@@ -42,14 +42,18 @@ async def harness(
     kind: str, _aws_env: None, request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     if kind != "sqs":
-        yield Harness(kind, None, None, tmp_path / "queue.db")
+        yield Harness(kind, None, None, tmp_path)
         return
     from aiobotocore.session import AioSession
 
     endpoint: str = request.getfixturevalue("moto_endpoint")
     session = AioSession()
     async with session.create_client("sqs", region_name=REGION, endpoint_url=endpoint) as sqs:
-        created = await sqs.create_queue(
-            QueueName=f"ef-q-{uuid.uuid4().hex[:12]}", Attributes={"VisibilityTimeout": "10"}
-        )
-        yield Harness(kind, endpoint, created["QueueUrl"])
+
+        async def new_queue() -> str:
+            created = await sqs.create_queue(
+                QueueName=f"ef-q-{uuid.uuid4().hex[:12]}", Attributes={"VisibilityTimeout": "10"}
+            )
+            return str(created["QueueUrl"])
+
+        yield Harness(kind, endpoint, new_queue)

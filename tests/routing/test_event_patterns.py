@@ -449,7 +449,7 @@ def test_indexed_ranges_and_affixes_agree_with_the_reference_on_a_grid() -> None
         if a < b
     ]
     texts = ["", "a", "ab", "AB", "abc", "b", "ba", "cab"]
-    affixes = [{op: t} for op in ("prefix", "suffix") for t in texts]
+    affixes: list[dict[str, Any]] = [{op: t} for op in ("prefix", "suffix") for t in texts]
     affixes += [{op: {"equals-ignore-case": t}} for op in ("prefix", "suffix") for t in texts]
     affixes += [{"equals-ignore-case": t} for t in texts]
     patterns = [compile_pattern({"v": [{"numeric": r}]}) for r in ranges]

@@ -30,7 +30,7 @@ from ..sources import Outcome, Settle
 from ._shapes import BodyKind
 
 if TYPE_CHECKING:
-    from .._app import App
+    from .._contracts import AppHost
     from .._handler import Handler
 
 __all__ = ("fan_out", "router_for", "sns_routes", "submit_routed")
@@ -101,7 +101,7 @@ def fan_out(settle: Settle, count: int) -> Settle:
 
 
 async def submit_routed(
-    app: App,
+    app: AppHost,
     router: Router,
     kind: BodyKind,
     payload: Any,

@@ -44,7 +44,7 @@ from ._clients import resolve_region
 from ._sqs_leases import LeasedQueue
 
 if TYPE_CHECKING:
-    from .._app import App
+    from .._contracts import AppHost
     from .._handler import Handler
 
 __all__ = ("SQSBatchSource", "SQSBatchSourceStatistics")
@@ -307,7 +307,7 @@ class SQSBatchSource(LeasedQueue[_Held]):
         self._closed.set()
         await self._close()
 
-    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
+    async def run(self, app: AppHost, *, task_status: TaskStatus[None]) -> None:
         """Poll the queue and hand the handler its batches until cancelled."""
         if self._client is None:
             raise RuntimeError(
@@ -335,7 +335,7 @@ class SQSBatchSource(LeasedQueue[_Held]):
 
     # -- gathering ------------------------------------------------------------------
 
-    async def _poll(self, app: App, tg: TaskGroup) -> None:
+    async def _poll(self, app: AppHost, tg: TaskGroup) -> None:
         while True:
             await self._slots.acquire()
             try:
@@ -412,7 +412,7 @@ class SQSBatchSource(LeasedQueue[_Held]):
 
     # -- handling -------------------------------------------------------------------
 
-    async def _run_batch(self, app: App, batch: list[_Held]) -> None:
+    async def _run_batch(self, app: AppHost, batch: list[_Held]) -> None:
         try:
             with anyio.CancelScope(shield=True) as scope:
                 if self._stop_deadline is not None:
@@ -435,7 +435,7 @@ class SQSBatchSource(LeasedQueue[_Held]):
                     self._failed += 1  # not deleted: it shows again after its timeout
             self._slots.release()
 
-    async def _handle(self, app: App, batch: list[_Held]) -> None:
+    async def _handle(self, app: AppHost, batch: list[_Held]) -> None:
         event = {"Records": [held.record for held in batch]}
         try:
             result = await app.invoke(self.handler, event, invocation_type="RequestResponse")

@@ -25,7 +25,7 @@ from ._clients import shared_client
 from ._errors import check_resource, error_code
 
 if TYPE_CHECKING:
-    from .._app import App
+    from .._contracts import AppHost
 
 __all__ = (
     "CLOSE_GRACE",
@@ -162,7 +162,7 @@ class LeasedQueue(Generic[HeldT]):
         self._tg.start_soon(self._heartbeat)
         return attributes
 
-    async def _until_stopped(self, app: App) -> None:
+    async def _until_stopped(self, app: AppHost) -> None:
         """Wait for the app to stop ``run`` (its shutdown begins), then bound every call
         from now on by the app's shutdown_timeout plus the grace."""
         try:

@@ -61,7 +61,7 @@ from ._shapes import parse_json
 from ._sqs_leases import MAX_VISIBILITY, LeasedQueue
 
 if TYPE_CHECKING:
-    from .._app import App
+    from .._contracts import AppHost
 
 __all__ = ("SQSEventQueue", "SQSEventQueueStatistics")
 
@@ -403,7 +403,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
 
     # -- receiving ------------------------------------------------------------------
 
-    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
+    async def run(self, app: AppHost, *, task_status: TaskStatus[None]) -> None:
         """Receive events and hand them to ``app`` until cancelled."""
         if self._client is None:
             raise RuntimeError(
@@ -419,7 +419,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
             task_status.started()
             await self._until_stopped(app)
 
-    async def _poll(self, app: App, bound: int) -> None:
+    async def _poll(self, app: AppHost, bound: int) -> None:
         backoff = 1.0
         while True:
             # hold at most the app's concurrency plus one batch, pending deletes included
@@ -550,7 +550,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
         )
         self._drop(held)
 
-    async def _deliver(self, app: App, held: _Held) -> None:
+    async def _deliver(self, app: AppHost, held: _Held) -> None:
         if held.not_before is not None and held.not_before - time.time() > _EARLY:
             self._postpone(held)
             return

@@ -29,7 +29,7 @@ from ._shapes import BodyKind, decode_body
 from ._sqs_leases import LeasedQueue
 
 if TYPE_CHECKING:
-    from .._app import App
+    from .._contracts import AppHost
     from .._handler import Handler
     from ..routing import Route
 
@@ -205,7 +205,7 @@ class SQSSource(LeasedQueue[_Held]):
             self._release(held)  # received but never submitted
         await self._close()
 
-    async def run(self, app: App, *, task_status: TaskStatus[None]) -> None:
+    async def run(self, app: AppHost, *, task_status: TaskStatus[None]) -> None:
         """Poll the queue and submit its events until cancelled."""
         if self._client is None:
             raise RuntimeError(
@@ -219,7 +219,7 @@ class SQSSource(LeasedQueue[_Held]):
 
     # -- receiving ------------------------------------------------------------------
 
-    async def _poll(self, app: App, extra: bool) -> None:
+    async def _poll(self, app: AppHost, extra: bool) -> None:
         backoff = 1.0
         while True:
             if extra:
@@ -283,7 +283,7 @@ class SQSSource(LeasedQueue[_Held]):
             if accepted < len(batch):
                 return
 
-    async def _dispatch(self, app: App, held: _Held, body: str) -> bool:
+    async def _dispatch(self, app: AppHost, held: _Held, body: str) -> bool:
         kind, payload = decode_body(body)
         settle = functools.partial(self._settle, held)
         if kind is BodyKind.S3_TEST_EVENT:

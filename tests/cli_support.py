@@ -6,6 +6,6 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
