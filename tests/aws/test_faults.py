@@ -19,7 +19,7 @@ from test_sqs_event_queue import fails_once, until
 
 import eventflow
 from eventflow import Message
-from eventflow.aws import AWSError, SQSEventQueue
+from eventflow.aws import AWSError, ResourceCheckFailed, SQSEventQueue
 from eventflow.aws._sinks import EventBridgeSink, SNSSink, SQSSink
 from eventflow.aws._sqs_source import SQSSource
 from eventflow.sinks import SinkRejected
@@ -395,3 +395,38 @@ async def test_a_throttled_invoke_is_sent_after_a_backoff_on_the_apps_clock(
     assert (stats.sent, stats.send_failed) == (1, 0)
     got = await aws["sqs"].receive_message(QueueUrl=url, WaitTimeSeconds=0)
     assert [json.loads(m["Body"]) for m in got["Messages"]] == [{"n": 1}]
+
+
+# -- one error map ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sink", "event queue"])
+async def test_the_start_up_check_names_an_expired_token_as_such(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str, kind: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    proxy.fail("GetQueueAttributes", "ExpiredToken", status=403)
+    target: Any = (
+        SQSSink(url, endpoint_url=proxy.endpoint)
+        if kind == "sink"
+        else SQSEventQueue(url, endpoint_url=proxy.endpoint)
+    )
+    with pytest.raises(ResourceCheckFailed) as caught:
+        async with target:
+            pass
+    message = str(caught.value)
+    assert "AWS refused these credentials on GetQueueAttributes (ExpiredToken)" in message
+    assert "an expired session token needs a new one" in message
+    assert caught.value.operation == "GetQueueAttributes"
+
+
+async def test_a_batch_call_with_an_expired_token_fails_its_entries_unsplit_and_retryable(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    proxy.fail("SendMessageBatch", "ExpiredToken", status=403)
+    async with SQSSink(url, endpoint_url=proxy.endpoint, check=False, linger=0.05) as sink:
+        outcomes = await send_all(sink, three_dead_letters())
+    assert all(isinstance(o, AWSError) and not isinstance(o, SinkRejected) for o in outcomes)
+    assert "(ExpiredToken)" in str(outcomes[0])
+    assert proxy.calls == ["SendMessageBatch"]  # not split into one call per entry

@@ -23,6 +23,7 @@ __all__ = (
     "ResourceCheckFailed",
     "check_resource",
     "error_code",
+    "failure_hint",
     "http_status",
     "is_throttling",
     "is_transient",
@@ -166,6 +167,25 @@ def maybe_about_entries(exc: BaseException) -> bool:
         and code not in MISSING_CODES
         and not is_throttling(exc)
     )
+
+
+def failure_hint(exc: BaseException) -> str:
+    """What to do about a failed AWS call, by the kind of its error ('' if unknown)."""
+    code = error_code(exc)
+    if code in CREDENTIAL_CODES:
+        return (
+            f"AWS refused these credentials ({code}): refresh them (an expired session token "
+            "needs a new one) or configure others."
+        )
+    if code in ACCESS_CODES:
+        return f"The call was denied ({code}): grant these credentials the IAM action it needs."
+    if code in MISSING_CODES:
+        return f"The resource does not exist ({code}): create it, or correct its name."
+    if is_throttling(exc):
+        return f"AWS throttled the call ({code}); raise the quota if this persists."
+    if is_transient(exc):
+        return "AWS or the network failed for a moment; the call is made again."
+    return ""
 
 
 async def check_resource(

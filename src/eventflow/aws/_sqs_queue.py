@@ -61,6 +61,7 @@ from ..queues import QueuedEvent
 from ..sources import Outcome
 from ._batcher import Batcher, Fault, id_faults
 from ._clients import shared_client
+from ._errors import failure_hint
 from ._shapes import parse_json
 from ._sinks import SQS_MAX_BATCH_BYTES
 from ._sqs_leases import CLOSE_GRACE, MAX_VISIBILITY, LeasedQueue
@@ -490,6 +491,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 "sqs_queue.receive_failed",
                 queue_url=self.queue_url,
                 error=f"{type(exc).__name__}: {exc}",
+                hint=failure_hint(exc),
             )
             return None
         messages: list[dict[str, Any]] = response.get("Messages", [])
