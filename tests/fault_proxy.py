@@ -9,7 +9,8 @@ moto unchanged, and applies the faults a test arms:
   :meth:`FaultProxy.fail` answers them with any error code (an expired token, say);
 * :meth:`FaultProxy.fail_entries` takes the entries of a batch call whose text contains a
   marker out of the request before forwarding it, and reports them in the response as
-  failed, the way SQS (``Failed``) and EventBridge (``ErrorCode``) report one entry;
+  failed, the way SQS (``Failed``) and EventBridge and Kinesis (``ErrorCode``) report one
+  entry;
 * :meth:`FaultProxy.hang` makes it an endpoint that hangs: every later request is read
   and never answered (the connection stays open) until the proxy stops.
 
@@ -154,7 +155,8 @@ class FaultProxy:
         if not faults or not json_protocol:
             return self._forward(method, path, headers, body)
         request = json.loads(body)
-        entries: list[dict[str, Any]] = request["Entries"]
+        field = "Records" if operation == "PutRecords" else "Entries"
+        entries: list[dict[str, Any]] = request[field]
         failing: dict[int, _EntryFault] = {}
         with self._lock:
             for fault in faults:
@@ -165,7 +167,7 @@ class FaultProxy:
             self.failed_entries += len(failing)
         kept = [e for i, e in enumerate(entries) if i not in failing]
         if kept:
-            request["Entries"] = kept
+            request[field] = kept
             status, out_headers, reply = self._forward(
                 method, path, headers, json.dumps(request).encode()
             )
@@ -175,15 +177,16 @@ class FaultProxy:
         else:
             status, out_headers = 200, [("Content-Type", headers.get("Content-Type", ""))]
             response = {}
-        if operation == "PutEvents":  # results are positional: put the failures in place
-            forwarded = iter(response.get("Entries", []))
-            response["Entries"] = [
+        if operation in ("PutEvents", "PutRecords"):  # positional: failures put in place
+            forwarded = iter(response.get(field, []))
+            response[field] = [
                 {"ErrorCode": failing[i].code, "ErrorMessage": "Injected by the test proxy."}
                 if i in failing
                 else next(forwarded)
                 for i in range(len(entries))
             ]
-            response["FailedEntryCount"] = response.get("FailedEntryCount", 0) + len(failing)
+            count = "FailedRecordCount" if operation == "PutRecords" else "FailedEntryCount"
+            response[count] = response.get(count, 0) + len(failing)
         else:  # SQS: Successful / Failed, by entry Id
             response.setdefault("Successful", [])
             response["Failed"] = [
