@@ -25,14 +25,12 @@ the original is deleted. A receive before ``NotBefore`` runs nothing: the messag
 back, by its visibility if the rest of the delay fits in it, else by another send. Its
 ``Attempt`` is set so that the receive when it is due counts the failed attempt once.
 
-Message format: the body is the payload as JSON; the attributes are ``RequestID`` and
-``Handler`` (String), ``FirstEnqueued`` (Number, Unix seconds), ``Attempt`` (Number) and,
-on a long retry, ``NotBefore`` (Number, Unix seconds).
+Message format (a contract between processes): see :mod:`eventflow.aws._sqs_wire`, which
+alone encodes and decodes it, with the attempt and NotBefore rules and its version.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -59,6 +57,7 @@ from .._errors import (
 from .._payload import json_error
 from ..queues import QueuedEvent
 from ..sources import Outcome
+from . import _sqs_wire as wire
 from ._batcher import Batcher, Fault, id_faults
 from ._clients import shared_client
 from ._errors import failure_hint
@@ -75,26 +74,7 @@ _log = structlog.get_logger("eventflow.sqs_queue")
 _BATCH = 10
 _MAX_DELAY_SECONDS = 900  # SQS's limit on a message's DelaySeconds: 15 minutes
 _VISIBILITY_TRIES = 3  # a retry's visibility change, before it is left to chance
-_EARLY = 0.5  # a receive this much before NotBefore is early (SQS delays are whole seconds)
-_REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT = "RequestID", "Handler", "FirstEnqueued", "Attempt"
-_NOT_BEFORE = "NotBefore"
 _SEND_BUFFER = 1000  # invokes waiting for a SendMessageBatch before invoke() waits
-_ATTRIBUTES = [_REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT, _NOT_BEFORE]
-
-
-def _attributes(
-    request_id: str, handler: str, first: float, attempts: int, not_before: float | None = None
-) -> dict[str, Any]:
-    """The message attributes that carry an event's identity and progress."""
-    attributes = {
-        _REQUEST_ID: {"DataType": "String", "StringValue": request_id},
-        _HANDLER: {"DataType": "String", "StringValue": handler},
-        _FIRST: {"DataType": "Number", "StringValue": f"{first:.3f}"},
-        _ATTEMPT: {"DataType": "Number", "StringValue": str(attempts)},
-    }
-    if not_before is not None:
-        attributes[_NOT_BEFORE] = {"DataType": "Number", "StringValue": f"{not_before:.3f}"}
-    return attributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,17 +349,18 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 f"The SQS event queue {self.queue_url} is not open; the app opens it when "
                 "it starts (App(queue=...))."
             )
-        body = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False)
+        body = wire.encode_body(event.payload)
         entry = {
             "MessageBody": body,
-            "MessageAttributes": _attributes(
+            "MessageAttributes": wire.attributes(
                 event.request_id, event.handler, event.first_enqueued, event.attempts
             ),
         }
-        size = len(body.encode()) + 160 + len(event.request_id) + len(event.handler)
+        size = wire.size_of(body, event.request_id, event.handler)
         if size > self._max_bytes:
             raise InvalidPayload(
-                f"The payload for {event.handler!r} is {size - 160} bytes as JSON; the SQS "
+                f"The payload for {event.handler!r} is {len(body.encode())} bytes as JSON "
+                f"({size} with its attributes); the SQS "
                 f"event queue {self.queue_url} takes messages of at most {self._max_bytes} "
                 "bytes (its MaximumMessageSize). Put the data in S3 and invoke with its key."
             )
@@ -483,7 +464,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 MaxNumberOfMessages=room,
                 WaitTimeSeconds=self._wait,
                 VisibilityTimeout=self._vt,
-                MessageAttributeNames=_ATTRIBUTES,
+                MessageAttributeNames=wire.RECEIVE_ATTRIBUTES,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
         except (ClientError, BotoCoreError) as exc:
@@ -526,23 +507,15 @@ class SQSEventQueue(LeasedQueue[_Held]):
         return batch
 
     def _parse(self, held: _Held, message: dict[str, Any]) -> bool:
-        attributes = message.get("MessageAttributes", {})
         try:
-            held.request_id = attributes[_REQUEST_ID]["StringValue"]
-            held.handler = attributes[_HANDLER]["StringValue"]
-            held.first = float(attributes[_FIRST]["StringValue"])
-            base = int(attributes.get(_ATTEMPT, {}).get("StringValue", "0"))
-            count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-            held.attempts = base + max(0, count - 1)
-            if _NOT_BEFORE in attributes:
-                held.not_before = float(attributes[_NOT_BEFORE]["StringValue"])
-        except Exception as exc:  # whatever a foreign sender put there: that message alone
-            self._malformed_message(
-                held,
-                f"the message lacks eventflow's attributes ({exc!r}); only SQSEventQueue "
-                "should send to an event queue",
-            )
+            event = wire.decode(message)
+        except ValueError as exc:  # whatever a foreign sender put there: that message alone
+            held.request_id, held.handler = wire.identity(message)
+            self._malformed_message(held, str(exc))
             return False
+        held.request_id, held.handler = event.request_id, event.handler
+        held.first, held.attempts = event.first_enqueued, event.attempts
+        held.not_before = event.not_before
         return True
 
     def _malformed_message(self, held: _Held, reason: str) -> None:
@@ -561,7 +534,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
         self._drop(held)
 
     async def _deliver(self, app: App, held: _Held) -> None:
-        if held.not_before is not None and held.not_before - time.time() > _EARLY:
+        if wire.is_early(held.not_before, time.time()):
             self._postpone(held)
             return
         # where a body becomes an event: nothing it holds may raise out of the poller
@@ -751,12 +724,10 @@ class SQSEventQueue(LeasedQueue[_Held]):
             entry: dict[str, Any] = {"Id": str(i), "MessageBody": h.body}
             attempts = h.attempts
             if due is not None:
-                delay = max(0, math.ceil(due - time.time()))
-                if delay > self._max_delay_seconds:
-                    delay = self._max_delay_seconds
-                    attempts -= 1  # the early receive to come postpones, and is counted
+                delay, adjust = wire.resend_delay(due, time.time(), self._max_delay_seconds)
                 entry["DelaySeconds"] = delay
-            entry["MessageAttributes"] = _attributes(
+                attempts += adjust
+            entry["MessageAttributes"] = wire.attributes(
                 h.request_id, h.handler, h.first, attempts, due
             )
             entries.append(entry)
