@@ -132,3 +132,20 @@ async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     with anyio.fail_after(timeout):
         while not condition():  # noqa: ASYNC110 - progress made by other tasks and a server
             await anyio.sleep(0.02)
+
+
+async def send_all(sink: Any, messages: list[Message]) -> list[BaseException | None]:
+    """Send the messages concurrently (so they share a batch); each one's outcome, in order."""
+    outcomes: list[BaseException | None] = [None] * len(messages)
+
+    async def send(i: int) -> None:
+        try:
+            await sink.send(messages[i])
+        except Exception as exc:
+            outcomes[i] = exc
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            for i in range(len(messages)):
+                tg.start_soon(send, i)
+    return outcomes

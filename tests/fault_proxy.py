@@ -6,9 +6,11 @@ moto unchanged, and applies the faults a test arms:
 
 * :meth:`FaultProxy.throttle` answers the next calls of an operation with a throttling
   error (HTTP 400), in the operation's protocol, without forwarding them;
+  :meth:`FaultProxy.fail` answers them with any error code (an expired token, say);
 * :meth:`FaultProxy.fail_entries` takes the entries of a batch call whose text contains a
   marker out of the request before forwarding it, and reports them in the response as
-  failed, the way SQS (``Failed``) and EventBridge (``ErrorCode``) report one entry;
+  failed, the way SQS (``Failed``) and EventBridge and Kinesis (``ErrorCode``) report one
+  entry;
 * :meth:`FaultProxy.hang` makes it an endpoint that hangs: every later request is read
   and never answered (the connection stays open) until the proxy stops.
 
@@ -47,6 +49,7 @@ class FaultProxy:
         self._upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self._lock = threading.Lock()
         self._throttles: dict[str, int] = {}
+        self._errors: dict[str, tuple[str, int, int]] = {}  # operation: (code, status, times)
         self._entry_faults: list[_EntryFault] = []
         self.calls: list[str] = []  # every operation received, in order
         self.throttled = 0
@@ -77,6 +80,11 @@ class FaultProxy:
         """Answer the next ``times`` calls of ``operation`` (e.g. "SendMessageBatch") 400."""
         with self._lock:
             self._throttles[operation] = self._throttles.get(operation, 0) + times
+
+    def fail(self, operation: str, code: str, *, status: int = 400, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``operation`` with the error ``code``."""
+        with self._lock:
+            self._errors[operation] = (code, status, times)
 
     def fail_entries(
         self, operation: str, marker: str, *, code: str, sender_fault: bool = False, times: int
@@ -139,11 +147,16 @@ class FaultProxy:
                 self._throttles[operation] -= 1
                 self.throttled += 1
                 return _throttling(json_protocol)
+            code, status, times = self._errors.get(operation, ("", 0, 0))
+            if times > 0:
+                self._errors[operation] = (code, status, times - 1)
+                return _error(json_protocol, code, status)
             faults = [f for f in self._entry_faults if f.operation == operation and f.times > 0]
         if not faults or not json_protocol:
             return self._forward(method, path, headers, body)
         request = json.loads(body)
-        entries: list[dict[str, Any]] = request["Entries"]
+        field = "Records" if operation == "PutRecords" else "Entries"
+        entries: list[dict[str, Any]] = request[field]
         failing: dict[int, _EntryFault] = {}
         with self._lock:
             for fault in faults:
@@ -154,7 +167,7 @@ class FaultProxy:
             self.failed_entries += len(failing)
         kept = [e for i, e in enumerate(entries) if i not in failing]
         if kept:
-            request["Entries"] = kept
+            request[field] = kept
             status, out_headers, reply = self._forward(
                 method, path, headers, json.dumps(request).encode()
             )
@@ -164,15 +177,16 @@ class FaultProxy:
         else:
             status, out_headers = 200, [("Content-Type", headers.get("Content-Type", ""))]
             response = {}
-        if operation == "PutEvents":  # results are positional: put the failures in place
-            forwarded = iter(response.get("Entries", []))
-            response["Entries"] = [
+        if operation in ("PutEvents", "PutRecords"):  # positional: failures put in place
+            forwarded = iter(response.get(field, []))
+            response[field] = [
                 {"ErrorCode": failing[i].code, "ErrorMessage": "Injected by the test proxy."}
                 if i in failing
                 else next(forwarded)
                 for i in range(len(entries))
             ]
-            response["FailedEntryCount"] = response.get("FailedEntryCount", 0) + len(failing)
+            count = "FailedRecordCount" if operation == "PutRecords" else "FailedEntryCount"
+            response[count] = response.get(count, 0) + len(failing)
         else:  # SQS: Successful / Failed, by entry Id
             response.setdefault("Successful", [])
             response["Failed"] = [
@@ -205,11 +219,18 @@ class FaultProxy:
 
 
 def _throttling(json_protocol: bool) -> tuple[int, list[tuple[str, str]], bytes]:
+    code = "ThrottlingException" if json_protocol else "Throttling"
+    return _error(json_protocol, code, 400, "Rate exceeded")
+
+
+def _error(
+    json_protocol: bool, code: str, status: int, message: str = "Injected by the test proxy."
+) -> tuple[int, list[tuple[str, str]], bytes]:
     if json_protocol:
-        body = {"__type": "ThrottlingException", "message": "Rate exceeded"}
-        return 400, [("Content-Type", "application/x-amz-json-1.0")], json.dumps(body).encode()
+        body = {"__type": code, "message": message}
+        return status, [("Content-Type", "application/x-amz-json-1.0")], json.dumps(body).encode()
     xml = (
-        "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
-        "<Message>Rate exceeded</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+        f"<Message>{message}</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
     )
-    return 400, [("Content-Type", "text/xml")], xml.encode()
+    return status, [("Content-Type", "text/xml")], xml.encode()

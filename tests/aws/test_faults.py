@@ -23,14 +23,16 @@ from aws_support import (
     make_queue,
     receive,
     record,
+    send_all,
     topic_to_queue,
     until,
 )
 from eventflow import Message
-from eventflow.aws import AWSError, SQSEventQueue
+from eventflow.aws import AWSError, ResourceCheckFailed, SQSEventQueue
 from eventflow.aws._sinks import EventBridgeSink, SNSSink, SQSSink
 from eventflow.aws._sqs_source import SQSSource
 from eventflow.sinks import SinkRejected
+from eventflow.testing import VirtualClock
 from fault_proxy import FaultProxy
 
 
@@ -41,23 +43,6 @@ def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
         yield proxy
     finally:
         proxy.stop()
-
-
-async def send_all(sink: Any, messages: list[Message]) -> list[BaseException | None]:
-    """Send the messages concurrently (so they share a batch); each one's outcome, in order."""
-    outcomes: list[BaseException | None] = [None] * len(messages)
-
-    async def send(i: int) -> None:
-        try:
-            await sink.send(messages[i])
-        except Exception as exc:
-            outcomes[i] = exc
-
-    with anyio.fail_after(20):
-        async with anyio.create_task_group() as tg:
-            for i in range(len(messages)):
-                tg.start_soon(send, i)
-    return outcomes
 
 
 def three_dead_letters() -> list[Message]:
@@ -144,21 +129,50 @@ async def test_eventbridge_retries_a_throttled_entry_and_rejects_a_malformed_one
 # -- a whole call is throttled ------------------------------------------------------------
 
 
-async def test_a_throttled_call_is_retried_whole_once_botocores_retries_run_out(
+async def test_a_throttled_call_is_retried_whole_with_backoff_on_the_sinks_clock(
     aws: dict[str, Any], proxy: FaultProxy, unique_name: str
 ) -> None:
     url, _ = await make_queue(aws["sqs"], unique_name)
-    # the client retries 3 times (max_attempts=3, standard mode); after the 4th throttled
-    # attempt the sink's own retry of the whole call runs
+    # a sink's client makes one attempt per call; the sink's batcher retries the whole call
     proxy.throttle("SendMessageBatch", 4)
-    async with SQSSink(url, endpoint_url=proxy.endpoint, check=False, linger=0.05) as sink:
-        outcomes = await send_all(sink, three_dead_letters())
+    clock = VirtualClock()
+    async with SQSSink(
+        url, endpoint_url=proxy.endpoint, check=False, linger=0.05, clock=clock
+    ) as sink:
+        async with clock.autojump():
+            outcomes = await send_all(sink, three_dead_letters())
         stats = sink.statistics()
     assert outcomes == [None, None, None]
     assert proxy.throttled == 4
     assert proxy.calls == ["SendMessageBatch"] * 5
+    assert clock.now() >= 0.05 + 0.1 + 0.2 + 0.4  # four backoffs (jittered >= half of each)
     assert len(await receive(aws["sqs"], url, 3)) == 3
-    assert (stats.batches, stats.api_calls, stats.sent, stats.failed) == (1, 2, 3, 0)
+    assert (stats.batches, stats.api_calls, stats.sent, stats.failed) == (1, 5, 3, 0)
+
+
+async def test_a_throttled_sinks_backoff_waits_for_its_clock_not_for_wall_time(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    proxy.throttle("SendMessageBatch", 1)
+    clock = VirtualClock()
+    async with SQSSink(
+        url, endpoint_url=proxy.endpoint, check=False, linger=0, clock=clock
+    ) as sink:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sink.send, dead_letter({"n": 1}))
+            with anyio.fail_after(10):
+                while clock.pending == 0:  # noqa: ASYNC110 - one condition, bounded
+                    await anyio.sleep(0.01)
+            # throttled once: the retry waits on the sink's clock, which has not moved
+            assert proxy.calls == ["SendMessageBatch"]
+            assert sink.statistics().pending == 1
+            deadline = clock.next_deadline()
+            assert deadline is not None and 0.05 <= deadline <= 0.1
+            await clock.advance(0.1)
+        stats = sink.statistics()
+    assert proxy.calls == ["SendMessageBatch"] * 2
+    assert (stats.api_calls, stats.sent, stats.pending) == (2, 1, 0)
 
 
 async def test_a_throttled_sns_publish_batch_is_retried_and_reaches_the_subscriber(
@@ -166,15 +180,37 @@ async def test_a_throttled_sns_publish_batch_is_retried_and_reaches_the_subscrib
 ) -> None:
     url, topic = await topic_to_queue(aws, unique_name, raw=True)
     proxy.throttle("PublishBatch", 4)  # query protocol: an XML error response
-    async with SNSSink(topic, endpoint_url=proxy.endpoint, check=False, linger=0.05) as sink:
-        outcomes = await send_all(sink, three_dead_letters())
+    clock = VirtualClock()
+    async with SNSSink(
+        topic, endpoint_url=proxy.endpoint, check=False, linger=0.05, clock=clock
+    ) as sink:
+        async with clock.autojump():
+            outcomes = await send_all(sink, three_dead_letters())
         stats = sink.statistics()
     assert outcomes == [None, None, None]
     assert proxy.throttled == 4
     assert proxy.calls == ["PublishBatch"] * 5
     bodies = sorted(json.loads(m["Body"])["n"] for m in await receive(aws["sqs"], url, 3))
     assert bodies == [0, 1, 2]
-    assert (stats.api_calls, stats.sent) == (2, 3)
+    assert (stats.api_calls, stats.sent) == (5, 3)
+
+
+async def test_a_call_throttled_past_its_retries_fails_its_entries_as_retryable(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    proxy.throttle("SendMessageBatch", 6)
+    clock = VirtualClock()
+    async with SQSSink(
+        url, endpoint_url=proxy.endpoint, check=False, linger=0.05, clock=clock
+    ) as sink:
+        async with clock.autojump():
+            outcomes = await send_all(sink, three_dead_letters())
+        stats = sink.statistics()
+    assert all(isinstance(o, AWSError) and not isinstance(o, SinkRejected) for o in outcomes)
+    assert "(Throttling" in str(outcomes[0])
+    assert proxy.calls == ["SendMessageBatch"] * 6  # the first call and five retries
+    assert (stats.api_calls, stats.sent, stats.failed) == (6, 0, 3)
 
 
 # -- a source's delete fails ---------------------------------------------------------------
@@ -325,3 +361,64 @@ async def test_an_idle_event_queue_stops_in_time_when_its_receive_hangs(
         elapsed = time.monotonic() - begin
     assert elapsed < app.shutdown_timeout + HANG_SLACK, f"leaving the app took {elapsed:.1f} s"
     assert any(e["event"] == "sqs_queue.receive_cut_short" for e in logs)
+
+
+async def test_a_throttled_invoke_is_sent_after_a_backoff_on_the_apps_clock(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    proxy.throttle("SendMessageBatch", 2)
+    clock = VirtualClock()
+    queue = SQSEventQueue(url, endpoint_url=proxy.endpoint, consume=False)
+    app = eventflow.App(queue=queue, clock=clock)
+
+    @app.handler
+    async def work(event: Any, context: eventflow.Context) -> None:
+        raise AssertionError("this app does not consume")
+
+    async with app:
+        async with clock.autojump():
+            with anyio.fail_after(10):
+                await app.invoke(work, {"n": 1})
+        # two backoffs of the app's clock (jittered, at least half of 0.1 s and 0.2 s)
+        assert clock.now() >= 0.15
+        stats = queue.statistics()
+    assert proxy.calls.count("SendMessageBatch") == 3
+    assert (stats.sent, stats.send_failed) == (1, 0)
+    got = await aws["sqs"].receive_message(QueueUrl=url, WaitTimeSeconds=0)
+    assert [json.loads(m["Body"]) for m in got["Messages"]] == [{"n": 1}]
+
+
+# -- one error map ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sink", "event queue"])
+async def test_the_start_up_check_names_an_expired_token_as_such(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str, kind: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    proxy.fail("GetQueueAttributes", "ExpiredToken", status=403)
+    target: Any = (
+        SQSSink(url, endpoint_url=proxy.endpoint)
+        if kind == "sink"
+        else SQSEventQueue(url, endpoint_url=proxy.endpoint)
+    )
+    with pytest.raises(ResourceCheckFailed) as caught:
+        async with target:
+            pass
+    message = str(caught.value)
+    assert "AWS refused these credentials on GetQueueAttributes (ExpiredToken)" in message
+    assert "an expired session token needs a new one" in message
+    assert caught.value.operation == "GetQueueAttributes"
+
+
+async def test_a_batch_call_with_an_expired_token_fails_its_entries_unsplit_and_retryable(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    proxy.fail("SendMessageBatch", "ExpiredToken", status=403)
+    async with SQSSink(url, endpoint_url=proxy.endpoint, check=False, linger=0.05) as sink:
+        outcomes = await send_all(sink, three_dead_letters())
+    assert all(isinstance(o, AWSError) and not isinstance(o, SinkRejected) for o in outcomes)
+    assert "(ExpiredToken)" in str(outcomes[0])
+    assert proxy.calls == ["SendMessageBatch"]  # not split into one call per entry

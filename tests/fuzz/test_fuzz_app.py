@@ -18,6 +18,12 @@ import threading
 from collections import Counter
 from typing import Any, Literal
 
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import eventflow
+from eventflow.sinks import Message
+from eventflow.testing import VirtualClock
 from fuzz_support import (
     Ledger,
     LogRecorder,
@@ -25,12 +31,6 @@ from fuzz_support import (
     check_one_outcome_each,
     poll,
 )
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
-
-import eventflow
-from eventflow.sinks import Message
-from eventflow.testing import VirtualClock
 
 # real seconds a hanging plain-def handler waits to be released; the app must not wait for
 # it at shutdown, so it is released only after the app stopped (a wait that runs out

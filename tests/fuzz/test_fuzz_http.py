@@ -16,6 +16,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import eventflow
+from eventflow.aws import SNSEndpoint
+from eventflow.http import LambdaAPI
+from eventflow.sinks import MemorySink
+from eventflow.stores import SQLiteStore
+from eventflow.testing import VirtualClock
 from fuzz_support import (
     BAD_URLS,
     CERT_URL,
@@ -36,15 +45,6 @@ from fuzz_support import (
     sns_mutations,
     wrong_types,
 )
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
-
-import eventflow
-from eventflow.aws import SNSEndpoint
-from eventflow.http import LambdaAPI
-from eventflow.sinks import MemorySink
-from eventflow.stores import SQLiteStore
-from eventflow.testing import VirtualClock
 
 FUZZ = settings(
     max_examples=60,

@@ -13,6 +13,14 @@ from typing import Any
 import anyio
 import pytest
 from aiobotocore.session import AioSession
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import eventflow
+from eventflow.aws import SQSEventQueue
+from eventflow.aws._shapes import BodyKind, decode_body
+from eventflow.aws._sqs_source import SQSSource
+from eventflow.sinks import MemorySink
 from fuzz_support import (
     LogRecorder,
     Verdict,
@@ -23,14 +31,6 @@ from fuzz_support import (
     sns_envelope,
     sqs_bodies,
 )
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
-
-import eventflow
-from eventflow.aws import SQSEventQueue
-from eventflow.aws._shapes import BodyKind, decode_body
-from eventflow.aws._sqs_source import SQSSource
-from eventflow.sinks import MemorySink
 
 REGION = "us-east-1"
 

@@ -6,7 +6,8 @@ batches as Lambda's SQS event-source mapping hands them (:class:`SQSBatchSource`
 SNS over HTTP(S); :class:`CodePipelineJob`, :class:`CustomResource` and
 :class:`ConfigRuleEvaluation` make the call back that a CodePipeline job, a CloudFormation
 custom resource and a Config rule owe AWS; sinks write dead letters and destination
-records to SQS, SNS and EventBridge in Lambda's formats; :class:`SQSEventQueue` puts the
+records to SQS, SNS and EventBridge in Lambda's formats (and to Kinesis,
+:class:`KinesisSink`); :class:`SQSEventQueue` puts the
 app's event queue itself on SQS, shared by every process that uses it. Every adapter takes
 ``endpoint_url=None, region_name=None`` and an optional aiobotocore ``session``, so it
 works against AWS, LocalStack or a moto server alike. Importing ``eventflow`` alone never
@@ -21,6 +22,7 @@ from ._callbacks import CustomResource as CustomResource
 from ._dynamodb_store import DynamoDBStore as DynamoDBStore
 from ._errors import AWSError as AWSError
 from ._errors import ResourceCheckFailed as ResourceCheckFailed
+from ._kinesis import KinesisSink as KinesisSink
 from ._sinks import EventBridgeSink as EventBridgeSink
 from ._sinks import SinkStatistics as SinkStatistics
 from ._sinks import SNSSink as SNSSink
@@ -43,6 +45,7 @@ __all__ = (
     "CustomResource",
     "DynamoDBStore",
     "EventBridgeSink",
+    "KinesisSink",
     "ResourceCheckFailed",
     "SNSEndpoint",
     "SNSEndpointStatistics",

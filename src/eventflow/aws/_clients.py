@@ -16,7 +16,7 @@ from aiobotocore.session import AioSession, get_session
 
 __all__ = ("client_config", "default_session", "resolve_region", "shared_client")
 
-_entries: dict[tuple[int, str, str, str | None], _Entry] = {}
+_entries: dict[tuple[int, str, str, str | None, bool], _Entry] = {}
 _default_session: AioSession | None = None
 
 
@@ -44,10 +44,11 @@ def resolve_region(session: AioSession | None, region_name: str | None) -> str:
     return str(configured) if configured else "us-east-1"
 
 
-def client_config(max_pool_connections: int = 50) -> AioConfig:
-    # botocore's standard retry mode backs off on throttling; adapters retry the rest
+def client_config(max_pool_connections: int = 50, *, batching: bool = False) -> AioConfig:
+    # botocore's standard retry mode backs off on throttling; adapters retry the rest. A
+    # batcher's client makes one attempt: the batcher retries, with backoff on the app's clock
     return AioConfig(
-        retries={"max_attempts": 3, "mode": "standard"},
+        retries={"max_attempts": 0 if batching else 3, "mode": "standard"},
         max_pool_connections=max_pool_connections,
         connect_timeout=10,
         read_timeout=30,
@@ -61,17 +62,25 @@ async def shared_client(
     region_name: str | None = None,
     endpoint_url: str | None = None,
     session: AioSession | None = None,
+    batching: bool = False,
 ) -> AsyncIterator[Any]:
-    """Yield the shared client for ``service`` in that region at that endpoint."""
+    """Yield the shared client for ``service`` in that region at that endpoint.
+
+    ``batching=True`` gives the client of a :class:`~eventflow.aws._batcher.Batcher`, which
+    makes no retries of its own (the batcher retries on the app's clock).
+    """
     session = session or default_session()
     region = resolve_region(session, region_name)
-    key = (id(session), service, region, endpoint_url)
+    key = (id(session), service, region, endpoint_url, batching)
     entry = _entries.get(key)
     if entry is None:
         stack = AsyncExitStack()
         client = await stack.enter_async_context(
             session.create_client(
-                service, region_name=region, endpoint_url=endpoint_url, config=client_config()
+                service,
+                region_name=region,
+                endpoint_url=endpoint_url,
+                config=client_config(batching=batching),
             )
         )
         entry = _entries.get(key)

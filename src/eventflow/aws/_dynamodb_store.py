@@ -35,7 +35,14 @@ from .._errors import ConfigurationError, InvalidPayload
 from .._idempotency import fingerprint
 from ..stores import Claim, ClaimStatus, new_token
 from ._clients import shared_client
-from ._errors import AWSError, check_resource, error_code
+from ._errors import (
+    ACCESS_CODES,
+    CREDENTIAL_CODES,
+    MISSING_CODES,
+    AWSError,
+    check_resource,
+    error_code,
+)
 
 __all__ = ("DynamoDBStore",)
 
@@ -45,17 +52,6 @@ _IN_PROGRESS = "IN_PROGRESS"
 _COMPLETED = "COMPLETED"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 _IAM_ACTIONS = "dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem, dynamodb:GetItem"
-_ACCESS = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "ExpiredTokenException",
-    }
-)
 # DynamoDB's largest partition key value, in bytes; longer keys are stored as a hash
 _MAX_KEY_BYTES = 2048
 _CLOSE_TIMEOUT = 10.0
@@ -390,12 +386,18 @@ class DynamoDBStore:
             code = error_code(exc)
             if code == _CONDITION_FAILED:
                 raise
-            if code in _ACCESS:
+            if code in CREDENTIAL_CODES:
+                message = (
+                    f"The idempotency table {self.table_name} cannot be used: AWS refused "
+                    f"these credentials on {api} ({code}). Refresh them (an expired session "
+                    "token needs a new one) or configure others."
+                )
+            elif code in ACCESS_CODES:
                 message = (
                     f"The idempotency table {self.table_name} cannot be used: {api} was denied "
                     f"({code}). Grant these credentials the IAM actions {_IAM_ACTIONS} on it."
                 )
-            elif code == "ResourceNotFoundException":
+            elif code in MISSING_CODES:
                 message = (
                     f"The idempotency table {self.table_name} does not exist ({api} answered "
                     f"{code}); create it with DynamoDBStore.create_table or the AWS CLI."

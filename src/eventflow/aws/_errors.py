@@ -4,30 +4,104 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+)
 
 from .._errors import EventflowError
 
-__all__ = ("AWSError", "ResourceCheckFailed", "check_resource", "error_code")
+__all__ = (
+    "ACCESS_CODES",
+    "CREDENTIAL_CODES",
+    "ENTRY_INVALID_CODES",
+    "MISSING_CODES",
+    "THROTTLING_CODES",
+    "AWSError",
+    "ResourceCheckFailed",
+    "check_resource",
+    "error_code",
+    "failure_hint",
+    "http_status",
+    "is_throttling",
+    "is_transient",
+    "maybe_about_entries",
+)
 
-_ACCESS = {
-    "AccessDenied",
-    "AccessDeniedException",
-    "AuthorizationError",
-    "UnauthorizedOperation",
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "SignatureDoesNotMatch",
-}
-_MISSING = {
-    "AWS.SimpleQueueService.NonExistentQueue",
-    "QueueDoesNotExist",
-    "NonExistentQueue",
-    "NotFound",
-    "NotFoundException",
-    "ResourceNotFoundException",
-    "NoSuchBucket",
-}
+# the credentials do not have the permission
+ACCESS_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "AuthorizationError",
+        "UnauthorizedOperation",
+        "OptInRequired",
+    }
+)
+# the credentials themselves were refused: unknown, expired, or the request badly signed
+CREDENTIAL_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidAccessKeyId",
+        "InvalidSecurity",
+        "IncompleteSignature",
+        "InvalidSignatureException",
+        "MissingAuthenticationToken",
+        "RequestExpired",
+        "RequestTimeTooSkewed",
+    }
+)
+MISSING_CODES = frozenset(
+    {
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "NonExistentQueue",
+        "NotFound",
+        "NotFoundException",
+        "ResourceNotFoundException",
+        "NoSuchBucket",
+    }
+)
+# whole-call errors that mean "slow down"
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "KMSThrottlingException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+# whole-call codes that, for a call with a single entry, say that entry can never be sent
+ENTRY_INVALID_CODES = frozenset(
+    {
+        "InvalidParameterValue",
+        "InvalidParameter",
+        "InvalidArgumentException",
+        "InvalidMessageContents",
+        "InvalidAttributeName",
+        "InvalidAttributeValue",
+        "MessageTooLong",
+        "BatchRequestTooLong",
+        "AWS.SimpleQueueService.BatchRequestTooLong",
+        "AWS.SimpleQueueService.InvalidMessageContents",
+        "ValidationException",
+    }
+)
+_TRANSIENT_CODES = frozenset(
+    {"InternalError", "InternalFailure", "ServiceUnavailable", "InternalServerError"}
+)
 
 
 class AWSError(EventflowError):
@@ -57,6 +131,63 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
+def http_status(exc: BaseException) -> int:
+    """The HTTP status of a botocore ``ClientError`` (0 for anything else)."""
+    if not isinstance(exc, ClientError):
+        return 0
+    try:
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def is_throttling(exc: BaseException) -> bool:
+    """Whether a failed call was throttled (the caller should slow down and call again).
+
+    By its code alone: botocore marks ``MaxAttemptsReached`` on any error of a client that
+    makes one attempt, so that mark says nothing about throttling.
+    """
+    return error_code(exc) in THROTTLING_CODES
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed call may pass if made again: a 5xx answer or a broken connection."""
+    if isinstance(exc, ClientError):
+        return http_status(exc) >= 500 or error_code(exc) in _TRANSIENT_CODES
+    return isinstance(exc, EndpointConnectionError | ConnectionClosedError)
+
+
+def maybe_about_entries(exc: BaseException) -> bool:
+    """Whether a failed batch call may have failed because of one of its entries."""
+    code = error_code(exc)
+    return (
+        http_status(exc) == 400
+        and code not in ACCESS_CODES
+        and code not in CREDENTIAL_CODES
+        and code not in MISSING_CODES
+        and not is_throttling(exc)
+    )
+
+
+def failure_hint(exc: BaseException) -> str:
+    """What to do about a failed AWS call, by the kind of its error ('' if unknown)."""
+    code = error_code(exc)
+    if code in CREDENTIAL_CODES:
+        return (
+            f"AWS refused these credentials ({code}): refresh them (an expired session token "
+            "needs a new one) or configure others."
+        )
+    if code in ACCESS_CODES:
+        return f"The call was denied ({code}): grant these credentials the IAM action it needs."
+    if code in MISSING_CODES:
+        return f"The resource does not exist ({code}): create it, or correct its name."
+    if is_throttling(exc):
+        return f"AWS throttled the call ({code}); raise the quota if this persists."
+    if is_transient(exc):
+        return "AWS or the network failed for a moment; the call is made again."
+    return ""
+
+
 async def check_resource(
     client: Any,
     operation: str,
@@ -83,13 +214,19 @@ async def check_resource(
         result: dict[str, Any] = await getattr(client, operation)(**params)
     except ClientError as exc:
         code = error_code(exc)
-        if code in _ACCESS:
+        if code in CREDENTIAL_CODES:
+            message = (
+                f"The {what} {resource} cannot be used: AWS refused these credentials on "
+                f"{api} ({code}). Refresh them (an expired session token needs a new one) or "
+                f"configure others, or {check_hint}."
+            )
+        elif code in ACCESS_CODES:
             message = (
                 f"The {what} {resource} cannot be used: {api} was denied ({code}). Grant "
                 f"these credentials the IAM action {iam_action} on it (this check calls "
                 f"{api}), or {check_hint}."
             )
-        elif code in _MISSING:
+        elif code in MISSING_CODES:
             message = (
                 f"The {what} {resource} does not exist ({api} answered {code}); create it "
                 f"first, or {check_hint}."

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .._errors import ConfigurationError
 from ._clients import shared_client
-from ._errors import check_resource, error_code
+from ._errors import check_resource, error_code, failure_hint
 
 if TYPE_CHECKING:
     from .._contracts import AppHost
@@ -252,6 +252,7 @@ class LeasedQueue(Generic[HeldT]):
                 queue_url=self.queue_url,
                 messages=len(entries),
                 error=f"{type(exc).__name__}: {exc}",
+                hint=failure_hint(exc),
             )
             return None
         failed = response.get("Failed", [])
@@ -322,6 +323,7 @@ async def _extend(
                 queue_url=queue_url,
                 code=error_code(exc),
                 error=str(exc),
+                hint=failure_hint(exc),
             )
             continue
         failed = {f["Id"] for f in response.get("Failed", [])}

@@ -25,18 +25,17 @@ the original is deleted. A receive before ``NotBefore`` runs nothing: the messag
 back, by its visibility if the rest of the delay fits in it, else by another send. Its
 ``Attempt`` is set so that the receive when it is due counts the failed attempt once.
 
-Message format: the body is the payload as JSON; the attributes are ``RequestID`` and
-``Handler`` (String), ``FirstEnqueued`` (Number, Unix seconds), ``Attempt`` (Number) and,
-on a long retry, ``NotBefore`` (Number, Unix seconds).
+Message format (a contract between processes): see :mod:`eventflow.aws._sqs_wire`, which
+alone encodes and decodes it, with the attempt and NotBefore rules and its version.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +46,7 @@ from aiobotocore.session import AioSession
 from anyio.abc import TaskStatus
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .._clock import Clock
 from .._errors import (
     AppClosed,
     ConfigurationError,
@@ -57,8 +57,13 @@ from .._errors import (
 from .._payload import json_error
 from ..queues import QueuedEvent
 from ..sources import Outcome
+from . import _sqs_wire as wire
+from ._batcher import Batcher, Fault, id_faults
+from ._clients import shared_client
+from ._errors import failure_hint
 from ._shapes import parse_json
-from ._sqs_leases import MAX_VISIBILITY, LeasedQueue
+from ._sinks import SQS_MAX_BATCH_BYTES
+from ._sqs_leases import CLOSE_GRACE, MAX_VISIBILITY, LeasedQueue
 
 if TYPE_CHECKING:
     from .._contracts import AppHost
@@ -69,25 +74,7 @@ _log = structlog.get_logger("eventflow.sqs_queue")
 _BATCH = 10
 _MAX_DELAY_SECONDS = 900  # SQS's limit on a message's DelaySeconds: 15 minutes
 _VISIBILITY_TRIES = 3  # a retry's visibility change, before it is left to chance
-_EARLY = 0.5  # a receive this much before NotBefore is early (SQS delays are whole seconds)
-_REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT = "RequestID", "Handler", "FirstEnqueued", "Attempt"
-_NOT_BEFORE = "NotBefore"
-_ATTRIBUTES = [_REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT, _NOT_BEFORE]
-
-
-def _attributes(
-    request_id: str, handler: str, first: float, attempts: int, not_before: float | None = None
-) -> dict[str, Any]:
-    """The message attributes that carry an event's identity and progress."""
-    attributes = {
-        _REQUEST_ID: {"DataType": "String", "StringValue": request_id},
-        _HANDLER: {"DataType": "String", "StringValue": handler},
-        _FIRST: {"DataType": "Number", "StringValue": f"{first:.3f}"},
-        _ATTEMPT: {"DataType": "Number", "StringValue": str(attempts)},
-    }
-    if not_before is not None:
-        attributes[_NOT_BEFORE] = {"DataType": "Number", "StringValue": f"{not_before:.3f}"}
-    return attributes
+_SEND_BUFFER = 1000  # invokes waiting for a SendMessageBatch before invoke() waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +173,8 @@ class SQSEventQueue(LeasedQueue[_Held]):
         consume: ``False`` for an app that only invokes (a web front end, say): it runs
             no events from the queue.
         check: Check at start that the queue exists and is reachable.
+        clock: The clock a throttled send backs off on; by default the clock of the app
+            whose queue this is (``App(clock=...)``).
     """
 
     _what = "event queue"
@@ -212,6 +201,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
         undelivered_delay: int = 60,
         consume: bool = True,
         check: bool = True,
+        clock: Clock | None = None,
     ) -> None:
         if not isinstance(queue_url, str) or not queue_url:
             raise ConfigurationError(f"queue_url must be the queue's URL, got {queue_url!r}.")
@@ -273,13 +263,26 @@ class SQSEventQueue(LeasedQueue[_Held]):
         self._max_visibility = MAX_VISIBILITY
         self._max_delay_seconds = _MAX_DELAY_SECONDS
         self._visibility_margin = 60.0  # for the time between our clock and SQS's
-        self._outbox: list[tuple[dict[str, Any], anyio.Event, list[BaseException]]] = []
-        self._sending = 0
+        # invokes share SendMessageBatch calls, up to `senders` in flight, retried as the
+        # batcher's rules say (throttling backoff on the app's clock)
+        self._sender = Batcher(
+            self._send_batch,
+            describe=("SendMessageBatch", f"the SQS event queue {queue_url}"),
+            max_entries=_BATCH,
+            max_bytes=SQS_MAX_BATCH_BYTES,
+            linger=0,
+            buffer_size=_SEND_BUFFER,
+            concurrency=senders,
+            clock=clock,
+        )
+        self._clock_given = clock is not None
+        self._send_client: Any = None
+        self._send_stack: AsyncExitStack | None = None
         self._deferred_until = 0.0  # when the last retry this process deferred is due
         self._work = anyio.Event()
         self._wake_flusher = anyio.Event()
         self._room = anyio.Event()
-        self._sent = self._send_failed = self._received = self._duplicates = 0
+        self._received = self._duplicates = 0
         self._malformed = self._undeliverable = 0
         self._deleted = self._deferred = self._released = 0
         self._postponed = 0
@@ -290,7 +293,25 @@ class SQSEventQueue(LeasedQueue[_Held]):
     # -- lifecycle ------------------------------------------------------------------
 
     async def __aenter__(self) -> SQSEventQueue:
-        attributes = await self._open()
+        # the sends' client is opened first and closed last: the sender drains in _close
+        stack = AsyncExitStack()
+        self._send_client = await stack.enter_async_context(
+            shared_client(
+                "sqs",
+                region_name=self._region_name,
+                endpoint_url=self._endpoint_url,
+                session=self._session,
+                batching=True,
+            )
+        )
+        try:
+            attributes = await self._open()
+            await self._tg.start(self._sender.run)
+        except BaseException:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_GRACE):
+                await stack.aclose()
+            raise
+        self._send_stack = stack
         self._max_bytes = int(attributes.get("MaximumMessageSize", self._max_bytes))
         return self
 
@@ -305,7 +326,14 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 self._drop(held)
         self._wake_flusher.set()
         self._work.set()
-        await self._close()
+        self._sender.close()  # invokes already waiting are sent; no new ones are taken
+        try:
+            await self._close()
+        finally:
+            if self._send_stack is not None:
+                stack, self._send_stack = self._send_stack, None
+                with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_GRACE):
+                    await stack.aclose()
 
     # -- sending --------------------------------------------------------------------
 
@@ -321,85 +349,45 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 f"The SQS event queue {self.queue_url} is not open; the app opens it when "
                 "it starts (App(queue=...))."
             )
-        body = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False)
+        body = wire.encode_body(event.payload)
         entry = {
             "MessageBody": body,
-            "MessageAttributes": _attributes(
+            "MessageAttributes": wire.attributes(
                 event.request_id, event.handler, event.first_enqueued, event.attempts
             ),
         }
-        size = len(body.encode()) + 160 + len(event.request_id) + len(event.handler)
+        size = wire.size_of(body, event.request_id, event.handler)
         if size > self._max_bytes:
             raise InvalidPayload(
-                f"The payload for {event.handler!r} is {size - 160} bytes as JSON; the SQS "
+                f"The payload for {event.handler!r} is {len(body.encode())} bytes as JSON "
+                f"({size} with its attributes); the SQS "
                 f"event queue {self.queue_url} takes messages of at most {self._max_bytes} "
                 "bytes (its MaximumMessageSize). Put the data in S3 and invoke with its key."
             )
-        done = anyio.Event()
-        failure: list[BaseException] = []
-        self._outbox.append((entry, done, failure))
-        if self._sending < self._senders:
-            self._sending += 1
-            self._tg.start_soon(self._send_loop)
-        await done.wait()
-        if failure:
-            raise failure[0]
-
-    async def _send_loop(self) -> None:
-        # sends at once; callers that arrive meanwhile form the next batch, up to ten
-        chunk: list[tuple[dict[str, Any], anyio.Event, list[BaseException]]] = []
         try:
-            while self._outbox:
-                chunk, self._outbox = self._outbox[:_BATCH], self._outbox[_BATCH:]
-                await self._send_chunk(chunk)
-        except BaseException:
-            # cut short at close (SQS did not answer in time): no caller waits forever
-            waiting, self._outbox = [*chunk, *self._outbox], []
-            error = QueueUnavailable(
+            outcome = await self._sender.submit(entry, size)
+        except anyio.ClosedResourceError:
+            raise QueueUnavailable(
+                f"The SQS event queue {self.queue_url} closed while the event waited to be "
+                "sent; nothing was accepted."
+            ) from None
+        if outcome.stopped:
+            raise QueueUnavailable(
                 f"The SQS event queue {self.queue_url} closed before SQS answered the send; "
                 "the event may or may not have been stored."
             )
-            for _, done, failure in waiting:
-                if not done.is_set():
-                    failure.append(error)
-                    done.set()
-            raise
-        finally:
-            self._sending -= 1
-
-    async def _send_chunk(
-        self, chunk: list[tuple[dict[str, Any], anyio.Event, list[BaseException]]]
-    ) -> None:
-        entries = [dict(entry, Id=str(i)) for i, (entry, _, _) in enumerate(chunk)]
-        try:
-            self._api_calls += 1
-            response = await self._client.send_message_batch(
-                QueueUrl=self.queue_url, Entries=entries
-            )
-        except (ClientError, BotoCoreError) as exc:
-            error = QueueUnavailable(
+        if outcome.error is not None:
+            raise QueueUnavailable(
                 f"The SQS event queue {self.queue_url} did not store the event: "
-                f"{type(exc).__name__}: {exc}. Nothing was accepted; invoke again."
-            )
-            for _, done, failure in chunk:
-                failure.append(error)
-                done.set()
-            self._send_failed += len(chunk)
-            return
-        failed = {f["Id"]: f for f in response.get("Failed", [])}
-        for i, (_, done, failure) in enumerate(chunk):
-            why = failed.get(str(i))
-            if why is not None:
-                failure.append(
-                    QueueUnavailable(
-                        f"The SQS event queue {self.queue_url} refused the event "
-                        f"({why.get('Code')}: {why.get('Message')}). Nothing was accepted."
-                    )
-                )
-                self._send_failed += 1
-            else:
-                self._sent += 1
-            done.set()
+                f"{outcome.error} Nothing was accepted; invoke again."
+            ) from outcome.cause
+
+    async def _send_batch(self, entries: list[dict[str, Any]]) -> list[Fault | None]:
+        response = await self._send_client.send_message_batch(
+            QueueUrl=self.queue_url,
+            Entries=[dict(entry, Id=str(i)) for i, entry in enumerate(entries)],
+        )
+        return id_faults(response, len(entries))
 
     # -- receiving ------------------------------------------------------------------
 
@@ -409,6 +397,8 @@ class SQSEventQueue(LeasedQueue[_Held]):
             raise RuntimeError(
                 "SQSEventQueue is not open: pass it as App(queue=...); the app opens it."
             )
+        if not self._clock_given:
+            self._sender.clock = app.clock  # a throttled send backs off in the app's time
         if not self._consume:
             task_status.started()
             return
@@ -474,7 +464,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 MaxNumberOfMessages=room,
                 WaitTimeSeconds=self._wait,
                 VisibilityTimeout=self._vt,
-                MessageAttributeNames=_ATTRIBUTES,
+                MessageAttributeNames=wire.RECEIVE_ATTRIBUTES,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
         except (ClientError, BotoCoreError) as exc:
@@ -482,6 +472,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 "sqs_queue.receive_failed",
                 queue_url=self.queue_url,
                 error=f"{type(exc).__name__}: {exc}",
+                hint=failure_hint(exc),
             )
             return None
         messages: list[dict[str, Any]] = response.get("Messages", [])
@@ -516,23 +507,15 @@ class SQSEventQueue(LeasedQueue[_Held]):
         return batch
 
     def _parse(self, held: _Held, message: dict[str, Any]) -> bool:
-        attributes = message.get("MessageAttributes", {})
         try:
-            held.request_id = attributes[_REQUEST_ID]["StringValue"]
-            held.handler = attributes[_HANDLER]["StringValue"]
-            held.first = float(attributes[_FIRST]["StringValue"])
-            base = int(attributes.get(_ATTEMPT, {}).get("StringValue", "0"))
-            count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-            held.attempts = base + max(0, count - 1)
-            if _NOT_BEFORE in attributes:
-                held.not_before = float(attributes[_NOT_BEFORE]["StringValue"])
-        except Exception as exc:  # whatever a foreign sender put there: that message alone
-            self._malformed_message(
-                held,
-                f"the message lacks eventflow's attributes ({exc!r}); only SQSEventQueue "
-                "should send to an event queue",
-            )
+            event = wire.decode(message)
+        except ValueError as exc:  # whatever a foreign sender put there: that message alone
+            held.request_id, held.handler = wire.identity(message)
+            self._malformed_message(held, str(exc))
             return False
+        held.request_id, held.handler = event.request_id, event.handler
+        held.first, held.attempts = event.first_enqueued, event.attempts
+        held.not_before = event.not_before
         return True
 
     def _malformed_message(self, held: _Held, reason: str) -> None:
@@ -551,7 +534,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
         self._drop(held)
 
     async def _deliver(self, app: AppHost, held: _Held) -> None:
-        if held.not_before is not None and held.not_before - time.time() > _EARLY:
+        if wire.is_early(held.not_before, time.time()):
             self._postpone(held)
             return
         # where a body becomes an event: nothing it holds may raise out of the poller
@@ -741,12 +724,10 @@ class SQSEventQueue(LeasedQueue[_Held]):
             entry: dict[str, Any] = {"Id": str(i), "MessageBody": h.body}
             attempts = h.attempts
             if due is not None:
-                delay = max(0, math.ceil(due - time.time()))
-                if delay > self._max_delay_seconds:
-                    delay = self._max_delay_seconds
-                    attempts -= 1  # the early receive to come postpones, and is counted
+                delay, adjust = wire.resend_delay(due, time.time(), self._max_delay_seconds)
                 entry["DelaySeconds"] = delay
-            entry["MessageAttributes"] = _attributes(
+                attempts += adjust
+            entry["MessageAttributes"] = wire.attributes(
                 h.request_id, h.handler, h.first, attempts, due
             )
             entries.append(entry)
@@ -796,7 +777,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
         ]
         empty_readings = 0
         while True:
-            busy = self._outbox or self._sending or self._holding
+            busy = self._sender.statistics().pending or self._holding
             if busy or anyio.current_time() < self._deferred_until:
                 empty_readings = 0
             else:
@@ -826,9 +807,10 @@ class SQSEventQueue(LeasedQueue[_Held]):
 
     def statistics(self) -> SQSEventQueueStatistics:
         """A snapshot of this process's counters."""
+        sender = self._sender.statistics()
         return SQSEventQueueStatistics(
-            sent=self._sent,
-            send_failed=self._send_failed,
+            sent=sender.sent,
+            send_failed=sender.failed + sender.rejected,
             received=self._received,
             duplicates=self._duplicates,
             malformed=self._malformed,
@@ -837,7 +819,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
             deferred=self._deferred,
             released=self._released,
             held=self._holding,
-            api_calls=self._api_calls,
+            api_calls=self._api_calls + sender.api_calls,
             postponed=self._postponed,
             returned=self._returned,
         )
