@@ -8,7 +8,9 @@ moto unchanged, and applies the faults a test arms:
   error (HTTP 400), in the operation's protocol, without forwarding them;
 * :meth:`FaultProxy.fail_entries` takes the entries of a batch call whose text contains a
   marker out of the request before forwarding it, and reports them in the response as
-  failed, the way SQS (``Failed``) and EventBridge (``ErrorCode``) report one entry.
+  failed, the way SQS (``Failed``) and EventBridge (``ErrorCode``) report one entry;
+* :meth:`FaultProxy.hang` makes it an endpoint that hangs: every later request is read
+  and never answered (the connection stays open) until the proxy stops.
 
 The client under test speaks plain HTTP to it and parses real AWS responses: nothing in
 botocore is patched. (Request signatures are not checked by moto, so the proxy may edit
@@ -49,6 +51,9 @@ class FaultProxy:
         self.calls: list[str] = []  # every operation received, in order
         self.throttled = 0
         self.failed_entries = 0
+        self.hung = 0  # requests read and left unanswered
+        self._hanging = threading.Event()
+        self._unhang = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -63,6 +68,7 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
+        self._unhang.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
@@ -79,6 +85,10 @@ class FaultProxy:
         with self._lock:
             self._entry_faults.append(_EntryFault(operation, marker, code, sender_fault, times))
 
+    def hang(self) -> None:
+        """From now on, read every request and never answer it (until :meth:`stop`)."""
+        self._hanging.set()
+
     # -- the server side --------------------------------------------------------------
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -92,6 +102,12 @@ class FaultProxy:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if proxy._hanging.is_set():
+                    with proxy._lock:
+                        proxy.hung += 1
+                    proxy._unhang.wait()  # accepted, read, never answered
+                    self.close_connection = True
+                    return
                 status, headers, reply = proxy._handle(self.command, self.path, self.headers, body)
                 try:
                     self.send_response(status)

@@ -1149,6 +1149,12 @@ class App(IdempotentRuns):
         return self._concurrency
 
     @property
+    def shutdown_timeout(self) -> float:
+        """Seconds that leaving ``async with`` waits for unfinished events; sources bound
+        the calls they make while the app stops by it."""
+        return self._shutdown_timeout
+
+    @property
     def queue(self) -> SharedQueue | None:
         """The shared event queue given as ``App(queue=...)``, or ``None`` (in memory)."""
         return self._shared

@@ -12,13 +12,22 @@ the process exits 0. Logs, one line per entry, go to stdout.
 Binding to an address other than loopback requires SigV4 credentials
 (``--credentials-env`` reads ``EVENTFLOW_ACCESS_KEY_ID`` and
 ``EVENTFLOW_SECRET_ACCESS_KEY``), or ``--insecure`` to serve without authentication.
+
+Limits against slow or hostile clients: at most ``--limit-concurrency`` connections and
+requests at once (more are answered 503); a request head (line and headers) refused once
+it is still incomplete past 16 KiB, and closed unless it is received within 10 s of the
+connection opening or of the previous answer; idle keep-alive connections closed after
+5 s; request bodies bounded by the Lambda API (30 s to arrive, 64 MiB held at once); and,
+on SIGTERM, requests still open after ``--graceful-timeout`` seconds are cancelled.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import ipaddress
+import math
 import os
 import signal
 import sys
@@ -31,7 +40,7 @@ import structlog
 from ._app import App
 from ._cli_common import CommandError, add_log_options, configure_logging, describe, load_app
 
-__all__ = ("Router", "add_parser", "find_sns_endpoints", "is_loopback")
+__all__ = ("Router", "add_parser", "find_sns_endpoints", "is_loopback", "server_config")
 
 ASGIApp = Callable[
     [
@@ -44,6 +53,20 @@ ASGIApp = Callable[
 ACCESS_KEY_ENV = "EVENTFLOW_ACCESS_KEY_ID"
 SECRET_KEY_ENV = "EVENTFLOW_SECRET_ACCESS_KEY"
 SNS_PREFIX = "/sns/"
+
+#: Connections and requests at once; more are answered 503, which AWS SDKs retry. A
+#: RequestResponse call holds one for its handler's run; uvicorn buffers at most 64 KiB
+#: of a body per connection, and the Lambda API bounds what it holds across them.
+DEFAULT_LIMIT_CONCURRENCY = 1000
+#: Seconds requests may still run after SIGTERM before uvicorn cancels them.
+DEFAULT_GRACEFUL_TIMEOUT = 30.0
+# SDKs reuse a pooled connection within a second or two; an idle one costs a socket
+TIMEOUT_KEEP_ALIVE = 5
+# a request head still incomplete past this many bytes is refused (400): h11 holds no more.
+# A SigV4-signed head is under 2 KiB; this is h11's default, made explicit
+MAX_HEAD_BYTES = 16 * 1024
+# uvicorn has no time limit on a request head: this one closes a connection that trickles it
+HEAD_TIMEOUT = 10.0
 
 
 def is_loopback(host: str) -> bool:
@@ -124,19 +147,89 @@ def _lambda_api(app: App, credentials: tuple[str, str] | None) -> ASGIApp:
     return api
 
 
+def server_config(
+    asgi: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    access_log: bool = True,
+    limit_concurrency: int = DEFAULT_LIMIT_CONCURRENCY,
+    graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
+    head_timeout: float = HEAD_TIMEOUT,
+) -> Any:
+    """The ``uvicorn.Config`` that ``eventflow serve`` runs ``asgi`` with: its limits.
+
+    uvicorn's h11 protocol is used (not httptools) so that the head size bound holds,
+    with a timer that closes a connection whose request head has not arrived within
+    ``head_timeout`` seconds of the connection opening or of the previous answer.
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        asgi,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level=log_level,
+        access_log=access_log,
+        http=_head_timeout_protocol(head_timeout),
+        limit_concurrency=limit_concurrency,
+        timeout_keep_alive=TIMEOUT_KEEP_ALIVE,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        timeout_graceful_shutdown=math.ceil(graceful_timeout),
+    )
+
+
+@functools.cache
+def _head_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, closing a connection that sends no whole head in time."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutProtocol(H11Protocol):
+        head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+            self.head_timer = self.loop.call_later(seconds, self._expire, self.cycle)
+
+        def _expire(self, cycle: Any) -> None:
+            # no new request since the timer was armed, and none running (pipelined)
+            waiting = self.cycle is cycle and (cycle is None or cycle.response_complete)
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadTimeoutProtocol
+
+
 async def _serve(app: App, asgi: ASGIApp, args: argparse.Namespace) -> int:
     import uvicorn
 
     log = structlog.get_logger("eventflow.serve")
     signals: list[int] = []
-    config = uvicorn.Config(
+    config = server_config(
         asgi,
         host=args.host,
         port=args.port,
-        lifespan="on",
         log_level=args.log_level,
         # uvicorn's access lines are plain text on stdout: keep stdout pure JSON when asked
         access_log=args.log_format == "console",
+        limit_concurrency=args.limit_concurrency,
+        graceful_timeout=args.graceful_timeout,
     )
     server = uvicorn.Server(config)
 
@@ -190,6 +283,22 @@ def _cmd(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(app, asgi, args))
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``serve``."""
     p = sub.add_parser(
@@ -207,6 +316,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--credentials-env",
         action="store_true",
         help=f"check SigV4 signatures with {ACCESS_KEY_ENV} / {SECRET_KEY_ENV}",
+    )
+    p.add_argument(
+        "--limit-concurrency",
+        type=_positive_int,
+        default=DEFAULT_LIMIT_CONCURRENCY,
+        help=f"connections and requests at once; more are answered 503 "
+        f"({DEFAULT_LIMIT_CONCURRENCY})",
+    )
+    p.add_argument(
+        "--graceful-timeout",
+        type=_positive_float,
+        default=DEFAULT_GRACEFUL_TIMEOUT,
+        help="seconds open requests may run after SIGTERM before they are cancelled "
+        f"({DEFAULT_GRACEFUL_TIMEOUT:g})",
     )
     p.add_argument(
         "--insecure",

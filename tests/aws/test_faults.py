@@ -7,11 +7,13 @@ whole calls, or fails single entries of a batch call, in AWS's own response form
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 from test_sinks import bus_to_queue, dead_letter, make_queue, receive, record, topic_to_queue
 from test_sqs_event_queue import fails_once, until
 
@@ -258,3 +260,60 @@ async def test_a_retry_whose_visibility_change_fails_once_still_waits_its_delay(
     assert [attempt for attempt, _ in runs] == [1, 2]
     assert runs[1][1] - runs[0][1] >= 5.0 - 0.1
     assert queue.statistics().deferred == 1
+
+
+# -- an endpoint that hangs: shutdown stays bounded -----------------------------------------
+
+# what leaving the app may take beyond shutdown_timeout: the 2 s grace of the SQS calls,
+# the last deletes and releases, and a loaded machine (before the fix: about 90 s,
+# botocore's 30 s read timeout three times)
+HANG_SLACK = 8.0
+
+
+async def test_releases_at_shutdown_are_bounded_when_sqs_hangs(
+    aws: dict[str, Any], unique_name: str, proxy: FaultProxy
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    for n in range(3):
+        await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"n": n}))
+    started: list[int] = []
+
+    @eventflow.handler
+    async def stuck(event: Any, context: eventflow.Context) -> None:
+        started.append(event["n"])
+        await anyio.sleep_forever()  # cancelled at shutdown: its message is released
+
+    src = SQSSource(url, stuck, endpoint_url=proxy.endpoint, wait_time_seconds=1, pollers=1)
+    app = eventflow.App(sources=[src], shutdown_timeout=1)
+    with capture_logs() as logs:
+        async with app:
+            await until(lambda: len(started) == 3)
+            proxy.hang()  # from now on SQS accepts every call and never answers
+            begin = time.monotonic()
+        elapsed = time.monotonic() - begin
+    assert elapsed < app.shutdown_timeout + HANG_SLACK, f"leaving the app took {elapsed:.1f} s"
+    assert proxy.hung >= 1  # the release was sent to the hanging endpoint
+    assert app.stats().undelivered == 3 and src.statistics().released == 0
+    [cut] = [e for e in logs if e["event"] == "sqs.close_cut_short"]
+    assert cut["messages"] == 3 and "visibility timeout" in cut["reason"]
+
+
+async def test_an_idle_event_queue_stops_in_time_when_its_receive_hangs(
+    aws: dict[str, Any], unique_name: str, proxy: FaultProxy
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    queue = SQSEventQueue(url, endpoint_url=proxy.endpoint, wait_time_seconds=1)
+    app = eventflow.App(queue=queue, shutdown_timeout=1)
+
+    @app.handler
+    async def work(event: Any, context: eventflow.Context) -> None:
+        raise AssertionError("the queue is empty")
+
+    with capture_logs() as logs:
+        async with app:
+            proxy.hang()
+            await until(lambda: proxy.hung >= 1)  # a long poll SQS will never answer
+            begin = time.monotonic()
+        elapsed = time.monotonic() - begin
+    assert elapsed < app.shutdown_timeout + HANG_SLACK, f"leaving the app took {elapsed:.1f} s"
+    assert any(e["event"] == "sqs_queue.receive_cut_short" for e in logs)

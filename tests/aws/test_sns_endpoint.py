@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -37,6 +38,8 @@ from eventflow.aws._sns_http import (
     verify_sns_signature,
 )
 from eventflow.events import SNSEvent
+from eventflow.testing import VirtualClock
+from http_support import connect
 from http_support import serve_asgi as serve
 
 SNS = Path(__file__).resolve().parents[1] / "fixtures" / "events" / "sns"
@@ -216,7 +219,9 @@ def harness(server: tuple[Switch, httpx.AsyncClient]) -> MakeHarness:
     switch, client = server
 
     @asynccontextmanager
-    async def make(*, start_app: bool = True, **options: Any) -> AsyncIterator[Harness]:
+    async def make(
+        *, start_app: bool = True, clock: Any = None, **options: Any
+    ) -> AsyncIterator[Harness]:
         received: list[Any] = []
 
         @eventflow.handler(max_retries=0)
@@ -224,7 +229,7 @@ def harness(server: tuple[Switch, httpx.AsyncClient]) -> MakeHarness:
             received.append(event)
 
         # few workers: an App starts its workers at once, 1,000 by default
-        app = eventflow.App(handlers=[on_sns], concurrency=2)
+        app = eventflow.App(handlers=[on_sns], concurrency=2, clock=clock)
         endpoint = SNSEndpoint(app, on_sns, **options)
         switch.target = endpoint
         try:
@@ -449,6 +454,9 @@ REFUSALS: list[Any] = [
     pytest.param(_set(Signature="%%%"), {}, 403, "bad_signature", id="signature-not-base64"),
     pytest.param(_set(MessageId=None), {}, 400, "malformed_message", id="no-message-id"),
     pytest.param(_set(Subject=7), {}, 400, "malformed_message", id="subject-not-string"),
+    pytest.param(
+        _set(UnsubscribeURL="http://[::1"), {}, 400, "malformed_message", id="unsubscribe-url"
+    ),
     pytest.param(_set(Type="Surprise"), {}, 400, "unknown_type", id="unknown-type"),
     pytest.param(
         None,
@@ -522,6 +530,26 @@ async def test_bodies_over_the_limit_are_refused_with_413(harness: MakeHarness) 
     assert (declared.status_code, streamed.status_code) == (413, 413)
     assert "max_body_bytes" in declared.json()["message"]
     assert dict(h.endpoint.statistics().refused) == {"body_too_large": 2}
+
+
+async def test_a_stalled_body_is_answered_408_and_closed() -> None:
+    @eventflow.handler(max_retries=0)
+    async def on_sns(event: Any, context: eventflow.Context) -> None:
+        return None
+
+    app = eventflow.App(handlers=[on_sns], concurrency=2)
+    endpoint = SNSEndpoint(app, on_sns, body_timeout=0.5)
+    async with app, serve(endpoint) as url, connect(url) as raw:
+        # Given a delivery whose body stops after its first bytes
+        host = url.removeprefix("http://")
+        await raw.send(
+            f"POST /sns HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n\r\n{{".encode()
+        )
+        # Then it is answered 408 and the connection closed
+        answer = await raw.answer()
+    assert (answer.status, answer.closed) == (408, True)
+    assert json.loads(answer.body)["error"] == "body_timeout"
+    assert dict(endpoint.statistics().refused) == {"body_timeout": 1}
 
 
 # --------------------------------------------------------------------------- own key pair
@@ -622,10 +650,12 @@ async def test_a_subscribe_url_off_sns_is_never_fetched(
     signer: Signer, url: str, harness: MakeHarness
 ) -> None:
     http_get = returning(200)
-    async with harness(cert_fetcher=returning(signer.pem), http_get=http_get) as h:
+    fetcher = returning(signer.pem)
+    async with harness(cert_fetcher=fetcher, http_get=http_get) as h:
         response = await h.post(signer.sign(confirmation(SubscribeURL=url)))
         assert response.status_code == 403
     assert http_get.calls == []
+    assert fetcher.calls == []  # refused before its certificate was fetched
     assert dict(h.endpoint.statistics().refused) == {"bad_subscribe_url": 1}
 
 
@@ -726,7 +756,7 @@ async def test_certificates_are_fetched_once_per_url(signer: Signer, harness: Ma
 
 
 @on_module_loop
-async def test_a_certificate_that_cannot_be_fetched_answers_502_and_is_not_cached(
+async def test_a_certificate_that_cannot_be_fetched_answers_502_and_is_remembered(
     signer: Signer, harness: MakeHarness
 ) -> None:
     fetcher = raising(OSError("network down"))
@@ -735,7 +765,8 @@ async def test_a_certificate_that_cannot_be_fetched_answers_502_and_is_not_cache
             response = await h.post(signer.sign(notification()))
             assert response.status_code == 502
             assert "network down" in response.json()["message"]
-    assert len(fetcher.calls) == 2
+        assert "not fetched again for 60 s" in response.json()["message"]
+    assert len(fetcher.calls) == 1
     assert dict(h.endpoint.statistics().refused) == {"certificate_unavailable": 2}
 
 
@@ -747,6 +778,113 @@ async def test_a_fetched_file_that_is_no_certificate_is_refused(
         response = await h.post(signer.sign(notification()))
         assert response.status_code == 403
     assert dict(h.endpoint.statistics().refused) == {"bad_certificate": 1}
+
+
+class CertificateHost:
+    """A local HTTP server standing in for the SNS certificate host; it counts requests.
+
+    ``fetcher`` is a cert_fetcher that asks it, with the default fetcher, for the path of
+    the (checked) SNS URL it is given.
+    """
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+        self.hits: list[str] = []
+        self.url = ""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        self.hits.append(scope["path"])
+        body = self.files.get(scope["path"])
+        status = 404 if body is None else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": body or b"no such file"})
+
+    async def fetcher(self, url: str) -> bytes:
+        return await fetch_certificate(self.url + urlsplit(url).path)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def cert_host(signer: Signer) -> AsyncIterator[CertificateHost]:
+    host = CertificateHost(
+        {
+            urlsplit(TEST_CERT_URL).path: signer.pem,
+            "/SimpleNotificationService-html.pem": b"<html>a login page</html>",
+        }
+    )
+    async with serve(host) as url:
+        host.url = url
+        yield host
+
+
+def _naming(message: dict[str, Any], path: str) -> dict[str, Any]:
+    return {**message, "SigningCertURL": f"https://sns.us-east-1.amazonaws.com{path}"}
+
+
+@on_module_loop
+async def test_forged_messages_naming_new_certificate_urls_are_fetched_at_a_bounded_rate(
+    signer: Signer, harness: MakeHarness, cert_host: CertificateHost
+) -> None:
+    clock = VirtualClock()
+    options = {"cert_fetch_burst": 3, "cert_fetch_rate": 0.5}
+    async with harness(clock=clock, cert_fetcher=cert_host.fetcher, **options) as h:
+        # Given forged messages, each naming a new certificate URL on an SNS host
+        answers = []
+        for n in range(8):
+            forged = _naming(signer.sign(notification()), f"/SimpleNotificationService-{n}.pem")
+            answers.append(await h.post(forged))
+        # Then only the burst is fetched; the rest are answered 503 unfetched
+        assert [a.status_code for a in answers] == [502] * 3 + [503] * 5
+        assert all(a.headers["retry-after"] == "1" for a in answers[3:])
+        assert len(cert_host.hits) == 3
+        # When time passes, the bucket refills: a genuine message is fetched and accepted
+        assert (await h.post(signer.sign(notification()))).status_code == 503
+        await clock.advance(2.0)
+        assert (await h.post(signer.sign(notification()))).status_code == 200
+        assert cert_host.hits[-1] == urlsplit(TEST_CERT_URL).path
+        # and its cached certificate serves whatever the bucket holds
+        forged = _naming(signer.sign(notification()), "/SimpleNotificationService-x.pem")
+        assert (await h.post(forged)).status_code == 503
+        assert (await h.post(signer.sign(notification()))).status_code == 200
+        assert len(await h.handled()) == 2
+    assert len(cert_host.hits) == 4
+    stats = h.endpoint.statistics()
+    assert stats.cert_fetches == 4
+    assert dict(stats.refused) == {"certificate_unavailable": 3, "cert_fetch_rate_limited": 7}
+
+
+@on_module_loop
+async def test_a_certificate_url_that_failed_is_remembered_for_a_while(
+    signer: Signer, harness: MakeHarness, cert_host: CertificateHost
+) -> None:
+    clock = VirtualClock()
+    missing = _naming(signer.sign(notification()), "/SimpleNotificationService-gone.pem")
+    html = _naming(signer.sign(notification()), "/SimpleNotificationService-html.pem")
+    async with harness(clock=clock, cert_fetcher=cert_host.fetcher, cert_failure_ttl=30) as h:
+        # Given a URL that answers 404 and one that serves no certificate, three times each
+        for _ in range(3):
+            assert (await h.post(missing)).status_code == 502
+            refused = await h.post(html)
+            assert (refused.status_code, refused.json()["error"]) == (403, "bad_certificate")
+        # Then each was fetched once, and is remembered
+        assert sorted(cert_host.hits) == [
+            "/SimpleNotificationService-gone.pem",
+            "/SimpleNotificationService-html.pem",
+        ]
+        assert "not fetched again for 30 s" in refused.json()["message"]
+        assert h.endpoint.statistics().cert_failures_kept == 2
+        # When the failure has been remembered long enough, the URL is fetched again
+        await clock.advance(29.0)
+        assert (await h.post(missing)).status_code == 502
+        assert len(cert_host.hits) == 2
+        await clock.advance(1.0)
+        assert (await h.post(missing)).status_code == 502
+        assert len(cert_host.hits) == 3
+    assert h.endpoint.statistics().cert_fetches == 3
 
 
 async def test_the_default_fetchers_speak_http_without_following_redirects() -> None:
@@ -806,6 +944,9 @@ async def test_lifespan_startup_fails_for_a_handler_the_app_does_not_serve() -> 
         ({"topic_arns": ["orders"]}, "must hold topic ARNs"),
         ({"max_body_bytes": 0}, "max_body_bytes must be an integer"),
         ({"cert_cache_size": 0}, "cert_cache_size must be an integer"),
+        ({"cert_fetch_burst": 0}, "cert_fetch_burst must be an integer"),
+        ({"cert_fetch_rate": 0}, "cert_fetch_rate must be a positive number"),
+        ({"cert_failure_ttl": float("inf")}, "cert_failure_ttl must be a positive number"),
         ({"http_get": "https://example.com"}, "http_get must be an async function"),
     ],
 )

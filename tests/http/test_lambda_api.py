@@ -683,6 +683,62 @@ async def test_on_failure_destination_and_unusable_targets(
         sqs.close()
 
 
+async def test_a_target_that_failed_its_check_is_checked_again(
+    aws_on_moto: str, serve: Serve, clients: Any
+) -> None:
+    sns = boto3.client("sns", endpoint_url=aws_on_moto, region_name=REGION)
+    sqs = boto3.client("sqs", endpoint_url=aws_on_moto, region_name=REGION)
+    try:
+        name = f"ef-{uuid.uuid4().hex[:10]}-later"
+        topic_arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}"
+
+        async def broken(event: Any, context: eventflow.Context) -> None:
+            raise RuntimeError("still broken")
+
+        handler = eventflow.Handler(broken, name="broken", max_retries=0)
+        async with eventflow.App(handlers=[handler]) as app, serve(LambdaAPI(app)) as url:
+            client = clients(url)
+
+            async def put() -> Any:
+                return await call(
+                    client.put_function_event_invoke_config,
+                    FunctionName="broken",
+                    DestinationConfig={"OnFailure": {"Destination": topic_arn}},
+                )
+
+            # Given a destination topic that does not exist yet: refused, twice
+            for _ in range(2):
+                with pytest.raises(ClientError) as exc:
+                    await put()
+                status, code, message = error_of(exc)
+                assert (status, code) == (400, "InvalidParameterValueException")
+                assert name in message
+            # When the topic is created, the same Put is accepted and records reach it
+            created = await call(sns.create_topic, Name=name)
+            assert created["TopicArn"] == topic_arn
+            queue_url = (await call(sqs.create_queue, QueueName=name))["QueueUrl"]
+            queue_arn = (
+                await call(
+                    sqs.get_queue_attributes, QueueUrl=queue_url, AttributeNames=["QueueArn"]
+                )
+            )["Attributes"]["QueueArn"]
+            await call(sns.subscribe, TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+            await put()
+            await call(client.invoke, FunctionName="broken", InvocationType="Event", Payload=b"1")
+            await wait_for(lambda: app.stats().failed == 1)
+            await app.drain(timeout=5)
+            assert app.stats().destination_errors == 0
+        received = await call(
+            sqs.receive_message, QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        (delivered,) = received["Messages"]
+        record = json.loads(json.loads(delivered["Body"])["Message"])
+        assert record["requestContext"]["condition"] == "RetriesExhausted"
+    finally:
+        sns.close()
+        sqs.close()
+
+
 # --------------------------------------------------------------------------- signatures
 
 

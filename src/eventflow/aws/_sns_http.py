@@ -21,6 +21,7 @@ raw_delivery                   400     ``x-amz-sns-rawdelivery: true``: a raw bo
                                        and no signature, so it cannot be verified; turn raw
                                        message delivery off for HTTP(S) subscriptions
 body_too_large                 413     the body exceeds ``max_body_bytes``
+body_timeout                   408     the body did not arrive within ``body_timeout`` seconds
 malformed_json                 400     the body is not UTF-8 JSON, or not a JSON object
 unknown_type                   400     ``Type`` is not Notification, SubscriptionConfirmation or
                                        UnsubscribeConfirmation
@@ -31,13 +32,18 @@ missing_signature              403     no ``Signature``, ``SignatureVersion`` or
 unsupported_signature_version  403     ``SignatureVersion`` is neither "1" (SHA1) nor "2" (SHA256)
 bad_certificate_url            403     ``SigningCertURL`` is not https, not on an SNS host
                                        (``sns.<region>.amazonaws.com[.cn]``) or not a ``.pem``
+bad_subscribe_url              403     ``SubscribeURL`` is not an https URL on an SNS host
+cert_fetch_rate_limited        503     the certificate is not cached and the fetch rate bound is
+                                       reached (``Retry-After``; SNS retries a 5xx)
 bad_certificate                403     the fetched certificate is no PEM X.509 RSA certificate
 certificate_unavailable        502     the certificate could not be fetched (SNS retries a 5xx)
 bad_signature                  403     the signature does not match the message
-bad_subscribe_url              403     ``SubscribeURL`` is not an https URL on an SNS host
 confirmation_failed            502     the GET on ``SubscribeURL`` failed (SNS retries a 5xx)
 unknown_handler                500     the App does not serve the endpoint's handler
 =============================  ======  ==========================================================
+
+An answer sent before the whole body was read (405, ``raw_delivery``, ``body_too_large``,
+``body_timeout``) carries ``Connection: close``, so nothing more is read from that client.
 
 Signature problems answer 403 (not 400) because the request may be well formed yet is not
 proven to come from SNS. SNS does not retry a 4xx, so a refused message is not redelivered.
@@ -51,6 +57,17 @@ subscription is not restored.
 
 Certificates are not checked for expiry or subject: as in AWS's own validators, trust comes
 from fetching them over https from an SNS host named by the (checked) ``SigningCertURL``.
+
+Certificate fetch policy. Every check above the certificate rows is made before anything is
+fetched, so a message that fails one costs no outbound request. A certificate is fetched at
+most once per URL at a time and kept (``cert_cache_size`` URLs, least recently used evicted).
+A URL whose fetch failed, or served no certificate, is remembered for ``cert_failure_ttl``
+seconds on the App's clock (at most 1,000 URLs, oldest forgotten first): messages naming it
+get the same answer without a fetch. Fetches are rate bounded by a token bucket
+(``cert_fetch_burst`` at once, ``cert_fetch_rate`` per second after that, on the App's
+clock), so forged messages naming ever new URLs on SNS hosts cannot make the endpoint fetch
+more than that; over the bound the message is answered 503 and SNS delivers it again.
+Cached certificates are used whatever the bucket holds.
 """
 
 from __future__ import annotations
@@ -58,7 +75,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
+import math
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -114,6 +133,16 @@ DEFAULT_MAX_BODY_BYTES: Final = 2 * 262_144 + 65_536
 DEFAULT_CERT_CACHE_SIZE: Final = 100
 #: Seconds the default fetchers wait; SNS gives an HTTP(S) delivery 15 s in all.
 DEFAULT_TIMEOUT: Final = 5.0
+#: Seconds a client has to send a whole body; SNS gives an HTTP(S) delivery 15 s in all.
+DEFAULT_BODY_TIMEOUT: Final = 15.0
+#: Seconds a certificate URL that failed is answered from memory (SNS retries after 20 s).
+DEFAULT_CERT_FAILURE_TTL: Final = 60.0
+#: Certificate fetches allowed at once; SNS signs with one certificate per region.
+DEFAULT_CERT_FETCH_BURST: Final = 10
+#: Certificate fetches per second once the burst is spent.
+DEFAULT_CERT_FETCH_RATE: Final = 1.0
+# failed certificate URLs remembered at once, oldest forgotten first
+_CERT_FAILURES_KEPT: Final = 1000
 _MAX_CERT_BYTES: Final = 65_536
 _RETRY_AFTER: Final = "1"
 
@@ -411,6 +440,8 @@ class SNSEndpointStatistics:
         unsubscribed: UnsubscribeConfirmation messages received.
         busy: Notifications answered 503 because the queue was full or the App not running.
         refused: Refused requests by reason (see the module documentation for the reasons).
+        cert_fetches: Certificate fetches started.
+        cert_failures_kept: Failed certificate URLs remembered now.
     """
 
     accepted: int
@@ -418,6 +449,8 @@ class SNSEndpointStatistics:
     unsubscribed: int
     busy: int
     refused: Mapping[str, int]
+    cert_fetches: int = 0
+    cert_failures_kept: int = 0
 
     @property
     def refused_total(self) -> int:
@@ -426,15 +459,43 @@ class SNSEndpointStatistics:
 
 
 class _Refusal(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
+        self.close = close  # refused before the whole body was read
 
 
 class _CertificateUnavailable(Exception):
     pass
+
+
+class _FetchRateLimited(Exception):
+    pass
+
+
+class _TokenBucket:
+    """``burst`` tokens, refilled at ``rate`` per second of ``now()``."""
+
+    __slots__ = ("_burst", "_now", "_rate", "_stamp", "_tokens")
+
+    def __init__(self, burst: int, rate: float, now: Callable[[], float]) -> None:
+        self._burst = float(burst)
+        self._rate = rate
+        self._now = now
+        self._tokens = float(burst)
+        self._stamp: float | None = None
+
+    def take(self) -> bool:
+        now = self._now()
+        if self._stamp is not None:
+            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
 
 @dataclass(slots=True)
@@ -444,8 +505,8 @@ class _Reply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
-def _refuse(status: int, reason: str, message: str) -> NoReturn:
-    raise _Refusal(status, reason, message)
+def _refuse(status: int, reason: str, message: str, *, close: bool = False) -> NoReturn:
+    raise _Refusal(status, reason, message, close=close)
 
 
 class SNSEndpoint:
@@ -474,6 +535,13 @@ class SNSEndpoint:
             default, 589,824, is twice SNS's 256 KiB message limit (JSON escaping can double
             a message) plus 64 KiB for the envelope's other fields.
         cert_cache_size: Certificates kept, least recently used evicted first.
+        body_timeout: Seconds a client has to send a whole body, from the first read;
+            a slower one is answered 408 and its connection closed.
+        cert_failure_ttl: Seconds (on the App's clock) that a certificate URL whose fetch
+            failed, or which served no certificate, is answered from memory, unfetched.
+        cert_fetch_burst: Certificate fetches that may start at once.
+        cert_fetch_rate: Certificate fetches per second once the burst is spent; a message
+            whose certificate would need a fetch beyond this is answered 503.
 
     Raises:
         ConfigurationError: An argument has the wrong type or an impossible value.
@@ -490,6 +558,10 @@ class SNSEndpoint:
         http_get: HttpGet | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         cert_cache_size: int = DEFAULT_CERT_CACHE_SIZE,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        cert_failure_ttl: float = DEFAULT_CERT_FAILURE_TTL,
+        cert_fetch_burst: int = DEFAULT_CERT_FETCH_BURST,
+        cert_fetch_rate: float = DEFAULT_CERT_FETCH_RATE,
     ) -> None:
         if not isinstance(handler, str | Handler):
             raise ConfigurationError(
@@ -517,11 +589,23 @@ class SNSEndpoint:
         for option, value, least in (
             ("max_body_bytes", max_body_bytes, 1024),
             ("cert_cache_size", cert_cache_size, 1),
+            ("cert_fetch_burst", cert_fetch_burst, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigurationError(
                     f"{option} must be an integer of at least {least}, got {value!r}."
                 )
+        for option, seconds in (
+            ("body_timeout", body_timeout),
+            ("cert_failure_ttl", cert_failure_ttl),
+            ("cert_fetch_rate", cert_fetch_rate),
+        ):
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not 0 < seconds < math.inf
+            ):
+                raise ConfigurationError(f"{option} must be a positive number, got {seconds!r}.")
         for option, function in (("cert_fetcher", cert_fetcher), ("http_get", http_get)):
             if function is not None and not callable(function):
                 raise ConfigurationError(
@@ -538,6 +622,12 @@ class SNSEndpoint:
         self._cache_size = cert_cache_size
         self._keys: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
         self._loading: dict[str, asyncio.Future[rsa.RSAPublicKey]] = {}
+        # url -> (remembered until, a fresh copy of the error), oldest first
+        self._failures: OrderedDict[str, tuple[float, Callable[[], Exception]]] = OrderedDict()
+        self._failure_ttl = float(cert_failure_ttl)
+        self._body_timeout = float(body_timeout)
+        self._fetch_bucket = _TokenBucket(cert_fetch_burst, float(cert_fetch_rate), self._now)
+        self._cert_fetches = 0
         self._accepted = 0
         self._confirmed = 0
         self._unsubscribed = 0
@@ -556,6 +646,9 @@ class SNSEndpoint:
         """The app this endpoint submits events to."""
         return self._app
 
+    def _now(self) -> float:
+        return self._app.clock.now()
+
     @property
     def handler_name(self) -> str:
         """The name of the handler that receives the notifications."""
@@ -569,6 +662,8 @@ class SNSEndpoint:
             unsubscribed=self._unsubscribed,
             busy=self._busy,
             refused=MappingProxyType(dict(self._refused)),
+            cert_fetches=self._cert_fetches,
+            cert_failures_kept=len(self._failures),
         )
 
     # -- ASGI ---------------------------------------------------------------------
@@ -631,6 +726,10 @@ class SNSEndpoint:
             extra: tuple[tuple[bytes, bytes], ...] = ()
             if refusal.status == 405:
                 extra = ((b"allow", b"POST"),)
+            elif refusal.status == 503:
+                extra = ((b"retry-after", _RETRY_AFTER.encode("ascii")),)
+            if refusal.close:
+                extra += ((b"connection", b"close"),)
             reply = _Reply(
                 refusal.status, {"error": refusal.reason, "message": refusal.message}, extra
             )
@@ -662,6 +761,7 @@ class SNSEndpoint:
                 405,
                 "method_not_allowed",
                 f"This SNS endpoint accepts only POST requests, not {scope.get('method')}.",
+                close=True,
             )
         if headers.get("x-amz-sns-rawdelivery", "").strip().lower() == "true":
             _refuse(
@@ -669,6 +769,7 @@ class SNSEndpoint:
                 "raw_delivery",
                 "Raw message delivery sends no SNS envelope and no signature, so this message "
                 "cannot be verified; turn off RawMessageDelivery on the HTTP(S) subscription.",
+                close=True,
             )
         message = _parse(await self._read_body(headers, receive))
         message_type = message.get("Type")
@@ -699,6 +800,8 @@ class SNSEndpoint:
                 f"Messages from topic {topic} are not accepted here; add it to the endpoint's "
                 "topic_arns if this subscription is yours.",
             )
+        if message_type == "SubscriptionConfirmation":
+            _check_subscribe_url(message)  # before the signature: it may cost a fetch
         if self._verify:
             await self._check_signature(message)
         if message_type == "Notification":
@@ -722,17 +825,27 @@ class SNSEndpoint:
             "messages are at most 256 KiB, raise max_body_bytes if yours are escaped heavily."
         )
         if declared.isdigit() and int(declared) > self._max_body:
-            _refuse(413, "body_too_large", too_large)
+            _refuse(413, "body_too_large", too_large, close=True)
         body = bytearray()
-        while True:
-            event = await receive()
-            if event["type"] == "http.disconnect":
-                raise _Disconnected
-            body += event.get("body", b"")
-            if len(body) > self._max_body:
-                _refuse(413, "body_too_large", too_large)
-            if not event.get("more_body", False):
-                return bytes(body)
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                while True:
+                    event = await receive()
+                    if event["type"] == "http.disconnect":
+                        raise _Disconnected
+                    body += event.get("body", b"")
+                    if len(body) > self._max_body:
+                        _refuse(413, "body_too_large", too_large, close=True)
+                    if not event.get("more_body", False):
+                        return bytes(body)
+        except TimeoutError:
+            _refuse(
+                408,
+                "body_timeout",
+                f"The body did not arrive within {self._body_timeout:g} seconds; SNS sends "
+                "its messages at once.",
+                close=True,
+            )
 
     async def _check_signature(self, message: Mapping[str, Any]) -> None:
         try:
@@ -750,14 +863,29 @@ class SNSEndpoint:
             _refuse(403, exc.reason, str(exc))
         except _CertificateUnavailable as exc:
             _refuse(502, "certificate_unavailable", str(exc))
+        except _FetchRateLimited as exc:
+            _refuse(503, "cert_fetch_rate_limited", str(exc))
 
     async def _key(self, url: str) -> rsa.RSAPublicKey:
         key = self._keys.get(url)
         if key is not None:
             self._keys.move_to_end(url)
             return key
+        failure = self._failures.get(url)
+        if failure is not None:
+            until, error = failure
+            if self._now() < until:
+                raise error()
+            del self._failures[url]
         loading = self._loading.get(url)
         if loading is None:
+            if not self._fetch_bucket.take():
+                raise _FetchRateLimited(
+                    f"The signing certificate {url} is not cached and this endpoint has made "
+                    "as many certificate fetches as its cert_fetch_burst and cert_fetch_rate "
+                    "allow; the message is answered 503 so that SNS delivers it again."
+                )
+            self._cert_fetches += 1
             loading = asyncio.ensure_future(self._load_key(url))
             loading.add_done_callback(_retrieve)
             self._loading[url] = loading
@@ -769,6 +897,7 @@ class SNSEndpoint:
             try:
                 pem = await self._fetch(url)
             except Exception as exc:
+                self._remember_failure(url, _CertificateUnavailable, str(exc))
                 raise _CertificateUnavailable(
                     f"The signing certificate {url} could not be fetched ({exc}); the message "
                     "is answered 502 so that SNS delivers it again."
@@ -778,13 +907,36 @@ class SNSEndpoint:
                     f"cert_fetcher returned a {type(pem).__name__} for {url}; it must return "
                     "the certificate's bytes."
                 )
-            key = _public_key(bytes(pem))
+            try:
+                key = _public_key(bytes(pem))
+            except SignatureError as exc:
+                self._remember_failure(url, SignatureError, str(exc))
+                raise
             self._keys[url] = key
             while len(self._keys) > self._cache_size:
                 self._keys.popitem(last=False)
             return key
         finally:
             self._loading.pop(url, None)
+
+    def _remember_failure(self, url: str, kind: type[Exception], detail: str) -> None:
+        """Answer messages naming ``url`` from memory for ``cert_failure_ttl`` seconds."""
+        ttl = self._failure_ttl
+        error: Callable[[], Exception]
+        if kind is SignatureError:
+            text = f"{detail} The file at {url} is not fetched again for {ttl:g} s."
+            error = functools.partial(SignatureError, text, reason="bad_certificate")
+        else:
+            text = (
+                f"The signing certificate {url} could not be fetched ({detail}), and is not "
+                f"fetched again for {ttl:g} s; the message is answered 502 so that SNS "
+                "delivers it again."
+            )
+            error = functools.partial(_CertificateUnavailable, text)
+        self._failures[url] = (self._now() + ttl, error)
+        self._failures.move_to_end(url)
+        while len(self._failures) > _CERT_FAILURES_KEPT:
+            self._failures.popitem(last=False)
 
     async def _notify(self, event: dict[str, Any], context: dict[str, Any]) -> _Reply:
         try:
@@ -822,15 +974,7 @@ class SNSEndpoint:
         return _Reply(200, {"status": "accepted", "requestId": accepted.request_id})
 
     async def _confirm(self, message: Mapping[str, Any], context: dict[str, Any]) -> _Reply:
-        url = _get(message, "SubscribeURL")
-        problem = _aws_url_problem(url)
-        if problem is not None:
-            _refuse(
-                403,
-                "bad_subscribe_url",
-                f"The SubscribeURL {url!r} {problem}; SNS subscribe URLs are https URLs on "
-                "sns.<region>.amazonaws.com, so the subscription is not confirmed.",
-            )
+        url = _get(message, "SubscribeURL")  # checked by _check_subscribe_url
         try:
             status = await self._http_get(url)
         except Exception as exc:
@@ -855,6 +999,18 @@ class SNSEndpoint:
 
 class _Disconnected(Exception):
     pass
+
+
+def _check_subscribe_url(message: Mapping[str, Any]) -> None:
+    url = _get(message, "SubscribeURL")
+    problem = _aws_url_problem(url)
+    if problem is not None:
+        _refuse(
+            403,
+            "bad_subscribe_url",
+            f"The SubscribeURL {url!r} {problem}; SNS subscribe URLs are https URLs on "
+            "sns.<region>.amazonaws.com, so the subscription is not confirmed.",
+        )
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -902,6 +1058,19 @@ def _check_fields(message: Mapping[str, Any], message_type: str) -> None:
                 "malformed_message",
                 f"The {message_type} message's {key!r} is {found}, not a string; every SNS "
                 f"{message_type} has one.",
+            )
+    unsubscribe = _get(message, "UnsubscribeURL")
+    if unsubscribe is not None:
+        try:
+            if not isinstance(unsubscribe, str):
+                raise TypeError(unsubscribe)
+            urlsplit(unsubscribe).port  # noqa: B018 - parsing is the check
+        except (TypeError, ValueError):
+            _refuse(
+                400,
+                "malformed_message",
+                f"The message's 'UnsubscribeURL' {unsubscribe!r} is not a URL; SNS sends an "
+                "https URL.",
             )
     subject = message.get("Subject")
     if subject is not None and not isinstance(subject, str):

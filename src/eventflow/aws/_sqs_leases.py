@@ -4,13 +4,18 @@ Both open a shared SQS client and check their queue at start (reading its attrib
 make batch calls whose failures they log alike, and keep a received message invisible
 for as long as its event needs (a long attempt, retries waiting, a wait for a slot) by
 extending its visibility before it lapses, ten messages per ChangeMessageVisibilityBatch
-call."""
+call.
+
+Shutdown is bounded whatever SQS does: once the app stops the queue's ``run``, every call
+still to come (a shielded receive, the final deletes and releases, a heartbeat) ends by the
+app's ``shutdown_timeout`` plus :data:`CLOSE_GRACE`; what could not be sent in time is
+logged, and those messages show again after their visibility timeout."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from contextlib import AsyncExitStack
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,10 +24,22 @@ from .._errors import ConfigurationError
 from ._clients import shared_client
 from ._errors import check_resource, error_code
 
-__all__ = ("MAX_VISIBILITY", "Lease", "LeasedQueue", "keep_invisible", "open_queue")
+if TYPE_CHECKING:
+    from .._app import App
+
+__all__ = (
+    "CLOSE_GRACE",
+    "MAX_VISIBILITY",
+    "Lease",
+    "LeasedQueue",
+    "keep_invisible",
+    "open_queue",
+)
 
 _BATCH = 10
 MAX_VISIBILITY = 43_200  # SQS's limit: 12 hours
+CLOSE_GRACE = 2.0  # seconds past the app's shutdown_timeout that a shutdown's SQS calls get
+_LAST_CALLS = 1.0  # the least the final deletes and releases get, however late the close
 
 
 async def open_queue(
@@ -113,6 +130,9 @@ class LeasedQueue(Generic[HeldT]):
         self._closed = anyio.Event()
         self._visibility_lock = anyio.Lock()  # heartbeats vs. our own visibility changes
         self._api_calls = 0
+        self._stop_by: float | None = None  # anyio time the shutdown's calls must end by
+        self._shields: set[anyio.CancelScope] = set()
+        self._cut_short = 0  # messages of batch calls cancelled at that bound
 
     async def _open(self) -> dict[str, str]:
         """Open the client (checking the queue), start the flusher and the heartbeat;
@@ -142,11 +162,56 @@ class LeasedQueue(Generic[HeldT]):
         self._tg.start_soon(self._heartbeat)
         return attributes
 
+    async def _until_stopped(self, app: App) -> None:
+        """Wait for the app to stop ``run`` (its shutdown begins), then bound every call
+        from now on by the app's shutdown_timeout plus the grace."""
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self._stop_by = anyio.current_time() + app.shutdown_timeout + CLOSE_GRACE
+            for scope in self._shields:
+                scope.deadline = min(scope.deadline, self._stop_by)
+
+    @contextmanager
+    def _shielded(self) -> Iterator[anyio.CancelScope]:
+        """A shield from the shutdown's cancellation that holds only until the shutdown's
+        bound (a call cut there raises nothing: check ``cancelled_caught``)."""
+        with anyio.CancelScope(shield=True) as scope:
+            if self._stop_by is not None:
+                scope.deadline = self._stop_by
+            self._shields.add(scope)
+            try:
+                yield scope
+            finally:
+                self._shields.discard(scope)
+
+    def _unsent(self) -> int:
+        """Messages whose delete, release or retry is still queued (after the flusher)."""
+        raise NotImplementedError
+
     async def _close(self) -> None:
-        """Wait for the flusher to finish what is queued, then release the client."""
+        """Wait for the flusher to finish what is queued, within the shutdown's bound, then
+        release the client."""
         assert self._stack is not None
+        now = anyio.current_time()
+        stop_by = now + CLOSE_GRACE if self._stop_by is None else self._stop_by
+        # a hanging endpoint must not hold the app: the flusher and heartbeat stop by then
+        self._tg.cancel_scope.deadline = max(stop_by, now + _LAST_CALLS)
         await self._stack.aclose()
         self._stack = None
+        unsent = self._unsent() + self._cut_short
+        if unsent:
+            self._log.warning(
+                f"{self._event_prefix}.close_cut_short",
+                queue_url=self.queue_url,
+                messages=unsent,
+                reason=(
+                    "SQS did not answer the calls made at shutdown within the app's "
+                    f"shutdown_timeout plus {CLOSE_GRACE:g} s, so these messages were not "
+                    "deleted or released; SQS shows them again after their visibility "
+                    "timeout (a delete not sent means a duplicate delivery)."
+                ),
+            )
 
     async def _flusher(self) -> None:
         raise NotImplementedError
@@ -177,6 +242,9 @@ class LeasedQueue(Generic[HeldT]):
             response = await getattr(self._client, operation)(
                 QueueUrl=self.queue_url, Entries=entries
             )
+        except anyio.get_cancelled_exc_class():
+            self._cut_short += len(entries)  # at the shutdown's bound: logged at close
+            raise
         except (ClientError, BotoCoreError) as exc:
             self._log.error(
                 f"{self._event_prefix}.batch_failed",

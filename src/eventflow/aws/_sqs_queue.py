@@ -54,8 +54,10 @@ from .._errors import (
     QueueUnavailable,
     UnknownHandler,
 )
+from .._payload import json_error
 from ..queues import QueuedEvent
 from ..sources import Outcome
+from ._shapes import parse_json
 from ._sqs_leases import MAX_VISIBILITY, LeasedQueue
 
 if TYPE_CHECKING:
@@ -165,7 +167,8 @@ class SQSEventQueue(LeasedQueue[_Held]):
         batch_size: Messages per ReceiveMessage call (1 to 10). An app holds at most its
             concurrency plus one batch.
         wait_time_seconds: Long-polling wait (1 to 20 s). Shutdown waits for the poll in
-            progress, so that no message is left received without an attempt.
+            progress, so that no message is left received without an attempt, but no
+            longer than the app's ``shutdown_timeout`` plus a grace of 2 s.
         pollers: Concurrent ReceiveMessage loops.
         visibility_timeout: Seconds each receive or heartbeat keeps a message invisible
             (default: the queue's VisibilityTimeout).
@@ -328,10 +331,23 @@ class SQSEventQueue(LeasedQueue[_Held]):
 
     async def _send_loop(self) -> None:
         # sends at once; callers that arrive meanwhile form the next batch, up to ten
+        chunk: list[tuple[dict[str, Any], anyio.Event, list[BaseException]]] = []
         try:
             while self._outbox:
                 chunk, self._outbox = self._outbox[:_BATCH], self._outbox[_BATCH:]
                 await self._send_chunk(chunk)
+        except BaseException:
+            # cut short at close (SQS did not answer in time): no caller waits forever
+            waiting, self._outbox = [*chunk, *self._outbox], []
+            error = QueueUnavailable(
+                f"The SQS event queue {self.queue_url} closed before SQS answered the send; "
+                "the event may or may not have been stored."
+            )
+            for _, done, failure in waiting:
+                if not done.is_set():
+                    failure.append(error)
+                    done.set()
+            raise
         finally:
             self._sending -= 1
 
@@ -385,6 +401,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
             for _ in range(self._pollers):
                 tg.start_soon(self._poll, app, bound)
             task_status.started()
+            await self._until_stopped(app)
 
     async def _poll(self, app: App, bound: int) -> None:
         backoff = 1.0
@@ -400,12 +417,23 @@ class SQSEventQueue(LeasedQueue[_Held]):
             await anyio.lowlevel.checkpoint()  # where a shutdown's cancellation lands
             room = min(self._batch_size, bound - self._holding - self._reserved)
             self._reserved += room
+            messages = None
             try:
-                # shielded: a poll cut off would leave its messages received, unattempted
-                with anyio.CancelScope(shield=True):
+                # shielded: a poll cut off would leave its messages received, unattempted;
+                # but only until the shutdown's bound, in case SQS never answers
+                with self._shielded() as shield:
                     messages = await self._receive(room)
             finally:
                 self._reserved -= room
+            if shield.cancelled_caught:
+                _log.warning(
+                    "sqs_queue.receive_cut_short",
+                    queue_url=self.queue_url,
+                    reason=(
+                        "SQS did not answer the receive in progress within the app's "
+                        "shutdown_timeout plus the grace; the app stops without it"
+                    ),
+                )
             if messages is None:
                 await anyio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, 20.0)
@@ -482,41 +510,46 @@ class SQSEventQueue(LeasedQueue[_Held]):
             held.attempts = base + max(0, count - 1)
             if _NOT_BEFORE in attributes:
                 held.not_before = float(attributes[_NOT_BEFORE]["StringValue"])
-        except (KeyError, TypeError, ValueError) as exc:
-            self._malformed += 1
-            _log.error(
-                "sqs_queue.malformed_message",
-                queue_url=self.queue_url,
-                message_id=held.id,
-                reason=(
-                    f"the message lacks eventflow's attributes ({exc!r}); only "
-                    "SQSEventQueue should send to an event queue. It is left to the "
-                    "queue's redrive policy."
-                ),
+        except Exception as exc:  # whatever a foreign sender put there: that message alone
+            self._malformed_message(
+                held,
+                f"the message lacks eventflow's attributes ({exc!r}); only SQSEventQueue "
+                "should send to an event queue",
             )
-            self._drop(held)
             return False
         return True
+
+    def _malformed_message(self, held: _Held, reason: str) -> None:
+        """Count, log and let go of a message that cannot be an event: it shows again after
+        its visibility timeout until the queue's redrive policy moves it aside."""
+        self._malformed += 1
+        _log.error(
+            "sqs_queue.malformed_message",
+            queue_url=self.queue_url,
+            message_id=held.id,
+            request_id=held.request_id or None,
+            handler=held.handler or None,
+            attempt=held.attempts,
+            reason=f"{reason}. It is left to the queue's redrive policy.",
+        )
+        self._drop(held)
 
     async def _deliver(self, app: App, held: _Held) -> None:
         if held.not_before is not None and held.not_before - time.time() > _EARLY:
             self._postpone(held)
             return
+        # where a body becomes an event: nothing it holds may raise out of the poller
         try:
-            payload = json.loads(held.body)
-        except ValueError:
-            payload = None
-            self._malformed += 1
-            _log.error(
-                "sqs_queue.malformed_message",
-                queue_url=self.queue_url,
-                message_id=held.id,
-                request_id=held.request_id,
-                handler=held.handler,
-                attempt=held.attempts,
-                reason="its body is not valid JSON; it is left to the queue's redrive policy",
-            )
-            self._drop(held)
+            payload = parse_json(held.body)
+        except RecursionError:
+            self._malformed_message(held, "its body is JSON nested too deeply to decode")
+            return
+        except Exception as exc:
+            self._malformed_message(held, f"its body is not valid JSON ({exc})")
+            return
+        why = json_error(payload)  # what invoke refuses (1e999 decodes to an infinity)
+        if why is not None:
+            self._malformed_message(held, f"its payload cannot be an event ({why})")
             return
         event = QueuedEvent(held.request_id, held.handler, payload, held.first, held.attempts)
         try:
@@ -525,6 +558,8 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 settle=lambda _rid, outcome: self._settle(held, outcome),
                 defer=lambda _rid, delay: self._defer(held, delay),
             )
+        except InvalidPayload as exc:
+            self._malformed_message(held, f"its payload cannot be an event ({exc})")
         except UnknownHandler as exc:
             self._undeliverable += 1
             _log.error(
@@ -758,6 +793,14 @@ class SQSEventQueue(LeasedQueue[_Held]):
     def consume(self) -> bool:
         """Whether this queue's app runs the events it receives (``consume=`` at construction)."""
         return self._consume
+
+    def _unsent(self) -> int:
+        return (
+            len(self._to_delete)
+            + len(self._to_defer)
+            + len(self._to_release)
+            + len(self._to_send_later)
+        )
 
     def statistics(self) -> SQSEventQueueStatistics:
         """A snapshot of this process's counters."""

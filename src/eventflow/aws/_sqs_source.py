@@ -21,7 +21,7 @@ from aiobotocore.session import AioSession
 from anyio.abc import TaskStatus
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .._errors import AppClosed, ConfigurationError
+from .._errors import AppClosed, ConfigurationError, InvalidPayload
 from ..sources import Outcome
 from ._shapes import BodyKind, decode_body
 from ._sqs_leases import LeasedQueue
@@ -187,6 +187,7 @@ class SQSSource(LeasedQueue[_Held]):
             for index in range(self._pollers):
                 tg.start_soon(self._poll, app, index > 0)
             task_status.started()
+            await self._until_stopped(app)
 
     # -- receiving ------------------------------------------------------------------
 
@@ -271,8 +272,15 @@ class SQSSource(LeasedQueue[_Held]):
             if kind is BodyKind.INVALID:
                 await app.reject(self.handler, body, payload, settle=settle)
                 self._rejected += 1
-            else:
+                return True
+            try:
                 await app.submit(self.handler, payload, settle=settle)
+            except InvalidPayload as exc:
+                # valid JSON the app refuses (say, 1e999 became an infinity): its own failure
+                reason = f"The SQS message body cannot be an event: {exc}"
+                await app.reject(self.handler, body, reason, settle=settle)
+                self._rejected += 1
+            else:
                 self._submitted += 1
         except AppClosed:
             return False
@@ -348,6 +356,9 @@ class SQSSource(LeasedQueue[_Held]):
             self._deleted += done
         else:
             self._released += done
+
+    def _unsent(self) -> int:
+        return len(self._to_delete) + len(self._to_release)
 
     def statistics(self) -> SQSSourceStatistics:
         return SQSSourceStatistics(

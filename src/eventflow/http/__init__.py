@@ -7,15 +7,21 @@ with ``endpoint_url``. Importing ``eventflow`` alone never imports this package.
 
 from __future__ import annotations
 
+from ._lambda_api import DEFAULT_BODY_TIMEOUT as DEFAULT_BODY_TIMEOUT
+from ._lambda_api import DEFAULT_MAX_BODY_MEMORY as DEFAULT_MAX_BODY_MEMORY
 from ._lambda_api import DEFAULT_TIMEOUT_SECONDS as DEFAULT_TIMEOUT_SECONDS
 from ._lambda_api import MAX_ASYNC_PAYLOAD_BYTES as MAX_ASYNC_PAYLOAD_BYTES
 from ._lambda_api import MAX_SYNC_PAYLOAD_BYTES as MAX_SYNC_PAYLOAD_BYTES
 from ._lambda_api import LambdaAPI as LambdaAPI
+from ._lambda_api import LambdaAPIStatistics as LambdaAPIStatistics
 from ._sigv4 import SignatureRejected as SignatureRejected
 from ._sigv4 import SigV4Verifier as SigV4Verifier
 
 __all__ = (
     "LambdaAPI",
+    "LambdaAPIStatistics",
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_MAX_BODY_MEMORY",
     "SigV4Verifier",
     "SignatureRejected",
     "MAX_ASYNC_PAYLOAD_BYTES",

@@ -38,18 +38,26 @@ code   error                                when
 400    InvalidParameterValueException       a value out of range, an unsupported field or
                                             header value, an unusable destination ARN
 403    (see :mod:`eventflow.http._sigv4`)   with ``credentials``: a missing or bad signature
+                                            (all but the body's hash is checked before the
+                                            body is read)
 404    ResourceNotFoundException            unknown function, or no event-invoke config
 404    UnknownOperationException            no operation at that method and path
+408    RequestTimeoutException              the body did not arrive within ``body_timeout``
 413    RequestTooLargeException             payload over 1,048,576 bytes (Event) or
                                             6,291,456 bytes (RequestResponse, DryRun,
                                             any other request)
 429    TooManyRequestsException             Event and the App's queue is full
                                             (``Reason`` ``ConcurrentInvocationLimitExceeded``,
-                                            ``Retry-After: 1``)
+                                            ``Retry-After: 1``); or the body does not fit in
+                                            ``max_body_memory`` (``Retry-After: 1``)
 503    ServiceException                     the App is not running (not started yet, or
                                             shutting down); ``Retry-After: 1``
 500    ServiceException                     a bug in this module (logged)
 =====  ===================================  =================================================
+
+An answer sent before the whole body was read (a 403 on the headers, a 408, a 413 or 429
+on the body) carries ``Connection: close``, so the server reads nothing more from that
+client. 408 and the body bound are eventflow's: Lambda's front end has its own.
 
 The async payload limit is Lambda's current 1 MB, taken as 1,048,576 bytes (the exact
 value is unconfirmed, spec §4). 503 is chosen for a stopped App because it is temporary
@@ -77,7 +85,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs
@@ -86,6 +94,7 @@ import structlog
 
 from .._errors import (
     AppClosed,
+    ConfigurationError,
     EventflowError,
     InvalidPayload,
     QueueFull,
@@ -103,6 +112,9 @@ if TYPE_CHECKING:
 
 __all__ = (
     "LambdaAPI",
+    "LambdaAPIStatistics",
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_MAX_BODY_MEMORY",
     "MAX_ASYNC_PAYLOAD_BYTES",
     "MAX_SYNC_PAYLOAD_BYTES",
     "DEFAULT_TIMEOUT_SECONDS",
@@ -119,6 +131,10 @@ MAX_ASYNC_PAYLOAD_BYTES: Final = 1_048_576
 MAX_SYNC_PAYLOAD_BYTES: Final = 6_291_456
 #: ``Timeout`` reported for a handler without a timeout: Lambda's maximum, 15 minutes.
 DEFAULT_TIMEOUT_SECONDS: Final = 900
+#: Seconds a client has to send a whole request body: 6 MB at 2 Mbit/s takes 25 s.
+DEFAULT_BODY_TIMEOUT: Final = 30.0
+#: Bytes of request bodies held in memory at once, across connections: ten 6 MB bodies.
+DEFAULT_MAX_BODY_MEMORY: Final = 64 * 1_048_576
 _LOG_TAIL_BYTES: Final = 4096
 _RETRY_AFTER: Final = b"1"
 _RUNTIME: Final = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -131,6 +147,8 @@ _JSON: Final = (b"content-type", b"application/json")
 _EXECUTED: Final = (b"x-amz-executed-version", b"$LATEST")
 _UNHANDLED: Final = (b"x-amz-function-error", b"Unhandled")
 _EMPTY: Final = (b"content-length", b"0")
+# on an answer sent before the whole body was read: the rest is not worth receiving
+_CLOSE: Final = (b"connection", b"close")
 
 _log = structlog.get_logger("eventflow.http")
 
@@ -146,6 +164,7 @@ class _ApiError(Exception):
         *,
         members: dict[str, Any] | None = None,
         headers: Headers | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -153,6 +172,7 @@ class _ApiError(Exception):
         self.message = message
         self.members = members or {}
         self.headers = headers or []
+        self.close = close  # answered before the body was read: close the connection
 
 
 class _Disconnected(Exception):
@@ -198,6 +218,62 @@ class _Reply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class LambdaAPIStatistics:
+    """A snapshot of a :class:`LambdaAPI`'s counters for hostile or slow clients.
+
+    Attributes:
+        body_bytes: Bytes of request bodies held in memory now (being received, or
+            received by a request not yet answered), across connections.
+        max_body_memory: The bound on ``body_bytes``.
+        unauthenticated: Requests refused 403 because their signature did not verify.
+        body_timeouts: Requests answered 408 because their body took too long to arrive.
+        over_memory: Requests answered 429 because their body would not fit in
+            ``max_body_memory``.
+    """
+
+    body_bytes: int
+    max_body_memory: int
+    unauthenticated: int
+    body_timeouts: int
+    over_memory: int
+
+
+class _BodyMemory:
+    """The bytes of request bodies held at once, across connections, and their bound."""
+
+    __slots__ = ("held", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+
+class _Held:
+    """The bytes one request holds in a :class:`_BodyMemory`; given back by ``release``."""
+
+    __slots__ = ("_memory", "bytes")
+
+    def __init__(self, memory: _BodyMemory) -> None:
+        self._memory = memory
+        self.bytes = 0
+
+    def grow_to(self, size: int) -> bool:
+        """Hold ``size`` bytes in all; False (holding no more) when they do not fit."""
+        more = size - self.bytes
+        if more <= 0:
+            return True
+        if self._memory.held + more > self._memory.limit:
+            return False
+        self._memory.held += more
+        self.bytes = size
+        return True
+
+    def release(self) -> None:
+        self._memory.held -= self.bytes
+        self.bytes = 0
+
+
 class LambdaAPI:
     """An ASGI 3 application speaking Lambda's REST API for an App's handlers.
 
@@ -219,7 +295,21 @@ class LambdaAPI:
         credentials: ``None`` to accept every request unsigned, or botocore ``Credentials``
             or an ``(access_key, secret_key)`` tuple: then every request must carry a valid
             AWS Signature V4 for them, service ``lambda``, in ``region`` (403 otherwise,
-            before any handler runs).
+            before any handler runs). Everything but the body's hash and the signature
+            itself is checked before the body is read, so a client without the key cannot
+            make the server receive a body.
+        body_timeout: Seconds a client has to send a request's whole body, from the first
+            read; a slower request is answered 408 ``RequestTimeoutException`` and its
+            connection closed.
+        max_body_memory: Bytes of request bodies held in memory at once, across all
+            connections (a body is held from its first byte until its request is
+            answered; a declared ``Content-Length`` is held at once). A request whose body
+            does not fit is answered 429 ``TooManyRequestsException`` with
+            ``Retry-After: 1``, and its connection closed. At least
+            :data:`MAX_SYNC_PAYLOAD_BYTES`, so that one request of the largest size fits.
+
+    Raises:
+        ConfigurationError: ``body_timeout`` or ``max_body_memory`` is out of range.
     """
 
     def __init__(
@@ -229,7 +319,31 @@ class LambdaAPI:
         region: str = "us-east-1",
         account_id: str = "000000000000",
         credentials: Any = None,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        max_body_memory: int = DEFAULT_MAX_BODY_MEMORY,
     ) -> None:
+        if (
+            isinstance(body_timeout, bool)
+            or not isinstance(body_timeout, int | float)
+            or not 0 < body_timeout < math.inf
+        ):
+            raise ConfigurationError(
+                f"body_timeout must be a positive number of seconds, got {body_timeout!r}."
+            )
+        if (
+            isinstance(max_body_memory, bool)
+            or not isinstance(max_body_memory, int)
+            or max_body_memory < MAX_SYNC_PAYLOAD_BYTES
+        ):
+            raise ConfigurationError(
+                f"max_body_memory must be an integer of at least {MAX_SYNC_PAYLOAD_BYTES} "
+                f"(one body of the largest size), got {max_body_memory!r}."
+            )
+        self._body_timeout = float(body_timeout)
+        self._memory = _BodyMemory(max_body_memory)
+        self._unauthenticated = 0
+        self._body_timeouts = 0
+        self._over_memory = 0
         self._app = app
         self.region = region
         self.account_id = account_id
@@ -243,6 +357,16 @@ class LambdaAPI:
         self._config_lock = asyncio.Lock()
         self._arn_prefix = f"arn:aws:lambda:{region}:{account_id}:function:"
         self._created = time.time()
+
+    def statistics(self) -> LambdaAPIStatistics:
+        """A frozen snapshot of the counters for hostile or slow clients."""
+        return LambdaAPIStatistics(
+            body_bytes=self._memory.held,
+            max_body_memory=self._memory.limit,
+            unauthenticated=self._unauthenticated,
+            body_timeouts=self._body_timeouts,
+            over_memory=self._over_memory,
+        )
 
     # -- ASGI ---------------------------------------------------------------------
 
@@ -270,16 +394,6 @@ class LambdaAPI:
                 reply = await self._dispatch(scope, receive)
             except _ApiError as error:
                 reply = self._error_reply(error)
-            except SignatureRejected as rejected:
-                _log.warning(
-                    "lambda_api.unauthenticated",
-                    code=rejected.code,
-                    reason=str(rejected),
-                    method=scope["method"],
-                    path=scope["path"],
-                    client=_client(scope),
-                )
-                reply = self._error_reply(_ApiError(403, rejected.code, str(rejected)))
         except _Disconnected:
             return
         except Exception as bug:
@@ -311,8 +425,23 @@ class LambdaAPI:
                 _JSON,
                 (b"content-length", str(len(data)).encode()),
                 *error.headers,
+                *((_CLOSE,) if error.close else ()),
             ),
         )
+
+    def _unauthenticated_error(
+        self, scope: Scope, rejected: SignatureRejected, *, close: bool
+    ) -> _ApiError:
+        self._unauthenticated += 1
+        _log.warning(
+            "lambda_api.unauthenticated",
+            code=rejected.code,
+            reason=str(rejected),
+            method=scope["method"],
+            path=scope["path"],
+            client=_client(scope),
+        )
+        return _ApiError(403, rejected.code, str(rejected), close=close)
 
     async def _dispatch(self, scope: Scope, receive: Receive) -> _Reply:
         method: str = scope["method"]
@@ -330,19 +459,94 @@ class LambdaAPI:
                 length = int(value) if value.isdigit() else -1
             elif key == b"x-amz-log-type":
                 log_type = value
+        verifier = self._verifier
+        if verifier is not None:
+            try:  # before the body: a client without the key never gets it received
+                verifier.check_headers(headers)
+            except SignatureRejected as rejected:
+                raise self._unauthenticated_error(scope, rejected, close=True) from None
         if length > MAX_SYNC_PAYLOAD_BYTES:
-            raise self._too_large(MAX_SYNC_PAYLOAD_BYTES)
-        body = await _read_body(receive, MAX_SYNC_PAYLOAD_BYTES)
-        if body is None:
-            raise self._too_large(MAX_SYNC_PAYLOAD_BYTES)
-        if self._verifier is not None:
-            self._verifier.verify(
-                method=method,
-                raw_path=scope.get("raw_path") or full_path.encode(),
-                query=scope.get("query_string", b""),
-                headers=headers,
-                body=body,
+            raise self._too_large(MAX_SYNC_PAYLOAD_BYTES, close=True)
+        held = _Held(self._memory)
+        try:
+            body = await self._read_body(scope, receive, length, held)
+            if verifier is not None:
+                try:
+                    verifier.verify(
+                        method=method,
+                        raw_path=scope.get("raw_path") or full_path.encode(),
+                        query=scope.get("query_string", b""),
+                        headers=headers,
+                        body=body,
+                    )
+                except SignatureRejected as rejected:
+                    raise self._unauthenticated_error(scope, rejected, close=False) from None
+            return await self._route(method, path, scope, invocation_type, log_type, body)
+        finally:
+            held.release()
+
+    async def _read_body(self, scope: Scope, receive: Receive, declared: int, held: _Held) -> bytes:
+        """The whole request body, received within ``body_timeout`` and ``max_body_memory``."""
+        if not held.grow_to(max(declared, 0)):  # the client will send this much
+            raise self._over_memory_error(scope, declared)
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                body = await _receive_body(receive, MAX_SYNC_PAYLOAD_BYTES, held)
+        except TimeoutError:
+            self._body_timeouts += 1
+            _log.warning(
+                "lambda_api.body_timeout",
+                received=held.bytes if declared < 0 else None,
+                declared=declared if declared >= 0 else None,
+                timeout=self._body_timeout,
+                method=scope["method"],
+                path=scope["path"],
+                client=_client(scope),
             )
+            raise _ApiError(
+                408,
+                "RequestTimeoutException",
+                f"The request body did not arrive within {self._body_timeout:g} seconds; send "
+                "the whole body at once, or raise the endpoint's body_timeout.",
+                close=True,
+            ) from None
+        if body is None:
+            raise self._too_large(MAX_SYNC_PAYLOAD_BYTES, close=True)
+        if isinstance(body, int):
+            raise self._over_memory_error(scope, body)
+        return body
+
+    def _over_memory_error(self, scope: Scope, size: int) -> _ApiError:
+        self._over_memory += 1
+        memory = self._memory
+        _log.warning(
+            "lambda_api.over_memory",
+            size=size,
+            held=memory.held,
+            max_body_memory=memory.limit,
+            method=scope["method"],
+            path=scope["path"],
+            client=_client(scope),
+        )
+        return _ApiError(
+            429,
+            "TooManyRequestsException",
+            f"Rate Exceeded: the request bodies being handled already hold {memory.held} of the "
+            f"{memory.limit} bytes this endpoint keeps in memory, so a body of {size} bytes "
+            "cannot be received now; retry after a second.",
+            headers=[(b"retry-after", _RETRY_AFTER)],
+            close=True,
+        )
+
+    async def _route(
+        self,
+        method: str,
+        path: str,
+        scope: Scope,
+        invocation_type: bytes | None,
+        log_type: bytes | None,
+        body: bytes,
+    ) -> _Reply:
         query: bytes = scope.get("query_string", b"")
         if path.startswith(_INVOKE_PREFIX):
             rest = path[len(_INVOKE_PREFIX) :]
@@ -397,11 +601,12 @@ class LambdaAPI:
         )
 
     @staticmethod
-    def _too_large(limit: int) -> _ApiError:
+    def _too_large(limit: int, *, close: bool = False) -> _ApiError:
         return _ApiError(
             413,
             "RequestTooLargeException",
             f"Request must be smaller than {limit} bytes for the InvokeFunction operation.",
+            close=close,
         )
 
     def _not_found(self, text: str, why: str = "") -> _ApiError:
@@ -454,7 +659,8 @@ class LambdaAPI:
         body: bytes,
     ) -> _Reply:
         name = self._function_name(name_text, query)
-        kind = invocation_type or b"RequestResponse"
+        # absent means RequestResponse; an empty value is a wrong value, refused below
+        kind = b"RequestResponse" if invocation_type is None else invocation_type
         if kind == b"Event" and len(body) > MAX_ASYNC_PAYLOAD_BYTES:
             raise self._too_large(MAX_ASYNC_PAYLOAD_BYTES)
         if kind not in (b"Event", b"RequestResponse", b"DryRun"):
@@ -587,6 +793,7 @@ class LambdaAPI:
                         f"{DEFAULT_TIMEOUT_SECONDS}, got {timeout!r}."
                     )
             dead_letter_set, dead_letter_arn = state.dead_letter_set, state.dead_letter_arn
+            new_sinks: dict[str, Sink] = {}
             if "DeadLetterConfig" in fields:
                 dlc = fields["DeadLetterConfig"]
                 if not isinstance(dlc, dict) or set(dlc) - {"TargetArn"}:
@@ -596,7 +803,9 @@ class LambdaAPI:
                     )
                 target = dlc.get("TargetArn") or None
                 if target is not None:
-                    await self._sink(target, "DeadLetterConfig.TargetArn", ("sqs", "sns"))
+                    await self._sink(
+                        target, "DeadLetterConfig.TargetArn", new_sinks, ("sqs", "sns")
+                    )
                 dead_letter_set, dead_letter_arn = True, target
             candidate = _FunctionState(
                 last_modified=time.time(),
@@ -605,7 +814,7 @@ class LambdaAPI:
                 dead_letter_arn=dead_letter_arn,
                 invoke_config=state.invoke_config,
             )
-            await self._apply(handler, candidate)
+            await self._apply(handler, candidate, new_sinks)
         return self._reply(200, self._configuration(handler))
 
     # -- event-invoke config --------------------------------------------------------
@@ -671,9 +880,10 @@ class LambdaAPI:
                 new.max_retries = retries
             if "MaximumEventAgeInSeconds" in fields or not merge:
                 new.max_age = age
+            new_sinks: dict[str, Sink] = {}
             for side, arn in destinations.items():
                 if arn is not None:
-                    await self._sink(arn, f"DestinationConfig.{side}.Destination")
+                    await self._sink(arn, f"DestinationConfig.{side}.Destination", new_sinks)
                 if side == "OnSuccess":
                     new.on_success = arn
                 else:
@@ -685,7 +895,7 @@ class LambdaAPI:
                 dead_letter_arn=state.dead_letter_arn,
                 invoke_config=new,
             )
-            await self._apply(handler, candidate)
+            await self._apply(handler, candidate, new_sinks)
         return self._reply(200, self._invoke_config_body(handler, new))
 
     async def _delete_invoke_config(self, handler: Handler) -> _Reply:
@@ -709,14 +919,21 @@ class LambdaAPI:
 
     # -- applying -------------------------------------------------------------------
 
-    async def _apply(self, handler: Handler, state: _FunctionState) -> None:
-        """Configure the App's handler from its decorator options and ``state``; keep it."""
+    async def _apply(
+        self, handler: Handler, state: _FunctionState, new_sinks: Mapping[str, Sink] | None = None
+    ) -> None:
+        """Configure the App's handler from its decorator options and ``state``; keep it.
+
+        ``new_sinks`` (made by :meth:`_sink` for this change) are kept for later requests
+        only once the App has opened them, so a target that failed its check is checked again.
+        """
+        sinks = {**self._sinks, **(new_sinks or {})}
         changes: dict[str, Any] = {}
         if state.timeout is not None:
             changes["timeout"] = float(state.timeout)
         if state.dead_letter_set:
             arn = state.dead_letter_arn
-            changes["dead_letter"] = self._sinks[arn] if arn else None
+            changes["dead_letter"] = sinks[arn] if arn else None
         ic = state.invoke_config
         if ic is not None:
             if ic.max_retries is not None:
@@ -724,9 +941,9 @@ class LambdaAPI:
             if ic.max_age is not None:
                 changes["max_event_age"] = float(ic.max_age)
             if ic.on_success is not None:
-                changes["on_success"] = self._sinks[ic.on_success]
+                changes["on_success"] = sinks[ic.on_success]
             if ic.on_failure is not None:
-                changes["on_failure"] = self._sinks[ic.on_failure]
+                changes["on_failure"] = sinks[ic.on_failure]
         config = handler.config.replace(**changes) if changes else handler.config
         try:
             await self._app.configure_handler(handler, config)
@@ -736,13 +953,19 @@ class LambdaAPI:
             ) from None
         except EventflowError as exc:  # a sink's start-up check failed, say
             raise _invalid(f"The configuration cannot be applied: {exc}") from None
+        self._sinks.update(new_sinks or {})
         self._functions[handler.name] = state
 
     async def _sink(
-        self, arn: str, field_name: str, services: tuple[str, ...] = ("sqs", "sns", "events")
+        self,
+        arn: str,
+        field_name: str,
+        new_sinks: dict[str, Sink],
+        services: tuple[str, ...] = ("sqs", "sns", "events"),
     ) -> Sink:
-        """The sink for a destination or dead-letter ARN, created once per ARN."""
-        sink = self._sinks.get(arn)
+        """The sink for a destination or dead-letter ARN: the one the App opened for it
+        before, or a new one, added to ``new_sinks`` (see :meth:`_apply`)."""
+        sink = self._sinks.get(arn) or new_sinks.get(arn)
         if sink is not None:
             return sink
         parsed = parse_arn(arn)
@@ -765,8 +988,8 @@ class LambdaAPI:
                     f"'arn:aws:events:region:account:event-bus/name', got {arn!r}."
                 )
             sink = EventBridgeSink(bus, endpoint_url=None, region_name=parsed.region)
-        owned = self._sinks[arn] = sink
-        return owned
+        new_sinks[arn] = sink
+        return sink
 
 
 async def _queue_url(region: str, account: str, name: str, field_name: str) -> str:
@@ -846,27 +1069,24 @@ def _destinations(value: Any) -> dict[str, str | None]:
     return out
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None once it grows past ``limit`` bytes."""
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        raise _Disconnected
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body if len(body) <= limit else None
-    chunks = [body]
-    size = len(body)
+async def _receive_body(receive: Receive, limit: int, held: _Held) -> bytes | int | None:
+    """The whole request body; None once it grows past ``limit`` bytes, or its size so far
+    once ``held`` cannot grow to hold it."""
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise _Disconnected
-        chunk = message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             return None
+        if not held.grow_to(size):
+            return size
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _client(scope: Scope) -> str | None:

@@ -3,7 +3,9 @@
 The verifier rebuilds the request exactly as the client signed it (method, raw path,
 query, the headers listed in ``SignedHeaders``, the body's SHA-256) and signs it again
 with botocore's own :class:`botocore.auth.SigV4Auth`, using the request's ``X-Amz-Date``;
-the two signatures are compared with :func:`hmac.compare_digest`. Anything that does not
+the two signatures are compared with :func:`hmac.compare_digest`.
+:meth:`SigV4Verifier.check_headers` makes every check that needs no body, so that a server
+can refuse a client before receiving its body. Anything that does not
 verify raises :class:`SignatureRejected`, whose ``code`` is the error code AWS answers
 with (always HTTP 403):
 
@@ -31,7 +33,7 @@ from typing import Any, Final
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
-from botocore.credentials import Credentials
+from botocore.credentials import Credentials, ReadOnlyCredentials
 
 __all__ = ("SigV4Verifier", "SignatureRejected", "as_credentials")
 
@@ -91,6 +93,16 @@ class _Resigner(SigV4Auth):  # type: ignore[misc]
         return headers
 
 
+def _received(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, list[str]]:
+    """The request's header values by lower-case name, in order."""
+    received: dict[str, list[str]] = {}
+    for raw_name, raw_value in headers:
+        received.setdefault(raw_name.decode("latin-1").lower(), []).append(
+            raw_value.decode("latin-1")
+        )
+    return received
+
+
 def _fmt(timestamp: float) -> str:
     return time.strftime(_DATE_FORMAT, time.gmtime(timestamp))
 
@@ -121,6 +133,23 @@ class SigV4Verifier:
         self._max_skew = max_skew
         self._clock = clock
 
+    def check_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """Check everything about a request's signature that needs no body.
+
+        Call it before reading the body, so that a client without a key cannot make the
+        server receive one: it checks the ``Authorization`` header's form, the access key
+        and security token, ``X-Amz-Date`` (present, well formed, within ``max_skew``), the
+        credential scope (date, region, service) and that every signed header is present.
+        :meth:`verify` makes the same checks again, then the body's.
+
+        Args:
+            headers: The request's headers, as ASGI gives them.
+
+        Raises:
+            SignatureRejected: One of these checks failed.
+        """
+        self._checked(_received(headers))
+
     def verify(
         self,
         *,
@@ -142,11 +171,39 @@ class SigV4Verifier:
         Raises:
             SignatureRejected: The signature is missing or does not verify.
         """
-        received: dict[str, list[str]] = {}
-        for raw_name, raw_value in headers:
-            received.setdefault(raw_name.decode("latin-1").lower(), []).append(
-                raw_value.decode("latin-1")
+        received = _received(headers)
+        frozen, amz_date, signed_names, signature = self._checked(received)
+        content_hash = received.get("x-amz-content-sha256")
+        if content_hash is not None and not hmac.compare_digest(
+            content_hash[0].encode("latin-1"), hashlib.sha256(body).hexdigest().encode()
+        ):
+            raise SignatureRejected(
+                "InvalidSignatureException",
+                "The X-Amz-Content-SHA256 header does not match the SHA-256 of the body; "
+                "the body was changed or is not signed.",
             )
+        request = AWSRequest(
+            method=method,
+            url="http://localhost"
+            + raw_path.decode("latin-1")
+            + ("?" + query.decode("latin-1") if query else ""),
+            data=body,
+        )
+        request.headers = HTTPHeaders()
+        for name in signed_names:
+            for value in received[name]:  # present: _checked made sure
+                request.headers[name] = value
+        request.context["timestamp"] = amz_date
+        signer = _Resigner(frozen, self._service, self._region)
+        canonical = signer.canonical_request(request)
+        expected = signer.signature(signer.string_to_sign(request, canonical), request)
+        if not hmac.compare_digest(expected.encode(), signature.encode("latin-1")):
+            raise SignatureRejected("InvalidSignatureException", _MISMATCH)
+
+    def _checked(
+        self, received: dict[str, list[str]]
+    ) -> tuple[ReadOnlyCredentials, str, list[str], str]:
+        """The header checks; the credentials, X-Amz-Date, signed names and signature."""
         authorization = received.get("authorization")
         if not authorization:
             raise SignatureRejected(
@@ -207,38 +264,13 @@ class SigV4Verifier:
             raise SignatureRejected(
                 "InvalidSignatureException", "The Host header must be among the signed headers."
             )
-        content_hash = received.get("x-amz-content-sha256")
-        if content_hash is not None and not hmac.compare_digest(
-            content_hash[0].encode("latin-1"), hashlib.sha256(body).hexdigest().encode()
-        ):
-            raise SignatureRejected(
-                "InvalidSignatureException",
-                "The X-Amz-Content-SHA256 header does not match the SHA-256 of the body; "
-                "the body was changed or is not signed.",
-            )
-        request = AWSRequest(
-            method=method,
-            url="http://localhost"
-            + raw_path.decode("latin-1")
-            + ("?" + query.decode("latin-1") if query else ""),
-            data=body,
-        )
-        request.headers = HTTPHeaders()
         for name in signed_names:
-            values = received.get(name)
-            if values is None:
+            if name not in received:
                 raise SignatureRejected(
                     "InvalidSignatureException",
                     f"The signed header {name!r} is not in the request.",
                 )
-            for value in values:
-                request.headers[name] = value
-        request.context["timestamp"] = amz_date
-        signer = _Resigner(frozen, self._service, self._region)
-        canonical = signer.canonical_request(request)
-        expected = signer.signature(signer.string_to_sign(request, canonical), request)
-        if not hmac.compare_digest(expected.encode(), signature.encode("latin-1")):
-            raise SignatureRejected("InvalidSignatureException", _MISMATCH)
+        return frozen, amz_date, signed_names, signature
 
     @staticmethod
     def _parse_authorization(value: str) -> tuple[str, list[str], str]:
