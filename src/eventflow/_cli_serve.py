@@ -45,7 +45,14 @@ import anyio
 import structlog
 
 from ._app import App
-from ._cli_common import CommandError, add_log_options, configure_logging, describe, load_app
+from ._cli_common import (
+    CommandError,
+    add_log_options,
+    configure_logging,
+    describe,
+    load_app,
+    retry_delays,
+)
 
 __all__ = (
     "HEALTH_PATH",
@@ -352,6 +359,9 @@ async def _serve(app: App, asgi: ASGIApp, args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, remember) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         async with app, anyio.create_task_group() as tg:
+            if args.retry_delays is not None:
+                for name in app.handlers:
+                    await app.configure_handler(name, retry_delays=args.retry_delays)
             log.info("serve.started", app=app.name, host=args.host, port=args.port)
             tg.start_soon(_stop_when_idle, server, health, requested, app.shutdown_timeout)
             await server.serve()
@@ -443,6 +453,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=DEFAULT_GRACEFUL_TIMEOUT,
         help="seconds open requests may run after SIGTERM before they are cancelled "
         f"({DEFAULT_GRACEFUL_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--retry-delays",
+        type=retry_delays,
+        default=None,
+        metavar="SECONDS,...",
+        help="every handler's retry delays, e.g. 1,2 for a local run instead of Lambda's "
+        "60,120 (each handler's own by default)",
     )
     p.add_argument(
         "--insecure",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -122,6 +123,47 @@ def test_a_second_signal_stops_without_waiting(tmp_path: Path, free_port: int) -
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=15)
             assert time.monotonic() - began < 10
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+FAILING = """
+import eventflow
+from eventflow.sinks import JsonlSink
+
+app = eventflow.App()
+
+
+@app.handler(dead_letter=JsonlSink("dead.jsonl"))  # Lambda's delays: 60 s, then 120 s
+def always_fails(event, context):
+    raise RuntimeError("no")
+"""
+
+
+def test_retry_delays_overrides_every_handlers_delays(tmp_path: Path, free_port: int) -> None:
+    (tmp_path / "failing.py").write_text(FAILING)
+    base = f"http://127.0.0.1:{free_port}"
+    command = [sys.executable, "-m", "eventflow", "serve", "failing:app", "--port", str(free_port)]
+    command += ["--retry-delays", "0.1,0.2"]
+    with subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as proc:
+        try:
+            _poll(lambda: proc.poll() is None and _health(base), "serving")
+            answer = httpx.post(
+                f"{base}/2015-03-31/functions/always_fails/invocations",
+                headers={"X-Amz-Invocation-Type": "Event"},
+                json={"n": 1},
+            )
+            assert answer.status_code == 202
+            # three attempts end in the dead letter within seconds, not three minutes
+            dead = tmp_path / "dead.jsonl"
+            _poll(lambda: dead.exists() and dead.read_text().strip(), "the dead letter", 20)
+            letter = json.loads(dead.read_text().splitlines()[0])
+            assert letter["attributes"]["RequestID"] == answer.headers["x-amzn-RequestId"]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
