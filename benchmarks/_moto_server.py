@@ -10,7 +10,11 @@ hundred messages queued; reading the clock with ``time.time()`` (the same values
 that to 10-40 ms. And atomicity: moto serves requests on threads, and its ReceiveMessage
 (scan, then mark) and DeleteMessage (rebuild the list, then assign it) take no lock, so
 concurrent receives can return one message twice and concurrent deletes can be lost;
-real SQS does neither, and the patch holds the queue's own lock around both.
+real SQS does neither, and the patch holds the queue's own lock around both. And FIFO
+order: moto counts a message group as in flight while any of its messages is in its
+pending set, even one whose visibility timeout has lapsed, and drops such a message from
+the set only when its receive loop reaches it, so after a failed batch it delivers a
+group's last message first; the patch counts only invisible messages, as SQS does.
 ``patched=False`` runs moto as it is. The ThreadedMotoServer is used either way: the
 ``moto_server`` command's default server answered about 20 times slower here.
 """
@@ -36,9 +40,18 @@ if sys.argv[2] == "patched":
         return unix_time(dt) * 1000.0
     models.unix_time, models.unix_time_millis = unix_time, unix_time_millis
     receive, delete = models.SQSBackend.receive_message, models.Queue.delete_message
+    def pending_message_groups(self):
+        # a group is in flight while one of its messages is invisible, as in SQS
+        return {m.group_id for m in self._pending_messages
+                if m.group_id is not None and not m.visible}
+    models.Queue.pending_message_groups = property(pending_message_groups)
     def receive_message(self, queue_name, *args, **kwargs):
+        queue = self.get_queue(queue_name)
         # the long poll's wait (a Condition on this lock) releases it
-        with self.get_queue(queue_name)._messages_lock:
+        with queue._messages_lock:
+            # messages visible again are no longer in flight: one receive may return a
+            # group's messages in order, as SQS does
+            queue._pending_messages = {m for m in queue._pending_messages if not m.visible}
             return receive(self, queue_name, *args, **kwargs)
     def delete_message(self, receipt_handle):
         with self._messages_lock:  # the lock add_message takes

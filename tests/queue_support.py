@@ -4,21 +4,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import eventflow
-from eventflow.queues import MemoryQueue
+from eventflow.queues import MemoryQueue, SQLiteQueue
 from eventflow.testing import VirtualClock
 
 REGION = "us-east-1"
-KINDS = ("memory", "memory-shared", "sqs")
+KINDS = ("memory", "memory-shared", "sqlite", "sqs")
 
 
 class Harness:
     """Builds apps on one queue of the chosen kind."""
 
-    def __init__(self, kind: str, endpoint: str | None, queue_url: str | None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        endpoint: str | None,
+        queue_url: str | None,
+        path: Path | None = None,
+    ) -> None:
         self.kind = kind
+        self.path = path
         self.endpoint = endpoint
         self.queue_url = queue_url
         self.virtual = kind != "sqs"
@@ -36,6 +44,10 @@ class Harness:
             return None
         if self.kind == "memory-shared":
             return self._memory_queue
+        if self.kind == "sqlite":
+            # one file, a queue object per app: as separate processes would open it
+            assert self.path is not None
+            return SQLiteQueue(self.path)
         from eventflow.aws import SQSEventQueue
 
         assert self.queue_url is not None

@@ -47,3 +47,50 @@ def test_public_api_is_exactly_all() -> None:
     assert public - modules - set(eventflow.__all__) == set()
     for name in eventflow.__all__:
         assert hasattr(eventflow, name), name
+
+
+@pytest.mark.parametrize("module_name", ["eventflow.aws", "eventflow.events"])
+def test_public_submodules_export_exactly_all(module_name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(module_name)
+
+    # what the module defines itself (or its private modules do); imports of core names
+    # such as InvalidEvent are not part of its own API
+    def defined_here(value: object) -> bool:
+        where = getattr(value, "__module__", "")
+        return where == module_name or where.startswith(f"{module_name}._")
+
+    public = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and defined_here(value)
+    }
+    assert public == set(module.__all__)
+    for name in module.__all__:
+        assert hasattr(module, name), name
+
+
+def test_batch_source_and_event_views_are_public() -> None:
+    import eventflow.aws
+    import eventflow.events
+
+    assert {"SQSBatchSource", "SQSBatchSourceStatistics"} <= set(eventflow.aws.__all__)
+    assert "SQSEvent" in eventflow.events.__all__
+
+
+def test_routing_module_exports() -> None:
+    import eventflow.routing as routing
+
+    assert set(routing.__all__) == {
+        "EventPattern",
+        "FilterPolicy",
+        "InvalidPattern",
+        "Route",
+        "Router",
+        "S3KeyFilter",
+    }
+    for name in routing.__all__:
+        assert getattr(routing, name).__module__ in ("eventflow", "eventflow.routing"), name
+    assert routing.InvalidPattern is eventflow.InvalidPattern
+    assert issubclass(eventflow.InvalidPattern, eventflow.ConfigurationError)

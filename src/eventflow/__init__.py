@@ -21,6 +21,7 @@ from ._errors import EventflowError as EventflowError
 from ._errors import IdempotencyConflict as IdempotencyConflict
 from ._errors import IdempotencyKeyMissing as IdempotencyKeyMissing
 from ._errors import InvalidEvent as InvalidEvent
+from ._errors import InvalidPattern as InvalidPattern
 from ._errors import InvalidPayload as InvalidPayload
 from ._errors import QueueFull as QueueFull
 from ._errors import QueueUnavailable as QueueUnavailable
@@ -35,6 +36,7 @@ from ._registry import reset as reset_default_registry
 from ._results import Accepted as Accepted
 from ._results import InvocationResult as InvocationResult
 from ._results import Stats as Stats
+from ._threads import ThreadStatistics as ThreadStatistics
 from ._wheel import WheelStatistics as WheelStatistics
 from .sinks import Message as Message
 from .sinks import Sink as Sink
@@ -55,6 +57,7 @@ __all__ = (
     "IdempotencyConflict",
     "IdempotencyKeyMissing",
     "InvalidEvent",
+    "InvalidPattern",
     "InvalidPayload",
     "InvocationResult",
     "InvocationType",
@@ -65,6 +68,7 @@ __all__ = (
     "SchedulerFull",
     "Sink",
     "Stats",
+    "ThreadStatistics",
     "UnknownHandler",
     "WheelStatistics",
     "handler",

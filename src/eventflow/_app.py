@@ -37,25 +37,26 @@ from ._engine_idempotency import IdempotentRuns
 from ._errors import (
     AppClosed,
     ConfigurationError,
-    InvalidPayload,
     QueueFull,
     UnknownHandler,
 )
 from ._event import Event
 from ._handler import Handler, HandlerConfig, P, R, make_decorator
 from ._ids import new_request_id
-from ._payload import json_error, private_copy, to_json
+from ._payload import SAFE_INT, check_payload, private_copy, to_json
 from ._queue import EventQueue, QueueStatistics
 from ._records import (
     EVENT_AGE_EXCEEDED,
     RETRIES_EXHAUSTED,
     marshal_error,
+    marshal_failure,
     spill_message,
 )
 from ._results import Accepted, InvocationResult, Stats
 from ._runtime import HandlerRuntime
 from ._scheduler import RetryScheduler
 from ._tail import TailLog
+from ._threads import HandlerThreads, ThreadStatistics
 from ._wheel import TimerWheel, WheelStatistics
 from .queues import Defer, QueuedEvent, SharedQueue
 from .sinks import Sink
@@ -127,7 +128,8 @@ class App(IdempotentRuns):
         max_scheduled: Capacity of the retry scheduler.
         sink_timeout: Seconds a failing sink is retried (with backoff) before the
             message is counted as a dead-letter or destination error and logged.
-        thread_limit: Threads available to plain ``def`` handlers.
+        thread_limit: Threads alive at once for plain ``def`` handlers; the thread of an
+            attempt that timed out or was abandoned at shutdown counts until it returns.
         region: AWS region used in function ARNs.
         account_id: AWS account ID used in function ARNs.
         queue: A shared event queue (see :mod:`eventflow.queues`), such as
@@ -223,7 +225,10 @@ class App(IdempotentRuns):
         self._deliverer: Deliverer | None = None
         self._tg: Any = None
         self._exit_stack: AsyncExitStack | None = None
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._threads: HandlerThreads | None = None
+        self._running_threads: dict[str, asyncio.Future[None]] = {}
+        self._held_retries: dict[str, float] = {}
+        self._given_up: set[Event] = set()
         self._interrupted: list[Event] = []
         self._idle_waiters: list[asyncio.Future[None]] = []
         # counters (see Stats for their meaning)
@@ -242,6 +247,8 @@ class App(IdempotentRuns):
         self._deduplicated = 0
         self._enqueued = 0
         self._requeued = 0
+        self._returned = 0
+        self._internal_errors = 0
 
     # -- handlers -------------------------------------------------------------------
 
@@ -369,7 +376,7 @@ class App(IdempotentRuns):
             plain = getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
             self._now = time.monotonic if plain else loop.time
         self._deliverer = Deliverer(self._clock, log, timeout=self._sink_timeout)
-        self._limiter = anyio.CapacityLimiter(self._thread_limit)
+        self._threads = HandlerThreads(self._thread_limit, f"eventflow-{self.name}")
         for name, h in self._resolve_handlers().items():
             rt = HandlerRuntime(
                 h, region=self._region, account_id=self._account_id, clock=self._clock, log=log
@@ -464,6 +471,8 @@ class App(IdempotentRuns):
                         await self._spill_leftovers()
                 finally:
                     self._state = _State.CLOSED
+                    assert self._threads is not None
+                    self._threads.close()  # a thread still running ends when its function does
                     self._release_resources.set()
                     await self._holders.__aexit__(None, None, None)
                     assert self._exit_stack is not None
@@ -544,25 +553,27 @@ class App(IdempotentRuns):
             rt = self._lookup(handler)
         flat = False
         if type(payload) is dict:
-            # flat objects of strings, ints, bools and nulls are the common case: no call
+            # flat objects of ASCII strings, ints, bools and nulls are the common case:
+            # checked here without a call; anything else by check_payload
             for k, v in payload.items():
-                if type(k) is not str or type(v) not in FLAT_TYPES:
-                    self._check_payload(rt, payload)
-                    break
+                if type(k) is str and k.isascii():
+                    t = type(v)
+                    if t is str:
+                        if v.isascii():
+                            continue
+                    elif t is int:
+                        if -SAFE_INT < v < SAFE_INT:
+                            continue
+                    elif t is bool or v is None:
+                        continue
+                check_payload(payload, f"The payload for {rt.name!r}")
+                flat = all(type(v) in FLAT_TYPES for v in payload.values())
+                break
             else:
                 flat = True
-        elif type(payload) not in FLAT_TYPES:
-            self._check_payload(rt, payload)
+        elif not ((type(payload) is str and payload.isascii()) or payload is None):
+            check_payload(payload, f"The payload for {rt.name!r}")
         return Event(new_request_id(), rt, payload, self._now(), flat)
-
-    @staticmethod
-    def _check_payload(rt: HandlerRuntime, payload: Any) -> None:
-        why = json_error(payload)
-        if why is not None:
-            raise InvalidPayload(
-                f"The payload for {rt.name!r} is not JSON-serialisable ({why}); "
-                "pass dicts, lists, strings, numbers, booleans and None only."
-            )
 
     def invoke_nowait(
         self,
@@ -632,7 +643,8 @@ class App(IdempotentRuns):
 
         Raises:
             UnknownHandler: no such handler in this app (nothing is queued).
-            InvalidPayload: the payload is not JSON-serialisable (nothing is queued).
+            InvalidPayload: the payload is not JSON or breaks a payload limit (nesting,
+                NaN, long integers, lone surrogates; nothing is queued).
             AppClosed: the app has not started or is shutting down.
         """
         if invocation_type == "Event":
@@ -695,7 +707,8 @@ class App(IdempotentRuns):
             ev.error = {
                 "errorMessage": (
                     f"Retries exhausted: attempt {event.attempts} of this event stopped "
-                    "with the process running it, and it had no retries left."
+                    "with the process running it (or its failure records could not be sent "
+                    "before), and it had no retries left."
                 ),
                 "errorType": "AttemptInterrupted",
                 "requestId": ev.request_id,
@@ -729,15 +742,17 @@ class App(IdempotentRuns):
         reason: str,
         *,
         settle: Settle | None = None,
+        request_id: str | None = None,
     ) -> Accepted:
         """Accept an event that cannot run (say, a body that is not JSON) and send it down
         the failure path, with ``reason`` as its error message: no attempt, no retries.
+        ``request_id`` is the event's own, if it has one already (a shared queue's row).
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
         rt = self._lookup(handler)
         # an age of infinity routes it to the slow path of _run, which sees the reason
-        ev = Event(new_request_id(), rt, payload, -math.inf)
+        ev = Event(request_id or new_request_id(), rt, payload, -math.inf)
         ev.settle = settle
         ev.error = {
             "errorMessage": reason,
@@ -814,13 +829,16 @@ class App(IdempotentRuns):
                 rt.running -= 1
                 self._release_parked(rt)
         duration = time.perf_counter() - started
-        if ok:
-            self._log_success(ev)
-            lines.extend(TailLog.end(ev.request_id, duration, None))
-            if type(value) not in FLAT_TYPES:
+        if ok and value is not None and type(value) is not str:
+            try:
                 # what Lambda answers: the result as JSON decodes it (tuples become lists,
                 # int keys strings), the same as a duplicate gets back from the store
                 value = json.loads(to_json(value))
+            except (TypeError, ValueError, RecursionError) as marshal:
+                ok, value, exc = False, marshal_failure(marshal, ev.request_id), None
+        if ok:
+            self._log_success(ev)
+            lines.extend(TailLog.end(ev.request_id, duration, None))
             return InvocationResult(
                 status_code=200, request_id=ev.request_id, payload=value, log="\n".join(lines)
             )
@@ -950,6 +968,12 @@ class App(IdempotentRuns):
                     try:
                         # most handlers return None: no call to the JSON encoder
                         result = "null" if value is None else to_json(value)
+                    except (TypeError, ValueError, RecursionError) as marshal:
+                        self._release_inline(ev, key, token)
+                        error = marshal_failure(marshal, ev.request_id)
+                        await self._inline_failed(ev, None, error=error)
+                        continue
+                    try:
                         if memory is not None:
                             # the record is the token: it completes in place, and a claim
                             # that lapsed and was taken over meanwhile is a detached list
@@ -1003,6 +1027,8 @@ class App(IdempotentRuns):
                     reason = self._age_reason(ev, cfg.max_event_age)
                     await self._fail(ev, EVENT_AGE_EXCEEDED, reason)
                 return
+            if self._running_threads and self._hold_retry(ev):
+                return  # its timed-out attempt's thread still runs: the retry waits for it
             limited = rt.limit is not None
             if limited:
                 rt.running += 1
@@ -1022,9 +1048,9 @@ class App(IdempotentRuns):
                 if limited:
                     rt.running -= 1
             if ok:
-                if self._info:
-                    self._log_success(ev)
                 if cfg.on_success is None:
+                    if self._info:
+                        self._log_success(ev)
                     self._in_flight -= 1
                     self._succeeded += 1
                     if ev.settle is not None:
@@ -1032,24 +1058,16 @@ class App(IdempotentRuns):
                     if self._idle_waiters:
                         self._wake_idle()
                     return
-                await self._succeed_with_destination(ev, value)
-            else:
-                await self._after_failure(ev, value, exc)
+                value = await self._succeed_with_destination(ev, value)
+                if value is None:
+                    return
+                exc = None  # the result could not be encoded: Runtime.MarshalError
+            await self._after_failure(ev, value, exc)
         except asyncio.CancelledError:
-            self._interrupted.append(ev)  # still in flight; spilled at shutdown
+            self._cancelled(ev)
             raise
-        except Exception as bug:  # a bug in eventflow itself: keep the worker, account the event
-            self._log.critical(
-                "worker.internal_error",
-                request_id=ev.request_id,
-                handler=rt.name,
-                attempt=ev.attempts,
-                payload=ev.payload,
-                exc_info=bug,
-            )
-            self._in_flight -= 1
-            self._undelivered += 1
-            self._wake_idle()
+        except Exception as bug:  # a bug in eventflow itself: keep the worker, settle the event
+            self._internal_error(ev, bug)
 
     # -- draining and statistics ----------------------------------------------------
 
@@ -1137,6 +1155,8 @@ class App(IdempotentRuns):
             "deduplicated": self._deduplicated,
             "enqueued": self._enqueued,
             "requeued": self._requeued,
+            "returned": self._returned,
+            "internal_errors": self._internal_errors,
         }
 
     def stats(self) -> Stats:
@@ -1150,6 +1170,12 @@ class App(IdempotentRuns):
     def scheduler_statistics(self) -> WheelStatistics:
         """A snapshot of the retry scheduler's timer wheel."""
         return self._scheduler.statistics()
+
+    def thread_statistics(self) -> ThreadStatistics:
+        """A snapshot of the threads that run plain ``def`` handlers (once started)."""
+        if self._threads is None:
+            return ThreadStatistics(self._thread_limit, 0, 0, 0, 0)
+        return self._threads.statistics()
 
     @property
     def concurrency(self) -> int:

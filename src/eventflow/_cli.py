@@ -15,6 +15,7 @@ from . import (
     _cli_completion,
     _cli_generate,
     _cli_invoke,
+    _cli_pattern,
     _cli_serve,
     _cli_worker,
 )
@@ -120,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_generate.add_parser(sub)
     _cli_bench.add_parser(sub)
     _cli_worker.add_parser(sub)
-    _cli_completion.add_parser(sub, parser)
+    _cli_pattern.add_parser(sub)
+    _cli_completion.add_parser(sub, parser)  # last: its script lists every other command
     return parser
 
 

@@ -21,6 +21,11 @@ A child that exits while not told to stop is logged at error level
 (``worker.child_died``, with its exit code) and not restarted: the parent stops the other
 children and exits 1, leaving restarts to your supervisor (systemd, Kubernetes, ...).
 Logs, one line per entry, go to stdout (children share the parent's stdout).
+
+A parent that dies without stopping its children (SIGKILL, a crash) takes them with it:
+each child stops as on SIGTERM (``worker.parent_exited``), so no orphan keeps consuming.
+On Linux the kernel sends the child SIGTERM (``prctl(PR_SET_PDEATHSIG)``); everywhere, the
+child also watches a pipe from the parent, whose end closes when the parent dies.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import os
 import signal
@@ -47,6 +53,7 @@ __all__ = ("add_parser",)
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 INTERRUPTED = 130  # 128 + SIGINT: stopped with Ctrl-C, after draining
 _SUPERVISE_POLL = 0.1  # seconds between the parent's checks of its children
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _counts(app: App) -> dict[str, Any]:
@@ -57,8 +64,24 @@ def _counts(app: App) -> dict[str, Any]:
     return counts
 
 
-async def _run_app(app: App, stats_interval: float, worker: int) -> int:
-    """Run ``app`` until SIGTERM or SIGINT, logging its counters every ``stats_interval``."""
+def _die_with_parent() -> None:
+    """On Linux, have the kernel send this process SIGTERM when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    # no prctl (an unusual libc): the parent pipe still tells this child
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+
+async def _run_app(
+    app: App, stats_interval: float, worker: int, parent_pipe: int | None = None
+) -> int:
+    """Run ``app`` until SIGTERM or SIGINT, logging its counters every ``stats_interval``.
+
+    ``parent_pipe``: the read end of a pipe whose write end only the parent holds; its
+    end of file means the parent is gone, and stops the app as SIGTERM does.
+    """
     log = structlog.get_logger("eventflow.worker").bind(pid=os.getpid(), worker=worker)
     stop = asyncio.Event()
     received: list[str] = []
@@ -68,8 +91,24 @@ async def _run_app(app: App, stats_interval: float, worker: int) -> int:
         received.append(sig.name)
         stop.set()
 
+    def on_parent_pipe() -> None:
+        assert parent_pipe is not None
+        try:
+            if os.read(parent_pipe, 64):
+                return  # the parent writes nothing; ignore it if it ever does
+        except BlockingIOError:
+            return
+        except OSError:
+            pass  # an error on the pipe: the parent is as good as gone
+        loop.remove_reader(parent_pipe)
+        log.warning("worker.parent_exited", detail="the parent process is gone; stopping")
+        received.append("parent_exited")
+        stop.set()
+
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
+    if parent_pipe is not None:
+        loop.add_reader(parent_pipe, on_parent_pipe)
     try:
         async with app:
             log.info("worker.started", app=app.name)
@@ -83,10 +122,12 @@ async def _run_app(app: App, stats_interval: float, worker: int) -> int:
     finally:
         for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+        if parent_pipe is not None:
+            loop.remove_reader(parent_pipe)
     return INTERRUPTED if "SIGINT" in received else 0
 
 
-def _child_command(args: argparse.Namespace, index: int) -> list[str]:
+def _child_command(args: argparse.Namespace, index: int, parent_pipe: int) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -103,6 +144,8 @@ def _child_command(args: argparse.Namespace, index: int) -> list[str]:
         args.log_format,
         "--child",
         str(index),
+        "--parent-pipe",
+        str(parent_pipe),
     ]
 
 
@@ -117,9 +160,15 @@ def _supervise(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, remember) for sig in _STOP_SIGNALS}
     children: list[subprocess.Popen[bytes]] = []
     died = False
+    # the children hold the read end; the write end, never written, lives as long as this
+    # process does, so its end of file tells them that their parent is gone
+    pipe_read, pipe_write = os.pipe()
     try:
         for index in range(1, args.processes + 1):
-            children.append(subprocess.Popen(_child_command(args, index)))
+            command = _child_command(args, index, pipe_read)
+            children.append(subprocess.Popen(command, pass_fds=(pipe_read,)))
+        os.close(pipe_read)
+        pipe_read = -1
         log.info("worker.children", app=args.app, children=[c.pid for c in children])
         while not signals:
             exited = [c for c in children if c.poll() is not None]
@@ -139,6 +188,9 @@ def _supervise(args: argparse.Namespace) -> int:
         codes = {child.pid: child.wait() for child in children}
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        for fd in (pipe_read, pipe_write):
+            if fd >= 0:
+                os.close(fd)
     failed = {pid: code for pid, code in codes.items() if code != 0}
     if failed and not died:
         for pid, code in failed.items():
@@ -179,7 +231,9 @@ def _cmd(args: argparse.Namespace) -> int:
         raise CommandError(f"The app {args.app!r} {idle}")
     if args.processes > 1 and args.child is None:
         return _supervise(args)
-    return asyncio.run(_run_app(app, args.stats_interval, args.child or 0))
+    if args.child is not None:
+        _die_with_parent()
+    return asyncio.run(_run_app(app, args.stats_interval, args.child or 0, args.parent_pipe))
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -210,4 +264,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_log_options(p)
     # set by the parent on the children it starts: the child's number, 1..N
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    # set by the parent too: the pipe whose end of file means the parent has died
+    p.add_argument("--parent-pipe", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd)

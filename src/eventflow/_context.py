@@ -56,19 +56,22 @@ class Context:
         function_name: The handler's name.
         function_version: Always ``"$LATEST"``.
         invoked_function_arn: ``arn:aws:lambda:<region>:<account>:function:<name>``.
-        attempt: 1 on the first attempt, 2 on the first retry, ...
+        attempt: 1 on the first attempt, 2 on the first retry, ...; each attempt has its
+            own context, which never changes (a timed-out attempt's thread that still runs
+            keeps reading its own attempt number).
         log: A structlog logger bound with ``request_id``, ``handler`` and ``attempt``.
         client_context: The :class:`ClientContext` a synchronous (``RequestResponse``) caller
             passed, or None (always None for asynchronous invocations, as in Lambda).
     """
 
-    __slots__ = ("_deadline", "_event", "_log")
+    __slots__ = ("_attempt", "_deadline", "_event", "_log")
 
     function_version = "$LATEST"
     identity = None
 
     def __init__(self, event: Event, deadline: float | None, log: Any = None) -> None:
         self._event = event
+        self._attempt = event.attempts  # a snapshot: the event moves on to later attempts
         self._deadline = deadline
         self._log = log
 
@@ -91,7 +94,7 @@ class Context:
 
     @property
     def attempt(self) -> int:
-        return self._event.attempts
+        return self._attempt
 
     @property
     def log(self) -> Any:
@@ -99,7 +102,7 @@ class Context:
         if log is None:
             ev = self._event
             log = self._log = ev.rt.log.bind(
-                request_id=ev.request_id, handler=ev.rt.name, attempt=ev.attempts
+                request_id=ev.request_id, handler=ev.rt.name, attempt=self._attempt
             )
         return log
 

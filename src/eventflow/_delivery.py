@@ -56,14 +56,12 @@ class Deliverer:
             except Exception as exc:
                 now = clock.now()
                 if now >= give_up_at or isinstance(exc, SinkRejected):
-                    self._log.error(
-                        "sink.gave_up",
+                    self.give_up(
+                        sink,
+                        message,
                         role=role,
-                        sink=repr(sink),
-                        tries=tries,
                         error=f"{type(exc).__name__}: {exc}",
-                        body=message.body,
-                        attributes=dict(message.attributes),
+                        tries=tries,
                         **context,
                     )
                     return False
@@ -82,3 +80,18 @@ class Deliverer:
                 delay = min(delay * 2, self._max_delay)
             else:
                 return True
+
+    def give_up(
+        self, sink: Sink, message: Message, *, role: str, error: str, tries: int = 0, **context: Any
+    ) -> None:
+        """Log a message that will not be sent, whole, at error level, so it can be recovered."""
+        self._log.error(
+            "sink.gave_up",
+            role=role,
+            sink=repr(sink),
+            tries=tries,
+            error=error,
+            body=message.body,
+            attributes=dict(message.attributes),
+            **context,
+        )

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import anyio
-
 from ._context import Context
 from ._engine_base import FLAT_TYPES
 from ._engine_outcomes import Outcomes
@@ -54,8 +52,17 @@ class Attempts(Outcomes):
                 raise exc  # KeyboardInterrupt: asyncio stops the loop at once, as it should
             await self._after_failure(ev, error, exc)
         except asyncio.CancelledError:
-            self._interrupted.append(ev)  # still in flight; spilled at shutdown
+            self._cancelled(ev)
             raise
+        except Exception as bug:  # a bug in eventflow itself: keep the worker, settle the event
+            self._internal_error(ev, bug)
+
+    def _cancelled(self, ev: Event) -> None:
+        """``ev``'s worker is cancelled (shutdown): spill it, unless it has its outcome."""
+        if ev in self._given_up:
+            self._given_up.discard(ev)
+        else:
+            self._interrupted.append(ev)  # still in flight; spilled at shutdown
 
     async def _attempt(
         self, ev: Event, rt: HandlerRuntime, log: Any = None
@@ -84,9 +91,8 @@ class Attempts(Outcomes):
                 if rt.is_async:
                     result = await rt.fn(ev.private_payload(), ctx)
                 else:
-                    result = await anyio.to_thread.run_sync(
-                        rt.fn, ev.private_payload(), ctx, limiter=self._limiter
-                    )
+                    assert self._threads is not None
+                    result = await self._threads.run(rt.fn, ev.private_payload(), ctx)
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
@@ -126,8 +132,12 @@ class Attempts(Outcomes):
             if rt.is_async:
                 result = await rt.fn(ev.private_payload(), ctx)
             else:
-                result = await anyio.to_thread.run_sync(
-                    rt.fn, ev.private_payload(), ctx, limiter=self._limiter, abandon_on_cancel=True
+                assert self._threads is not None
+                result = await self._threads.run(
+                    rt.fn,
+                    ev.private_payload(),
+                    ctx,
+                    on_abandon=lambda ended: self._thread_abandoned(ev, ended),
                 )
         except asyncio.CancelledError as exc:
             if timed_out and task.uncancel() == 0:
@@ -149,3 +159,50 @@ class Attempts(Outcomes):
             task.uncancel()
             return False, timeout_error(ev.request_id, timeout), None
         return True, result, None
+
+    def _thread_abandoned(self, ev: Event, ended: asyncio.Future[None]) -> None:
+        """A timed-out plain ``def`` attempt of ``ev`` still runs: its retry waits for it."""
+        rid = ev.request_id
+        self._running_threads[rid] = ended
+
+        def forget(_: asyncio.Future[None]) -> None:
+            if self._running_threads.get(rid) is ended:
+                del self._running_threads[rid]
+
+        ended.add_done_callback(forget)
+
+    def _hold_retry(self, ev: Event) -> bool:
+        """Hold ``ev`` back while its last attempt's thread still runs, up to a bound.
+
+        Lambda freezes a timed-out sandbox; here the thread cannot be stopped, so the retry
+        waits until it has returned, or at most one more ``timeout`` after the retry was
+        due, and then starts anyway (logged). True if the event is held (scheduled again).
+        """
+        rid = ev.request_id
+        ended = self._running_threads.get(rid)
+        if ended is None or ended.done():
+            self._held_retries.pop(rid, None)
+            return False
+        now = self._now()
+        until = self._held_retries.get(rid)
+        if until is None:
+            until = self._held_retries[rid] = now + (ev.cfg.timeout or 0.0)
+        if now >= until:
+            del self._held_retries[rid]
+            self._log.warning(
+                "attempt.overlapping",
+                reason="the previous attempt timed out and its thread still runs",
+                **self._log_context(ev),
+            )
+            return False
+        self._in_flight -= 1
+        self._scheduler.schedule(until, ev)
+        hold = until
+
+        def release(_: asyncio.Future[None]) -> None:
+            # only this hold: the event may be waiting for a later retry by then
+            if self._held_retries.get(rid) == hold:
+                self._scheduler.release_now(ev)
+
+        ended.add_done_callback(release)
+        return True

@@ -6,13 +6,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import anyio
-
 from ._clock import Clock
 from ._delivery import Deliverer
 from ._event import Event
 from ._queue import EventQueue
 from ._scheduler import RetryScheduler
+from ._threads import HandlerThreads
 from .stores import ClaimStatus
 
 __all__ = ("CLAIMED", "FLAT_TYPES", "EngineBase")
@@ -33,7 +32,13 @@ class EngineBase:
     _wall: Callable[[], float]
     _log: Any
     _info: bool
-    _limiter: anyio.CapacityLimiter | None
+    _threads: HandlerThreads | None
+    # request ID -> the end of a timed-out plain def attempt whose thread still runs
+    _running_threads: dict[str, asyncio.Future[None]]
+    # request ID -> the time a retry held back for such a thread starts anyway
+    _held_retries: dict[str, float]
+    # events that reached their terminal outcome while being cancelled at shutdown
+    _given_up: set[Event]
     _deliverer: Deliverer | None
     _queue: EventQueue
     _scheduler: RetryScheduler
@@ -44,6 +49,9 @@ class EngineBase:
     _in_flight: int
     _succeeded: int
     _failed: int
+    _undelivered: int
+    _returned: int
+    _internal_errors: int
     _retries: int
     _expired: int
     _attempts: int

@@ -17,6 +17,7 @@ from ._idempotency import DEFAULT_LEASE, Idempotency
 from ._payload import to_json
 from ._records import (
     error_object,
+    marshal_failure,
 )
 from ._runtime import HandlerRuntime
 from .sources import Outcome
@@ -130,6 +131,11 @@ class IdempotentRuns(Attempts):
         if ok:
             try:
                 result = to_json(value)
+            except (TypeError, ValueError, RecursionError) as exc:
+                # the runtime cannot encode the result: the attempt failed after all
+                await self._release_claim(idem, key, token, ev)
+                return "error", marshal_failure(exc, ev.request_id), None
+            try:
                 await store.complete(
                     key, token, result, expires_at=self._wall() + idem.expires_after
                 )

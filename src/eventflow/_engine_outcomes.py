@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anyio
@@ -17,10 +18,14 @@ from ._records import (
     SUCCESS,
     dead_letter_message,
     destination_record,
+    marshal_failure,
 )
+from .sinks import Message, Sink
 from .sources import Outcome
 
 __all__ = ("Outcomes",)
+
+_STOPPED = "the app stopped before it was sent, and the event has its outcome already"
 
 
 class Outcomes(EngineBase):
@@ -46,15 +51,35 @@ class Outcomes(EngineBase):
             exc_info=exc if exc is not None else False,
         )
 
-    async def _succeed_with_destination(self, ev: Event, result: Any) -> None:
+    async def _succeed_with_destination(self, ev: Event, result: Any) -> dict[str, Any] | None:
+        """Send the on-success record and count the success.
+
+        Returns Lambda's ``Runtime.MarshalError`` instead, having done nothing, when the
+        result cannot be encoded: the attempt failed after all.
+        """
         sink = ev.cfg.on_success
         assert sink is not None and self._deliverer is not None
-        record = destination_record(ev, SUCCESS, response=result)
-        sent = await self._deliverer.deliver(
-            sink, record, role="on_success", **self._log_context(ev)
-        )
+        try:
+            record = destination_record(ev, SUCCESS, response=result)
+        except (TypeError, ValueError, RecursionError) as exc:
+            return marshal_failure(exc, ev.request_id)
+        self._log_success(ev)
+        ctx = self._log_context(ev)
+        try:
+            sent = await self._deliverer.deliver(sink, record, role="on_success", **ctx)
+        except asyncio.CancelledError:
+            # the app stopped: the event succeeded all the same and must not run again
+            self._deliverer.give_up(sink, record, role="on_success", error=_STOPPED, **ctx)
+            self._destination_errors += 1
+            self._given_up.add(ev)
+            self._finish_succeeded(ev)
+            raise
         if not sent:
             self._destination_errors += 1
+        self._finish_succeeded(ev)
+        return None
+
+    def _finish_succeeded(self, ev: Event) -> None:
         self._in_flight -= 1
         self._succeeded += 1
         if ev.settle is not None:
@@ -129,32 +154,116 @@ class Outcomes(EngineBase):
         )
 
     async def _fail(self, ev: Event, condition: str, reason: str) -> None:
-        """The event failed for good: dead letter and/or on-failure record, then count it."""
+        """The event failed for good: dead letter and/or on-failure record, then count it.
+
+        When none of its failure records could be sent and a source holds the event, it is
+        given back to the source (``Outcome.UNDELIVERED``) to be tried again later. Once one
+        of them was sent, the event has failed for good, even if the app stops meanwhile:
+        a send still owed then is given up, counted and logged with its body.
+        """
         h = ev.cfg
         ctx = self._log_context(ev)
         expired = condition == EVENT_AGE_EXCEEDED
         if expired:
             self._log.warning("event.expired", reason=reason, **ctx)
-        # Lambda fires both at once when both are set (spec §3.3); so do we
-        if h.dead_letter is not None and h.on_failure is not None:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._send_dead_letter, ev, reason, condition)
-                tg.start_soon(self._send_failure_record, ev, condition)
-        elif h.dead_letter is not None:
-            await self._send_dead_letter(ev, reason, condition)
-        elif h.on_failure is not None:
-            await self._send_failure_record(ev, condition)
-        if h.dead_letter is None and h.on_failure is None:
+        sends: list[tuple[str, Sink, Message]] = []
+        if h.dead_letter is not None:
+            sends.append(("dead_letter", h.dead_letter, dead_letter_message(ev, reason)))
+        if h.on_failure is not None:
+            record = destination_record(
+                ev, condition, response=ev.error, function_error=ev.error is not None
+            )
+            sends.append(("on_failure", h.on_failure, record))
+        if not sends:
             # no DLQ and no destination: Lambda drops the event; eventflow at least logs it all
             self._log.error(
                 "event.failed", condition=condition, reason=reason, payload=ev.payload, **ctx
             )
+            self._finish_failed(ev, expired)
+            return
+        sent: dict[str, bool] = {}  # role -> sent (True) or given up (False)
+        try:
+            if len(sends) == 1:
+                await self._send_failure(ev, *sends[0], sent, condition)
+            else:
+                # Lambda fires both at once when both are set (spec §3.3); so do we
+                async with anyio.create_task_group() as tg:
+                    for role, sink, message in sends:
+                        tg.start_soon(self._send_failure, ev, role, sink, message, sent, condition)
+        except asyncio.CancelledError:
+            if not any(sent.values()):
+                raise  # nothing reached anyone: the caller spills or releases the event
+            assert self._deliverer is not None
+            for role, sink, message in sends:
+                if role not in sent:
+                    self._deliverer.give_up(sink, message, role=role, error=_STOPPED, **ctx)
+                    self._count_gave_up(role)
+            self._given_up.add(ev)
+            self._finish_failed(ev, expired)
+            raise
+        if ev.settle is not None and not any(sent.values()):
+            self._give_back(ev, "none of its failure records could be sent")
+            return
+        self._finish_failed(ev, expired)
+
+    async def _send_failure(
+        self,
+        ev: Event,
+        role: str,
+        sink: Sink,
+        message: Message,
+        sent: dict[str, bool],
+        condition: str,
+    ) -> None:
+        assert self._deliverer is not None
+        ctx = self._log_context(ev)
+        ok = await self._deliverer.deliver(sink, message, role=role, **ctx)
+        sent[role] = ok
+        if not ok:
+            self._count_gave_up(role)
+        elif role == "dead_letter":
+            self._dead_lettered += 1
+            self._log.warning("event.dead_lettered", condition=condition, **ctx)
+
+    def _count_gave_up(self, role: str) -> None:
+        if role == "dead_letter":
+            self._dead_letter_errors += 1
+        else:
+            self._destination_errors += 1
+
+    def _finish_failed(self, ev: Event, expired: bool) -> None:
         self._in_flight -= 1
         self._failed += 1
         if expired:
             self._expired += 1
         if ev.settle is not None:
             self._settle(ev, Outcome.FAILED)
+        self._wake_idle()
+
+    def _give_back(self, ev: Event, why: str) -> None:
+        """Hand an unfinished event back to the source that holds it, to try it later."""
+        self._log.error("event.given_back", reason=why, **self._log_context(ev))
+        self._in_flight -= 1
+        self._undelivered += 1
+        self._returned += 1
+        self._settle(ev, Outcome.UNDELIVERED)
+        self._wake_idle()
+
+    def _internal_error(self, ev: Event, bug: Exception) -> None:
+        """eventflow itself failed finishing ``ev``: keep the worker, account and settle it."""
+        self._log.critical(
+            "worker.internal_error",
+            request_id=ev.request_id,
+            handler=ev.rt.name,
+            attempt=ev.attempts,
+            payload=ev.payload,
+            exc_info=bug,
+        )
+        self._internal_errors += 1
+        self._in_flight -= 1
+        self._undelivered += 1
+        if ev.settle is not None:
+            self._settle(ev, Outcome.UNDELIVERED)  # the source keeps it, to try it later
         self._wake_idle()
 
     def _settle(self, ev: Event, outcome: Outcome) -> None:
@@ -166,24 +275,3 @@ class Outcomes(EngineBase):
             self._log.error(
                 "source.settle_failed", outcome=outcome.value, exc_info=exc, **self._log_context(ev)
             )
-
-    async def _send_dead_letter(self, ev: Event, reason: str, condition: str) -> None:
-        sink = ev.cfg.dead_letter
-        assert sink is not None and self._deliverer is not None
-        ctx = self._log_context(ev)
-        message = dead_letter_message(ev, reason)
-        if await self._deliverer.deliver(sink, message, role="dead_letter", **ctx):
-            self._dead_lettered += 1
-            self._log.warning("event.dead_lettered", condition=condition, **ctx)
-        else:
-            self._dead_letter_errors += 1
-
-    async def _send_failure_record(self, ev: Event, condition: str) -> None:
-        sink = ev.cfg.on_failure
-        assert sink is not None and self._deliverer is not None
-        record = destination_record(
-            ev, condition, response=ev.error, function_error=ev.error is not None
-        )
-        ctx = self._log_context(ev)
-        if not await self._deliverer.deliver(sink, record, role="on_failure", **ctx):
-            self._destination_errors += 1

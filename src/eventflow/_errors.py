@@ -4,8 +4,9 @@
 
     EventflowError
     ├── ConfigurationError (also ValueError)   bad option, raised when it is given
+    │   └── InvalidPattern                     an event pattern or filter policy breaks the language
     ├── UnknownHandler (also LookupError)      invoke() named no registered handler
-    ├── InvalidPayload (also ValueError)       the payload is not JSON-serialisable
+    ├── InvalidPayload (also ValueError)       the payload is not JSON, or beyond a limit
     ├── QueueFull                              invoke_nowait() found the event queue full
     ├── AppClosed                              invoke() after shutdown began, or before start
     ├── QueueUnavailable                       a shared queue did not store an invoked event
@@ -26,6 +27,7 @@ __all__ = (
     "IdempotencyConflict",
     "IdempotencyKeyMissing",
     "InvalidEvent",
+    "InvalidPattern",
     "InvalidPayload",
     "QueueFull",
     "QueueUnavailable",
@@ -42,12 +44,20 @@ class ConfigurationError(EventflowError, ValueError):
     """An option has a value outside its accepted range; raised when the option is given."""
 
 
+class InvalidPattern(ConfigurationError):
+    """An event pattern, filter policy or key filter is invalid; raised when it is built.
+
+    The message names the field (as a dotted path) and what is wrong with it, as
+    EventBridge's ``InvalidEventPatternException`` does.
+    """
+
+
 class UnknownHandler(EventflowError, LookupError):
     """An invocation named a handler that this app does not serve."""
 
 
 class InvalidPayload(EventflowError, ValueError):
-    """A payload cannot be serialised as JSON, so no Lambda-style event can carry it."""
+    """A payload is not JSON, or breaks a payload limit, so no Lambda-style event can carry it."""
 
 
 class QueueFull(EventflowError):

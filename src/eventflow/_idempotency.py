@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ConfigurationError, IdempotencyKeyMissing
+from ._errors import ConfigurationError, IdempotencyKeyMissing, InvalidPayload
+from ._payload import payload_problem
 
 if TYPE_CHECKING:
     from .stores import IdempotencyStore
@@ -48,8 +49,19 @@ def canonical_json(value: Any) -> str:
 
 
 def fingerprint(payload: Any) -> str:
-    """A stable hash of a payload, for stores that compare payloads by hash."""
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    """A stable hash of a payload, for stores that compare payloads by hash.
+
+    Raises:
+        InvalidPayload: the payload has no canonical JSON text (say, a lone surrogate).
+    """
+    try:
+        return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    except (ValueError, TypeError, RecursionError) as exc:  # UnicodeEncodeError included
+        problem = payload_problem(payload) or str(exc)
+        raise InvalidPayload(
+            f"The payload cannot be fingerprinted for the idempotency check ({problem}); "
+            "send payloads that pass eventflow's payload limits."
+        ) from None
 
 
 def _records(event: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
@@ -63,8 +75,12 @@ def natural_key(event: Any) -> str:
     """The identity AWS gives the event, or a hash of its canonical JSON.
 
     S3 record → bucket + key + version ID (or sequencer); SNS → ``MessageId``;
-    EventBridge → ``id``; SQS record → ``messageId``; anything else → ``sha256:<hash>``.
-    Several records are joined in order.
+    EventBridge → ``id``; SQS record → ``messageId``; CodeCommit trigger record →
+    ``eventId``; SES record → ``mail.messageId``; CodePipeline job → its ID; CloudFormation
+    custom resource → stack, logical ID and ``RequestId``; Config rule → rule name and a
+    hash of ``resultToken``; IoT Events action → ``actionExecutionId``; CloudWatch Logs →
+    log group, stream and the first and last log event IDs; anything else →
+    ``sha256:<hash>``. Several records are joined in order.
     """
     if type(event) is dict or isinstance(event, Mapping):  # a plain dict skips the ABC check
         records = _records(event)
@@ -82,6 +98,10 @@ def natural_key(event: Any) -> str:
                     parts.append(f"sns:{r['Sns'].get('MessageId')}")
                 elif source == "aws:sqs" and "messageId" in r:
                     parts.append(f"sqs:{r['messageId']}")
+                elif source == "aws:codecommit" and "eventId" in r:
+                    parts.append(f"codecommit:{r['eventId']}")
+                elif source == "aws:ses" and isinstance(r.get("ses"), Mapping):
+                    parts.append(f"ses:{(r['ses'].get('mail') or {}).get('messageId')}")
                 else:
                     parts = []
                     break
@@ -91,7 +111,50 @@ def natural_key(event: Any) -> str:
             return f"sns:{event['MessageId']}"
         if "detail-type" in event and "source" in event and "id" in event:
             return f"eventbridge:{event['id']}"
+        other = _other_source_key(event)
+        if other is not None:
+            return other
     return "sha256:" + fingerprint(event)
+
+
+def _other_source_key(event: Mapping[str, Any]) -> str | None:
+    """The identity of a CodePipeline job, CloudFormation request, Config rule event,
+    IoT Events action or CloudWatch Logs delivery; None for anything else."""
+    job = event.get("CodePipeline.job")
+    if isinstance(job, Mapping) and "id" in job:
+        return f"codepipeline:{job['id']}"
+    if "RequestType" in event and "StackId" in event and "RequestId" in event:
+        return (
+            f"cloudformation:{event['StackId']}/{event.get('LogicalResourceId')}/"
+            f"{event['RequestId']}"
+        )
+    token = event.get("resultToken")
+    if isinstance(token, str) and "configRuleName" in event:
+        digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        return f"config:{event['configRuleName']}:{digest}"
+    inner = event.get("event")
+    if isinstance(inner, Mapping) and isinstance(inner.get("payload"), Mapping):
+        execution = inner["payload"].get("actionExecutionId")
+        if execution is not None:
+            return f"iotevents:{execution}"
+    logs = event.get("awslogs")
+    if isinstance(logs, Mapping) and isinstance(logs.get("data"), str):
+        return _awslogs_key(logs["data"])
+    return None
+
+
+def _awslogs_key(data: str) -> str | None:
+    # the first and last log event IDs name a delivery; the data's hash when undecodable
+    import base64
+    import gzip
+
+    try:
+        doc = json.loads(gzip.decompress(base64.b64decode(data)))
+        events = doc["logEvents"]
+        first, last = (events[0]["id"], events[-1]["id"]) if events else ("", "")
+        return f"cwlogs:{doc['owner']}:{doc['logGroup']}:{doc['logStream']}:{first}:{last}"
+    except (ValueError, OSError, EOFError, KeyError, IndexError, TypeError):
+        return None
 
 
 def _dotted(path: str) -> Callable[[Any], str]:

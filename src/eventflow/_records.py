@@ -27,6 +27,7 @@ __all__ = (
     "destination_record",
     "error_object",
     "marshal_error",
+    "marshal_failure",
     "spill_message",
     "timeout_error",
 )
@@ -103,6 +104,16 @@ def marshal_error(result: Any, request_id: str) -> dict[str, Any] | None:
     why = json_error(result)
     if why is None:
         return None
+    return _marshal_error(why, request_id)
+
+
+def marshal_failure(exc: BaseException, request_id: str) -> dict[str, Any]:
+    """Lambda's ``Runtime.MarshalError`` for a result whose encoding raised ``exc``."""
+    return _marshal_error(str(exc) or type(exc).__name__, request_id)
+
+
+def _marshal_error(why: str, request_id: str) -> dict[str, Any]:
+    # what the Lambda Python runtime reports when it cannot encode a handler's response
     return {
         "errorMessage": f"Unable to marshal response: {why}",
         "errorType": "Runtime.MarshalError",

@@ -68,7 +68,9 @@ class Stats:
         succeeded: Events whose attempt succeeded (terminal).
         failed: Events that failed for good: retries exhausted or too old (terminal).
             Lambda's ``AsyncEventsDropped`` is ``failed``.
-        undelivered: Events not finished at shutdown, spilled or logged (terminal).
+        undelivered: Events this app did not finish (terminal): at shutdown, spilled,
+            logged or released to their source; or given back to their source (see
+            ``returned`` and ``internal_errors``).
         queued: Accepted and not started (including due retries).
         in_flight: Running an attempt, or sending its dead letter / destination record.
         scheduled: Waiting in the retry scheduler.
@@ -85,6 +87,11 @@ class Stats:
             counted in ``received`` by the app that takes it from the queue.
         requeued: Retries handed back to the shared queue, which delivers them again
             after their delay to whichever app takes them (terminal for this app).
+        returned: Events from a source or shared queue that failed for good but none of
+            whose failure records (dead letter, on-failure) could be sent: given back to
+            the source to be tried again later (a subset of ``undelivered``).
+        internal_errors: Events eventflow itself failed to finish (a bug, logged at
+            critical level; a subset of ``undelivered``, given back to their source).
 
     With a shared queue, ``received`` counts deliveries taken from it, and the equation
     reads ``received == succeeded + failed + undelivered + requeued + queued + in_flight
@@ -108,6 +115,8 @@ class Stats:
     deduplicated: int = 0
     enqueued: int = 0
     requeued: int = 0
+    returned: int = 0
+    internal_errors: int = 0
 
     @property
     def finished(self) -> int:

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
+from ._errors import InvalidPayload
 from ._idempotency import fingerprint
+from ._sqlite_commit import GroupCommit
 
 if TYPE_CHECKING:
-    import asyncio
-
     from .stores import Claim
 
 __all__ = ("SQLiteStore",)
@@ -40,6 +38,10 @@ CREATE TABLE IF NOT EXISTS eventflow_idempotency (
 _PURGE_EVERY = 256
 
 
+def _setup(conn: sqlite3.Connection) -> None:
+    conn.execute(_SCHEMA)
+
+
 class SQLiteStore:
     """Claims and results in a SQLite file; survives restarts, shared across processes.
 
@@ -50,12 +52,16 @@ class SQLiteStore:
 
     def __init__(self, path: str | os.PathLike[str], *, max_batch: int = 1024) -> None:
         self.path = Path(path)
-        self._max_batch = max_batch
-        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._flushing = False
-        self._conn: sqlite3.Connection | None = None
-        self._conn_lock = threading.Lock()
-        self._transactions = 0
+        # WAL + NORMAL: a committed claim survives a process crash, not a power cut
+        self._db = GroupCommit(
+            self.path,
+            setup=_setup,
+            apply=self._apply,
+            synchronous="NORMAL",
+            max_batch=max_batch,
+            what="The idempotency store",
+            refuse=self._refusal,
+        )
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -67,22 +73,20 @@ class SQLiteStore:
     ) -> Claim:
         from .stores import new_token
 
-        result: Claim = await self._submit(
+        result: Claim = await self._db.submit(
             ("claim", key, payload, now, lease_until, validate, new_token())
         )
         return result
 
     async def complete(self, key: str, token: str, result: str, *, expires_at: float) -> None:
-        await self._submit(("complete", key, token, result, expires_at))
+        await self._db.submit(("complete", key, token, result, expires_at))
 
     async def release(self, key: str, token: str) -> None:
-        await self._submit(("release", key, token))
+        await self._db.submit(("release", key, token))
 
     async def aclose(self) -> None:
         """Close the connection (the app does this when it stops)."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await anyio.to_thread.run_sync(conn.close)
+        await self._db.aclose()
 
     async def __aenter__(self) -> SQLiteStore:
         return self
@@ -90,74 +94,24 @@ class SQLiteStore:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    # -- group commit ---------------------------------------------------------------
-
-    async def _submit(self, op: tuple[Any, ...]) -> Any:
-        import asyncio
-
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, fut))
-        if not self._flushing:
-            # this caller commits for everyone queued; others just wait for their result
-            self._flushing = True
-            try:
-                while self._pending:
-                    batch = self._pending[: self._max_batch]
-                    del self._pending[: self._max_batch]
-                    with anyio.CancelScope(shield=True):
-                        outcomes = await anyio.to_thread.run_sync(
-                            self._execute, [o for o, _ in batch]
-                        )
-                    for (_, f), (ok, value) in zip(batch, outcomes, strict=True):
-                        if f.done():
-                            continue
-                        if ok:
-                            f.set_result(value)
-                        else:
-                            f.set_exception(value)
-            finally:
-                self._flushing = False
-        return await fut
-
     # -- in the worker thread -------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        with self._conn_lock:
-            if self._conn is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(
-                    self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-                )
-                conn.execute("PRAGMA journal_mode=WAL")
-                # WAL + NORMAL: a committed claim survives a process crash, not a power cut
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(_SCHEMA)
-                self._conn = conn
-            return self._conn
+    def _refusal(self, op: tuple[Any, ...], exc: Exception) -> InvalidPayload:
+        what = {"claim": "a claim", "complete": "the result"}.get(op[0], "a release")
+        detail = str(exc) if isinstance(exc, InvalidPayload) else f"{type(exc).__name__}: {exc}"
+        return InvalidPayload(
+            f"The idempotency store {self.path} cannot write {what} of key {op[1]!r} "
+            f"({detail}); only this event's attempt fails. Keys and results must be text "
+            "UTF-8 can encode (no lone surrogates)."
+        )
 
-    def _execute(self, ops: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
-        try:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-        except (sqlite3.Error, OSError) as exc:
-            err = OSError(f"The idempotency store {self.path} cannot be opened: {exc}")
-            return [(False, err)] * len(ops)
-        out: list[tuple[bool, Any]] = []
-        try:
-            for op in ops:
-                out.append((True, getattr(self, "_op_" + op[0])(conn, *op[1:])))
-            self._transactions += 1
-            if self._transactions % _PURGE_EVERY == 0:
-                conn.execute(
-                    "DELETE FROM eventflow_idempotency WHERE status = 'COMPLETED' "
-                    "AND expires_at < ?",
-                    (ops[0][3] if ops[0][0] == "claim" else 0.0,),
-                )
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            err = OSError(f"The idempotency store {self.path} failed: {exc}")
-            return [(False, err)] * len(ops)
+    def _apply(self, conn: sqlite3.Connection, ops: Sequence[tuple[Any, ...]]) -> list[Any]:
+        out = [getattr(self, "_op_" + op[0])(conn, *op[1:]) for op in ops]
+        if (self._db.commits + 1) % _PURGE_EVERY == 0:
+            conn.execute(
+                "DELETE FROM eventflow_idempotency WHERE status = 'COMPLETED' AND expires_at < ?",
+                (ops[0][3] if ops[0][0] == "claim" else 0.0,),
+            )
         return out
 
     def _op_claim(

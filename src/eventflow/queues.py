@@ -6,6 +6,8 @@ with the process. A *shared queue* keeps them elsewhere, so that any number of a
 crash means redelivery instead of loss, and capacity grows by adding processes.
 :class:`eventflow.aws.SQSEventQueue` is the one for production; :class:`MemoryQueue`
 is the in-memory implementation that tests and docs use (apps in one process sharing it).
+:class:`SQLiteQueue` keeps the events in a SQLite file: durable without AWS, shared by
+the processes of one machine.
 
 The protocol is small. The app calls :meth:`SharedQueue.put` for every ``Event``
 invocation and answers 202 once it returns. It runs :meth:`SharedQueue.run` in its task
@@ -45,6 +47,8 @@ __all__ = (
     "MemoryQueue",
     "MemoryQueueStatistics",
     "QueuedEvent",
+    "SQLiteQueue",
+    "SQLiteQueueStatistics",
     "SharedQueue",
 )
 
@@ -110,6 +114,8 @@ class MemoryQueueStatistics:
         deliveries: Deliveries made (first deliveries and retries).
         deleted: Events removed at a terminal outcome.
         released: Deliveries given back unchanged by an app that stopped.
+        returned: Deliveries given back because their failure records could not be sent
+            (``Outcome.UNDELIVERED``); each is delivered again after ``undelivered_delay``.
         undeliverable: Events set aside because the app that took them has no such
             handler (see :attr:`MemoryQueue.undeliverable`).
     """
@@ -123,6 +129,7 @@ class MemoryQueueStatistics:
     deleted: int
     released: int
     undeliverable: int
+    returned: int = 0
 
 
 class _Stored:
@@ -146,21 +153,30 @@ class MemoryQueue:
         maxsize: Bound on events stored; ``put`` waits for room beyond it.
         batch_size: Events one app takes at a time (its hold bound is its concurrency
             plus this).
+        undelivered_delay: Seconds an event whose failure records could not be sent
+            waits before it is delivered again (``Outcome.UNDELIVERED``).
     """
 
-    def __init__(self, *, maxsize: int = 100_000, batch_size: int = 10) -> None:
+    def __init__(
+        self, *, maxsize: int = 100_000, batch_size: int = 10, undelivered_delay: float = 60.0
+    ) -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ConfigurationError(f"maxsize must be an integer >= 1, got {maxsize!r}.")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigurationError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        if not isinstance(undelivered_delay, int | float) or not 0 <= undelivered_delay < 1e9:
+            raise ConfigurationError(
+                f"undelivered_delay must be a number of seconds >= 0, got {undelivered_delay!r}."
+            )
         self._maxsize = maxsize
         self._batch = batch_size
+        self._undelivered_delay = float(undelivered_delay)
         self._visible: deque[_Stored] = deque()
         self._delayed: dict[int, _Stored] = {}
         self._delivered: dict[int, _Stored] = {}
         self._receipts = itertools.count(1)
         self._changed = anyio.Event()
-        self._put = self._deliveries = self._deleted = self._released = 0
+        self._put = self._deliveries = self._deleted = self._released = self._returned = 0
         self.undeliverable: list[tuple[QueuedEvent, str]] = []
         """Events no app could run (an unknown handler), with the reason."""
 
@@ -198,6 +214,10 @@ class MemoryQueue:
                 stored.attempts -= 1  # taken back: the delivery ran no attempt here
                 self._visible.appendleft(stored)
                 self._released += 1
+            elif outcome is Outcome.UNDELIVERED:
+                # kept, and delivered again after a backoff: its failure records are owed
+                self._returned += 1
+                self._delay(app, receipt, stored, self._undelivered_delay)
             else:
                 self._deleted += 1
             self._notify()
@@ -207,16 +227,7 @@ class MemoryQueue:
             stored = self._delivered.pop(receipt, None)
             if stored is None:
                 return
-            self._delayed[receipt] = stored
-
-            def due() -> None:
-                if self._delayed.pop(receipt, None) is stored:
-                    self._visible.append(stored)
-                    self._notify()
-
-            clock = app.clock
-            clock.call_at(clock.now() + max(0.0, delay), due)
-            self._notify()
+            self._delay(app, receipt, stored, delay)
 
         while True:
             while not self._visible or len(held) > bound - self._batch:
@@ -257,6 +268,19 @@ class MemoryQueue:
                     )
                     self._notify()
 
+    def _delay(self, app: App, receipt: int, stored: _Stored, delay: float) -> None:
+        # on the delivering app's clock, so that virtual time drives it in tests
+        self._delayed[receipt] = stored
+
+        def due() -> None:
+            if self._delayed.pop(receipt, None) is stored:
+                self._visible.append(stored)
+                self._notify()
+
+        clock = app.clock
+        clock.call_at(clock.now() + max(0.0, delay), due)
+        self._notify()
+
     async def wait_empty(self) -> None:
         while len(self):
             await self._wait_change()
@@ -273,4 +297,11 @@ class MemoryQueue:
             deleted=self._deleted,
             released=self._released,
             undeliverable=len(self.undeliverable),
+            returned=self._returned,
         )
+
+
+# at the end: the SQLite queue builds on the names above
+from ._sqlite_queue import SQLiteQueue, SQLiteQueueStatistics  # noqa: E402
+
+SQLiteQueue.__module__ = SQLiteQueueStatistics.__module__ = __name__

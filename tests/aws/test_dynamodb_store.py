@@ -229,3 +229,27 @@ async def test_unreachable_endpoint_raises_aws_error(table: str) -> None:
 async def test_a_store_that_is_not_open_says_so(table: str) -> None:
     with pytest.raises(RuntimeError, match="not open"):
         await DynamoDBStore(table).claim("k", 1, now=1.0, lease_until=2.0, validate=True)
+
+
+async def test_unencodable_claims_fail_alone_and_the_store_goes_on(store: DynamoDBStore) -> None:
+    # a lone surrogate is valid JSON that UTF-8 cannot encode: neither a fingerprint nor
+    # DynamoDB can take it, so each such call fails with a clear error and nothing else
+    lone = "\ud800"
+    results = await asyncio.gather(
+        store.claim("bad-payload", {"s": lone}, now=1000.0, lease_until=1060.0, validate=True),
+        store.claim("bad-key-" + lone, {"n": 1}, now=1000.0, lease_until=1060.0, validate=False),
+        store.claim("good", {"n": 2}, now=1000.0, lease_until=1060.0, validate=True),
+        return_exceptions=True,
+    )
+    bad_payload, bad_key, good = results
+    assert isinstance(bad_payload, eventflow.InvalidPayload)
+    assert "lone surrogate" in str(bad_payload)
+    assert isinstance(bad_key, eventflow.InvalidPayload)
+    assert "lone surrogate" in str(bad_key) and "bad-key-" in str(bad_key)
+    assert isinstance(good, eventflow.stores.Claim) and good.status is ClaimStatus.CLAIMED
+    assert good.token is not None
+    with pytest.raises(eventflow.InvalidPayload, match="lone surrogate"):
+        await store.complete("good", good.token, '"' + lone + '"', expires_at=2000.0)
+    await store.complete("good", good.token, '"ok"', expires_at=2000.0)
+    again = await store.claim("good", {"n": 2}, now=1001.0, lease_until=1061.0, validate=True)
+    assert (again.status, again.result) == (ClaimStatus.COMPLETED, '"ok"')

@@ -175,7 +175,9 @@ async def test_sqs_event_queue_leaves_poison_messages_to_the_redrive_policy(
         "p-nan": (queue_message('{"a": NaN}', "p-nan"), "NaN is not a JSON value"),
         "p-deep": (queue_message(DEEP, "p-deep"), "nested too deeply"),
         "p-int": (queue_message("1" * 5000, "p-int"), "integer string conversion"),
-        "p-inf": (queue_message('{"a": 1e999}', "p-inf"), "Out of range float values"),
+        "p-inf": (queue_message('{"a": 1e999}', "p-inf"), "a float is inf"),
+        "p-surrogate": (queue_message('{"a": "caf\\ud800"}', "p-surrogate"), "lone surrogate"),
+        "p-600": (queue_message("[" * 600 + "]" * 600, "p-600"), "more than 500 levels deep"),
         "p-attempt": (
             queue_message("{}", "p-attempt", Attempt="9" * 5000),
             "lacks eventflow's attributes",

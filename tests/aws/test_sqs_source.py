@@ -379,4 +379,4 @@ async def test_missing_source_queue_fails_start_with_its_url(
 
 
 def test_settle_outcomes_are_the_public_enum() -> None:
-    assert {o.value for o in Outcome} == {"succeeded", "failed", "released"}
+    assert {o.value for o in Outcome} == {"succeeded", "failed", "released", "undelivered"}

@@ -19,9 +19,17 @@ import pytest
 import eventflow.events as events_module
 from eventflow import InvalidEvent
 from eventflow.events import (
+    CloudFormationCustomResourceEvent,
+    CloudWatchLogsEvent,
+    CodeCommitEvent,
+    CodeCommitReference,
+    CodePipelineJobEvent,
+    ConfigRuleEvent,
     EventBridgeEvent,
+    IoTEventsEvent,
     S3Event,
     S3EventRecord,
+    SESEvent,
     SNSEvent,
     SNSRecord,
     SQSEvent,
@@ -69,6 +77,15 @@ VIEWS: dict[str, Callable[[object], tuple[Any, ...]]] = {
     "SNSEvent": lambda event: SNSEvent.from_dict(event).records,
     "EventBridgeEvent": EventBridgeEvent.all_from_dict,
     "SQSEvent": lambda event: SQSEvent.from_dict(event).records,
+    "CloudWatchLogsEvent": lambda event: (CloudWatchLogsEvent.from_dict(event),),
+    "CodeCommitEvent": lambda event: CodeCommitEvent.from_dict(event).records,
+    "CodePipelineJobEvent": lambda event: (CodePipelineJobEvent.from_dict(event),),
+    "SESEvent": lambda event: SESEvent.from_dict(event).records,
+    "CloudFormationCustomResourceEvent": lambda event: (
+        CloudFormationCustomResourceEvent.from_dict(event),
+    ),
+    "ConfigRuleEvent": lambda event: (ConfigRuleEvent.from_dict(event),),
+    "IoTEventsEvent": lambda event: (IoTEventsEvent.from_dict(event),),
 }
 
 RAW_DELIVERY = Rejects("not an SNS envelope")
@@ -622,6 +639,159 @@ EXPECTED: dict[str, dict[str, Parses | Rejects]] = {
                     "SenderId": "AMCXIENQZJOLO23YVJ4VO",
                     "ApproximateFirstReceiveTimestamp": "1713185156612",
                 },
+            }
+        ),
+    },
+    "sqs/sqs-lambda-event-awsdocs.json": {
+        "SQSEvent": parses(
+            {
+                "message_id": "059f36b4-87a3-44ab-83d2-661975830a7d",
+                "body": "test",
+                "md5_of_body": "098f6bcd4621d373cade4e832627b4f6",
+                "aws_region": "us-east-2",
+            },
+            {"message_id": "2e1424d4-f796-459a-8184-9c92662be6da", "message_attributes": {}},
+        ),
+    },
+    # ---- the other asynchronous sources
+    "cloudwatch-logs/cloudwatch-logs-event.json": {
+        "CloudWatchLogsEvent": parses(
+            {
+                "message_type": "DATA_MESSAGE",
+                "owner": "123456789123",
+                "log_group": "testLogGroup",
+                "log_stream": "testLogStream",
+                "subscription_filters": ("testFilter",),
+                "is_control": False,
+                "policy_level": None,
+            }
+        ),
+    },
+    "cloudwatch-logs/cloudwatch-logs-decoded-awsdocs.json": {
+        # the decoded document is not the event: the event carries it in awslogs.data
+        "CloudWatchLogsEvent": Rejects("has no 'awslogs.data' field"),
+    },
+    "codecommit/codecommit-trigger-awsdocs.json": {
+        "CodeCommitEvent": parses(
+            {
+                "event_id": "31ade2c7-f889-47c5-a937-1cf99e2790e9",
+                "event_name": "ReferenceChanges",
+                "repository": "lambda-pipeline-repo",
+                "region": "us-east-2",
+                "user_arn": "arn:aws:iam::123456789012:user/intern",
+                "trigger_name": "index.handler",
+                "references": (
+                    CodeCommitReference(
+                        ref="refs/heads/master",
+                        commit="5e493c6f3067653f3d04eca608b4901eb227078",
+                        old_commit=None,
+                        created=False,
+                        deleted=False,
+                    ),
+                ),
+            }
+        ),
+    },
+    "codecommit/codecommit-eventbridge-reference-updated-awsdocs.json": {
+        "CodeCommitEvent": parses(
+            {
+                "event_id": "01234567-EXAMPLE",
+                "event_name": "referenceUpdated",
+                "repository": "MyDemoRepo",
+                "repository_arn": "arn:aws:codecommit:us-east-2:123456789012:MyDemoRepo",
+                "references": (
+                    CodeCommitReference(
+                        ref="refs/heads/myBranch",
+                        commit="7f0103fMERGE",
+                        old_commit="3e5983DESTINATION",
+                        created=False,
+                        deleted=False,
+                    ),
+                ),
+            }
+        ),
+        "EventBridgeEvent": parses(
+            {"source": "aws.codecommit", "detail_type": "CodeCommit Repository State Change"}
+        ),
+    },
+    "codepipeline/codepipeline-job.json": {
+        "CodePipelineJobEvent": parses(
+            {
+                "job_id": "11111111-abcd-1111-abcd-111111abcdef",
+                "account_id": "111111111111",
+                "user_parameters": "some-input-such-as-a-URL",
+                "continuation_token": "A continuation token if continuing job",
+                "output_artifacts": (),
+            }
+        ),
+    },
+    "ses/ses-receipt.json": {
+        "SESEvent": parses(
+            {
+                "message_id": "o3vrnil0e2ic28tr",
+                "source": "janedoe@example.com",
+                "subject": "Test Subject",
+                "sender": ("Jane Doe <janedoe@example.com>",),
+                "recipients": ("johndoe@example.com",),
+                "spam": "PASS",
+                "virus": "PASS",
+                "dmarc": "PASS",
+            }
+        ),
+    },
+    "cloudformation/custom-resource-create.json": {
+        "CloudFormationCustomResourceEvent": parses(
+            {
+                "request_type": "Create",
+                "resource_type": "Custom::MyType",
+                "physical_resource_id": None,
+                "old_resource_properties": None,
+            }
+        ),
+    },
+    "cloudformation/custom-resource-update.json": {
+        "CloudFormationCustomResourceEvent": parses(
+            {
+                "request_type": "Update",
+                "physical_resource_id": "xxxxxxxxx",
+                "old_resource_properties": {
+                    "ServiceToken": "arn:aws:lambda:us-east-1:xxxxx:function:xxxxx-xxxx-xxx",
+                    "MyProps": "old",
+                },
+            }
+        ),
+    },
+    "config/config-rule-configuration-changed.json": {
+        "ConfigRuleEvent": parses(
+            {
+                "config_rule_name": "MyRule",
+                "rule_parameters": {"desiredInstanceType": "t2.micro"},
+                "message_type": "ConfigurationItemChangeNotification",
+                "account_id": "0123456789012",
+                "evaluation_mode": "DETECTIVE",
+                "event_left_scope": False,
+            }
+        ),
+    },
+    "config/config-rule-scheduled.json": {
+        "ConfigRuleEvent": parses(
+            {
+                "config_rule_name": "rule-ec2-test",
+                "rule_parameters": {"test": "x"},
+                "message_type": "ScheduledNotification",
+                "configuration_item": None,
+            }
+        ),
+    },
+    "iot-events/iot-events-action-awsdocs.json": {
+        "IoTEventsEvent": parses(
+            {
+                "event_name": "myChargedEvent",
+                "event_time": 1567797571647,
+                "detector_model_name": "AWS_IoTEvents_Hello_World1567793458261",
+                "key_value": "100009",
+                "action_execution_id": "49f0f32f-1209-38a7-8a76-d6ca49dd0bc4",
+                "state_name": "Charged",
             }
         ),
     },
@@ -1285,6 +1455,19 @@ def test_public_names() -> None:
         "EventBridgeEvent",
         "SQSEvent",
         "SQSRecord",
+        "CloudWatchLogsEvent",
+        "CloudWatchLogEvent",
+        "decode_awslogs_data",
+        "CodeCommitEvent",
+        "CodeCommitRecord",
+        "CodeCommitReference",
+        "CodePipelineJobEvent",
+        "CodePipelineArtifact",
+        "SESEvent",
+        "SESRecord",
+        "CloudFormationCustomResourceEvent",
+        "ConfigRuleEvent",
+        "IoTEventsEvent",
     }
     for name in events_module.__all__:
         assert getattr(events_module, name).__doc__

@@ -1,7 +1,8 @@
-"""One harness, three event queues: the default in-memory queue, the in-memory shared queue
-(``eventflow.queues.MemoryQueue``) and ``eventflow.aws.SQSEventQueue`` on a moto server.
+"""One harness, four event queues: the default in-memory queue, the in-memory shared queue
+(``eventflow.queues.MemoryQueue``), the SQLite queue (``eventflow.queues.SQLiteQueue``) and
+``eventflow.aws.SQSEventQueue`` on a moto server.
 
-The same test functions run on each. The in-memory kinds run on a virtual clock (a
+The same test functions run on each. The in-memory and SQLite kinds run on a virtual clock (a
 retry delay of 60 s passes in an instant); the SQS kind runs on real time, because its
 retry delays are SQS visibility timeouts kept by the server, so its tests use 1-second
 delays (the shortest SQS can keep).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -37,10 +39,10 @@ def _aws_env(
 
 @pytest.fixture
 async def harness(
-    kind: str, _aws_env: None, request: pytest.FixtureRequest
+    kind: str, _aws_env: None, request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     if kind != "sqs":
-        yield Harness(kind, None, None)
+        yield Harness(kind, None, None, tmp_path / "queue.db")
         return
     from aiobotocore.session import AioSession
 

@@ -1,7 +1,7 @@
 """The semantics of asynchronous invocation, the same whichever event queue holds the events.
 
-Each test runs on the default in-memory queue, on ``MemoryQueue`` and on ``SQSEventQueue``
-(see conftest.py).
+Each test runs on the default in-memory queue, on ``MemoryQueue``, on ``SQLiteQueue`` and on
+``SQSEventQueue`` (see conftest.py).
 """
 
 from __future__ import annotations

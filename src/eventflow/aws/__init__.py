@@ -1,7 +1,11 @@
 """AWS adapters for eventflow, over aiobotocore.
 
 Sources take events from SQS (S3 notifications, SNS subscriptions and EventBridge rules
-all deliver there) or from SNS over HTTP(S); sinks write dead letters and destination
+all deliver there), one asynchronous invocation per message (:class:`SQSSource`) or in
+batches as Lambda's SQS event-source mapping hands them (:class:`SQSBatchSource`), or from
+SNS over HTTP(S); :class:`CodePipelineJob`, :class:`CustomResource` and
+:class:`ConfigRuleEvaluation` make the call back that a CodePipeline job, a CloudFormation
+custom resource and a Config rule owe AWS; sinks write dead letters and destination
 records to SQS, SNS and EventBridge in Lambda's formats; :class:`SQSEventQueue` puts the
 app's event queue itself on SQS, shared by every process that uses it. Every adapter takes
 ``endpoint_url=None, region_name=None`` and an optional aiobotocore ``session``, so it
@@ -11,6 +15,9 @@ imports this package.
 
 from __future__ import annotations
 
+from ._callbacks import CodePipelineJob as CodePipelineJob
+from ._callbacks import ConfigRuleEvaluation as ConfigRuleEvaluation
+from ._callbacks import CustomResource as CustomResource
 from ._dynamodb_store import DynamoDBStore as DynamoDBStore
 from ._errors import AWSError as AWSError
 from ._errors import ResourceCheckFailed as ResourceCheckFailed
@@ -22,6 +29,8 @@ from ._sns_http import SignatureError as SignatureError
 from ._sns_http import SNSEndpoint as SNSEndpoint
 from ._sns_http import SNSEndpointStatistics as SNSEndpointStatistics
 from ._sns_http import verify_sns_signature as verify_sns_signature
+from ._sqs_batch import SQSBatchSource as SQSBatchSource
+from ._sqs_batch import SQSBatchSourceStatistics as SQSBatchSourceStatistics
 from ._sqs_queue import SQSEventQueue as SQSEventQueue
 from ._sqs_queue import SQSEventQueueStatistics as SQSEventQueueStatistics
 from ._sqs_source import SQSSource as SQSSource
@@ -29,12 +38,17 @@ from ._sqs_source import SQSSourceStatistics as SQSSourceStatistics
 
 __all__ = (
     "AWSError",
+    "CodePipelineJob",
+    "ConfigRuleEvaluation",
+    "CustomResource",
     "DynamoDBStore",
     "EventBridgeSink",
     "ResourceCheckFailed",
     "SNSEndpoint",
     "SNSEndpointStatistics",
     "SNSSink",
+    "SQSBatchSource",
+    "SQSBatchSourceStatistics",
     "SQSEventQueue",
     "SQSEventQueueStatistics",
     "SQSSink",

@@ -31,7 +31,7 @@ import anyio
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, InvalidPayload
 from .._idempotency import fingerprint
 from ..stores import Claim, ClaimStatus, new_token
 from ._clients import shared_client
@@ -85,6 +85,18 @@ def _ttl(epoch: float) -> str:
 
 def _api(operation: str) -> str:
     return "".join(part.title() for part in operation.split("_"))
+
+
+def _utf8(text: str, subject: str) -> bytes:
+    """``text`` as UTF-8, or a clear error before any call (DynamoDB refuses the rest)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidPayload(
+            f"{subject} cannot be stored in DynamoDB: it holds a lone surrogate "
+            f"({text[exc.start : exc.end]!r} at character {exc.start}), which UTF-8 cannot "
+            "encode; only this event's attempt fails."
+        ) from None
 
 
 class DynamoDBStore:
@@ -266,6 +278,7 @@ class DynamoDBStore:
 
     async def complete(self, key: str, token: str, result: str, *, expires_at: float) -> None:
         """Record ``result`` for ``key`` if ``token`` still holds its claim."""
+        _utf8(result, f"The result for idempotency key {key!r}")
         try:
             await self._call(
                 "update_item",
@@ -327,9 +340,9 @@ class DynamoDBStore:
                 "The idempotency key is empty, and DynamoDB refuses an empty partition key; "
                 "give every event a non-empty key."
             )
-        if len(key.encode("utf-8", errors="surrogatepass")) > _MAX_KEY_BYTES:
-            digest = hashlib.sha256(key.encode("utf-8", errors="surrogatepass")).hexdigest()
-            return "sha256-key:" + digest
+        encoded = _utf8(key, f"The idempotency key {key!r}")
+        if len(encoded) > _MAX_KEY_BYTES:
+            return "sha256-key:" + hashlib.sha256(encoded).hexdigest()
         return key
 
     def _answer(

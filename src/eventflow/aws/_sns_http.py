@@ -23,6 +23,8 @@ raw_delivery                   400     ``x-amz-sns-rawdelivery: true``: a raw bo
 body_too_large                 413     the body exceeds ``max_body_bytes``
 body_timeout                   408     the body did not arrive within ``body_timeout`` seconds
 malformed_json                 400     the body is not UTF-8 JSON, or not a JSON object
+invalid_payload                400     JSON beyond a payload limit (NaN, nesting, a lone
+                                       surrogate, ...): no handler could be given it
 unknown_type                   400     ``Type`` is not Notification, SubscriptionConfirmation or
                                        UnsubscribeConfirmation
 type_mismatch                  400     the ``x-amz-sns-message-type`` header differs from ``Type``
@@ -80,7 +82,7 @@ import json
 import math
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NoReturn
@@ -97,16 +99,20 @@ from .._errors import (
     AppClosed,
     ConfigurationError,
     EventflowError,
+    InvalidPayload,
     QueueFull,
     QueueUnavailable,
     UnknownHandler,
 )
 from .._handler import Handler
+from .._payload import check_payload
 from ._errors import AWSError
+from ._routes import router_for, sns_routes
 from ._shapes import sns_lambda_event as lambda_event
 
 if TYPE_CHECKING:
     from .._app import App
+    from ..routing import Route
 
 __all__ = (
     "SNSEndpoint",
@@ -439,6 +445,7 @@ class SNSEndpointStatistics:
         confirmed: Subscriptions confirmed by a GET on their ``SubscribeURL``.
         unsubscribed: UnsubscribeConfirmation messages received.
         busy: Notifications answered 503 because the queue was full or the App not running.
+        unmatched: Notifications that matched no route (with routes): answered 200, not run.
         refused: Refused requests by reason (see the module documentation for the reasons).
         cert_fetches: Certificate fetches started.
         cert_failures_kept: Failed certificate URLs remembered now.
@@ -451,6 +458,7 @@ class SNSEndpointStatistics:
     refused: Mapping[str, int]
     cert_fetches: int = 0
     cert_failures_kept: int = 0
+    unmatched: int = 0
 
     @property
     def refused_total(self) -> int:
@@ -521,7 +529,10 @@ class SNSEndpoint:
     Args:
         app: The App that runs the handler.
         handler: The handler (name or decorated function) that receives each notification
-            as the SNS event for Lambda.
+            as the SNS event for Lambda, or a list of :class:`eventflow.routing.Route` whose
+            matches are ``FilterPolicy`` objects or functions: each notification then runs
+            once per matching route, with its own request ID; one that matches none is
+            answered 200 and counted as ``unmatched``.
         topic_arns: Topics whose messages are accepted; None accepts every topic. Give it
             whenever the URL is reachable by others: anyone can subscribe an endpoint to
             their own topic, and their messages carry valid SNS signatures.
@@ -550,7 +561,7 @@ class SNSEndpoint:
     def __init__(
         self,
         app: App,
-        handler: str | Handler,
+        handler: str | Handler | Sequence[Route],
         *,
         topic_arns: Iterable[str] | None = None,
         verify_signatures: bool = True,
@@ -563,7 +574,12 @@ class SNSEndpoint:
         cert_fetch_burst: int = DEFAULT_CERT_FETCH_BURST,
         cert_fetch_rate: float = DEFAULT_CERT_FETCH_RATE,
     ) -> None:
-        if not isinstance(handler, str | Handler):
+        self._router = router_for(handler, "SNSEndpoint", sns=True)
+        if self._router is not None:
+            handlers = [route.handler for route in self._router.routes]
+        elif isinstance(handler, str | Handler):
+            handlers = [handler]
+        else:
             raise ConfigurationError(
                 f"handler must be a handler name or a function decorated with "
                 f"@eventflow.handler, got {handler!r}."
@@ -612,8 +628,10 @@ class SNSEndpoint:
                     f"{option} must be an async function taking a URL, got {function!r}."
                 )
         self._app = app
-        self._handler = handler
-        self._handler_name = handler if isinstance(handler, str) else handler.name
+        self._handler = handlers[0]
+        self._handler_names = [h if isinstance(h, str) else h.name for h in handlers]
+        self._handler_name = self._handler_names[0]
+        self._unmatched = 0
         self._topics = topics
         self._verify = bool(verify_signatures)
         self._fetch: CertFetcher = cert_fetcher if cert_fetcher is not None else fetch_certificate
@@ -664,6 +682,7 @@ class SNSEndpoint:
             refused=MappingProxyType(dict(self._refused)),
             cert_fetches=self._cert_fetches,
             cert_failures_kept=len(self._failures),
+            unmatched=self._unmatched,
         )
 
     # -- ASGI ---------------------------------------------------------------------
@@ -698,10 +717,12 @@ class SNSEndpoint:
             served = self._app.handlers
         except EventflowError as exc:
             return str(exc)
-        if self._handler_name not in served:
+        for name in self._handler_names:
+            if name in served:
+                continue
             known = ", ".join(sorted(served)) or "none"
             return (
-                f"The SNS endpoint's handler {self._handler_name!r} is not served by app "
+                f"The SNS endpoint's handler {name!r} is not served by app "
                 f"{self._app.name!r} (it serves: {known}); register it on the app or pass it "
                 "in App(handlers=[...])."
             )
@@ -806,7 +827,7 @@ class SNSEndpoint:
             await self._check_signature(message)
         if message_type == "Notification":
             subscription = headers.get("x-amz-sns-subscription-arn")
-            return await self._notify(lambda_event(message, subscription), context)
+            return await self._notify(lambda_event(message, subscription), context, message)
         if message_type == "SubscriptionConfirmation":
             return await self._confirm(message, context)
         self._unsubscribed += 1
@@ -938,12 +959,25 @@ class SNSEndpoint:
         while len(self._failures) > _CERT_FAILURES_KEPT:
             self._failures.popitem(last=False)
 
-    async def _notify(self, event: dict[str, Any], context: dict[str, Any]) -> _Reply:
+    async def _notify(
+        self, event: dict[str, Any], context: dict[str, Any], message: Mapping[str, Any]
+    ) -> _Reply:
+        handlers = [self._handler]
+        if self._router is not None:
+            handlers = [route.handler for route in sns_routes(self._router, message, event)]
+            if not handlers:
+                self._unmatched += 1
+                _log.debug("sns.unmatched", **context)
+                return _Reply(200, {"status": "unmatched"})
+        request_ids = []
         try:
-            if self._app.queue is None:
-                accepted = self._app.invoke_nowait(self._handler, event)
-            else:  # the 200 waits until the shared queue has stored the event
-                accepted = await self._app.invoke(self._handler, event)
+            # with routes, a 503 after some were queued makes SNS redeliver to them all
+            for handler in handlers:
+                if self._app.queue is None:
+                    accepted = self._app.invoke_nowait(handler, event)
+                else:  # the 200 waits until the shared queue has stored the event
+                    accepted = await self._app.invoke(handler, event)
+                request_ids.append(accepted.request_id)
         except (QueueFull, AppClosed, QueueUnavailable) as exc:
             self._busy += 1
             if isinstance(exc, QueueFull):
@@ -964,14 +998,13 @@ class SNSEndpoint:
         except UnknownHandler as exc:
             _refuse(500, "unknown_handler", str(exc))
         self._accepted += 1
-        _log.debug(
-            "sns.accepted",
-            request_id=accepted.request_id,
-            handler=self._handler_name,
-            attempt=0,
-            **context,
-        )
-        return _Reply(200, {"status": "accepted", "requestId": accepted.request_id})
+        for handler, request_id in zip(handlers, request_ids, strict=True):
+            name = handler if isinstance(handler, str) else handler.name
+            _log.debug("sns.accepted", request_id=request_id, handler=name, attempt=0, **context)
+        reply: dict[str, Any] = {"status": "accepted", "requestId": request_ids[0]}
+        if self._router is not None:
+            reply["requestIds"] = request_ids
+        return _Reply(200, reply)
 
     async def _confirm(self, message: Mapping[str, Any], context: dict[str, Any]) -> _Reply:
         url = _get(message, "SubscribeURL")  # checked by _check_subscribe_url
@@ -1042,6 +1075,10 @@ def _parse(body: bytes) -> dict[str, Any]:
             f"The body is a JSON {type(message).__name__}, not an object; SNS sends its "
             "messages as JSON objects.",
         )
+    try:
+        check_payload(message, "The message")
+    except InvalidPayload as exc:
+        _refuse(400, "invalid_payload", str(exc))
     return message
 
 

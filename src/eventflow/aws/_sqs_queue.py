@@ -110,6 +110,10 @@ class SQSEventQueueStatistics:
         api_calls: SQS API calls made (send, receive, delete, visibility, attributes).
         postponed: Receives of a long retry before it was due, put back without an
             attempt.
+        returned: Messages put back for ``undelivered_delay`` because their events'
+            failure records could not be sent (``Outcome.UNDELIVERED``); received again,
+            they go straight to the failure path (no retries are left), and the queue's
+            redrive policy takes them if that keeps failing.
     """
 
     sent: int
@@ -124,6 +128,7 @@ class SQSEventQueueStatistics:
     held: int
     api_calls: int
     postponed: int = 0
+    returned: int = 0
 
 
 class _Held:
@@ -175,6 +180,9 @@ class SQSEventQueue(LeasedQueue[_Held]):
         delete_linger: Seconds a delete waits for nine others, to batch them.
         senders: SendMessageBatch calls in flight at once; callers that come while they
             are busy share the next batch.
+        undelivered_delay: Seconds an event whose failure records could not be sent (a
+            dead letter queue that is down, say) stays invisible before it is received
+            again; it is not deleted.
         consume: ``False`` for an app that only invokes (a web front end, say): it runs
             no events from the queue.
         check: Check at start that the queue exists and is reachable.
@@ -201,6 +209,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
         visibility_timeout: int | None = None,
         delete_linger: float = 0.25,
         senders: int = 4,
+        undelivered_delay: int = 60,
         consume: bool = True,
         check: bool = True,
     ) -> None:
@@ -240,6 +249,13 @@ class SQSEventQueue(LeasedQueue[_Held]):
             check=check,
             log=_log,
         )
+        if not isinstance(undelivered_delay, int) or not 0 <= undelivered_delay <= 43_200:
+            raise ConfigurationError(
+                f"undelivered_delay must be a whole number of seconds between 0 and 43200 "
+                f"(SQS's longest visibility timeout), got {undelivered_delay!r}."
+            )
+        self._undelivered_delay = undelivered_delay
+        self._returned = 0
         self._batch_size = batch_size
         self._wait = wait_time_seconds
         self._pollers = pollers
@@ -583,6 +599,12 @@ class SQSEventQueue(LeasedQueue[_Held]):
     def _settle(self, held: _Held, outcome: Outcome) -> None:
         if outcome is Outcome.RELEASED:
             self._release(held)
+        elif outcome is Outcome.UNDELIVERED:
+            if held.id in self._held:
+                self._returned += 1
+                delay = self._undelivered_delay
+                self._held.pop(held.id)
+                self._put_back(held, delay, time.time() + delay, retry=False)
         elif self._held.pop(held.id, None) is not None:
             self._to_delete.append(held)
             self._nudge(len(self._to_delete))
@@ -789,11 +811,6 @@ class SQSEventQueue(LeasedQueue[_Held]):
                     return
             await anyio.sleep(poll_interval)
 
-    @property
-    def consume(self) -> bool:
-        """Whether this queue's app runs the events it receives (``consume=`` at construction)."""
-        return self._consume
-
     def _unsent(self) -> int:
         return (
             len(self._to_delete)
@@ -801,6 +818,11 @@ class SQSEventQueue(LeasedQueue[_Held]):
             + len(self._to_release)
             + len(self._to_send_later)
         )
+
+    @property
+    def consume(self) -> bool:
+        """Whether this queue's app runs the events it receives (``consume=`` at construction)."""
+        return self._consume
 
     def statistics(self) -> SQSEventQueueStatistics:
         """A snapshot of this process's counters."""
@@ -817,4 +839,5 @@ class SQSEventQueue(LeasedQueue[_Held]):
             held=self._holding,
             api_calls=self._api_calls,
             postponed=self._postponed,
+            returned=self._returned,
         )

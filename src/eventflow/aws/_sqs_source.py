@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import structlog
@@ -23,12 +24,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .._errors import AppClosed, ConfigurationError, InvalidPayload
 from ..sources import Outcome
+from ._routes import router_for, submit_routed
 from ._shapes import BodyKind, decode_body
 from ._sqs_leases import LeasedQueue
 
 if TYPE_CHECKING:
     from .._app import App
     from .._handler import Handler
+    from ..routing import Route
 
 __all__ = ("SQSSource", "SQSSourceStatistics")
 
@@ -48,8 +51,11 @@ class SQSSourceStatistics:
         submitted: Events submitted to the app.
         rejected: Messages whose body could not be an event (sent down the failure path).
         test_events: S3 test events deleted without an invocation.
+        unmatched: Messages that matched no route (with routes): deleted, logged at debug.
         deleted: Messages deleted after a terminal outcome.
         released: Messages made visible again (the app stopped first).
+        returned: Messages made visible again after ``undelivered_delay`` because their
+            events' failure records could not be sent (``Outcome.UNDELIVERED``).
         held: Messages received and not yet deleted or released.
         api_calls: SQS API calls made (receive, delete, change visibility).
     """
@@ -59,10 +65,12 @@ class SQSSourceStatistics:
     submitted: int
     rejected: int
     test_events: int
+    unmatched: int
     deleted: int
     released: int
     held: int
     api_calls: int
+    returned: int = 0
 
 
 class _Held:
@@ -79,7 +87,11 @@ class SQSSource(LeasedQueue[_Held]):
 
     Args:
         queue_url: The queue's URL.
-        handler: The handler (or its name) that runs every event of this queue.
+        handler: The handler (or its name) that runs every event of this queue, or a
+            list of :class:`eventflow.routing.Route`: each event then runs once per
+            matching route, with the filter AWS applies to the body's kind (README,
+            "Routing"); one that matches none is deleted and counted as ``unmatched``; a
+            body that is not JSON goes down the first route's failure path.
         batch_size: Messages per ReceiveMessage call (1 to 10).
         wait_time_seconds: Long-polling wait (0 to 20 s).
         pollers: Concurrent ReceiveMessage loops at most. One always polls; the others
@@ -92,6 +104,10 @@ class SQSSource(LeasedQueue[_Held]):
         visibility_timeout: Seconds each extension keeps a message invisible (default: the
             queue's own VisibilityTimeout).
         delete_linger: Seconds a delete or release waits for nine others, to batch them.
+        undelivered_delay: Seconds a message stays invisible before it is received again
+            when its event failed but none of its failure records could be sent (a dead
+            letter queue that is down, say): it is not deleted, and the queue's own redrive
+            policy takes it if it keeps coming back.
         endpoint_url: AWS endpoint (LocalStack, moto); ``None`` for AWS or the
             ``AWS_ENDPOINT_URL*`` environment.
         region_name: AWS region; ``None`` for the standard AWS configuration.
@@ -107,7 +123,7 @@ class SQSSource(LeasedQueue[_Held]):
     def __init__(
         self,
         queue_url: str,
-        handler: str | Handler,
+        handler: str | Handler | Sequence[Route],
         *,
         batch_size: int = 10,
         wait_time_seconds: int = 20,
@@ -115,6 +131,7 @@ class SQSSource(LeasedQueue[_Held]):
         max_in_flight: int = 1000,
         visibility_timeout: int | None = None,
         delete_linger: float = 0.05,
+        undelivered_delay: int = 60,
         endpoint_url: str | None = None,
         region_name: str | None = None,
         session: AioSession | None = None,
@@ -141,7 +158,18 @@ class SQSSource(LeasedQueue[_Held]):
             check=check,
             log=_log,
         )
-        self.handler = handler
+        if not isinstance(undelivered_delay, int) or not 0 <= undelivered_delay <= 43_200:
+            raise ConfigurationError(
+                f"undelivered_delay must be a whole number of seconds between 0 and 43200 "
+                f"(SQS's longest visibility timeout), got {undelivered_delay!r}."
+            )
+        self._router = router_for(handler, "SQSSource")
+        routed = None if self._router is None else self._router.routes[0].handler
+        self.handler: str | Handler = routed or cast("str | Handler", handler)
+        self._unmatched = 0
+        self._undelivered_delay = undelivered_delay
+        self._to_return: list[_Held] = []  # released after undelivered_delay
+        self._returned = 0
         self._batch_size = batch_size
         self._wait = wait_time_seconds
         self._pollers = pollers
@@ -274,6 +302,14 @@ class SQSSource(LeasedQueue[_Held]):
                 self._rejected += 1
                 return True
             try:
+                if self._router is not None:
+                    if not await submit_routed(
+                        app, self._router, kind, payload, body, settle, self._count_submitted
+                    ):
+                        self._unmatched += 1
+                        _log.debug("sqs.unmatched", queue_url=self.queue_url, message_id=held.id)
+                        self._delete(held)
+                    return True
                 await app.submit(self.handler, payload, settle=settle)
             except InvalidPayload as exc:
                 # valid JSON the app refuses (say, 1e999 became an infinity): its own failure
@@ -286,9 +322,17 @@ class SQSSource(LeasedQueue[_Held]):
             return False
         return True
 
+    def _count_submitted(self) -> None:
+        self._submitted += 1
+
     def _settle(self, held: _Held, request_id: str, outcome: Outcome) -> None:
         if outcome is Outcome.RELEASED:
             self._release(held)
+        elif outcome is Outcome.UNDELIVERED:
+            if self._held.pop(held.id, None) is not None:
+                self._to_return.append(held)
+                self._room.set()
+                self._queued(len(self._to_return))
         else:
             self._delete(held)
 
@@ -316,7 +360,7 @@ class SQSSource(LeasedQueue[_Held]):
 
     async def _flusher(self) -> None:
         while True:
-            if not self._to_delete and not self._to_release:
+            if not self._to_delete and not self._to_release and not self._to_return:
                 if self._closing:
                     return
                 self._work = anyio.Event()
@@ -325,6 +369,7 @@ class SQSSource(LeasedQueue[_Held]):
             if (
                 len(self._to_delete) < _BATCH
                 and len(self._to_release) < _BATCH
+                and len(self._to_return) < _BATCH
                 and not self._closing
             ):
                 # linger a moment so a batch fills up: one call per ten messages
@@ -338,6 +383,14 @@ class SQSSource(LeasedQueue[_Held]):
                 chunk, self._to_release = self._to_release[:_BATCH], self._to_release[_BATCH:]
                 async with self._visibility_lock:  # after any heartbeat in flight
                     await self._batch_call("change_message_visibility_batch", chunk, visibility=0)
+            if self._to_return:
+                chunk, self._to_return = self._to_return[:_BATCH], self._to_return[_BATCH:]
+                async with self._visibility_lock:
+                    await self._batch_call(
+                        "change_message_visibility_batch",
+                        chunk,
+                        visibility=self._undelivered_delay,
+                    )
 
     async def _batch_call(
         self, operation: str, chunk: list[_Held], *, visibility: int | None = None
@@ -354,6 +407,8 @@ class SQSSource(LeasedQueue[_Held]):
         done = len(chunk) - len(failed)
         if operation == "delete_message_batch":
             self._deleted += done
+        elif visibility:
+            self._returned += done
         else:
             self._released += done
 
@@ -367,8 +422,10 @@ class SQSSource(LeasedQueue[_Held]):
             submitted=self._submitted,
             rejected=self._rejected,
             test_events=self._test_events,
+            unmatched=self._unmatched,
             deleted=self._deleted,
             released=self._released,
             held=len(self._held),
             api_calls=self._api_calls,
+            returned=self._returned,
         )

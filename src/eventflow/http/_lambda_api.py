@@ -36,7 +36,8 @@ code   error                                when
 200                                         RequestResponse, also when the function failed
                                             (then ``X-Amz-Function-Error: Unhandled``)
 204                                         DryRun; DeleteFunctionEventInvokeConfig
-400    InvalidRequestContentException       the body is not JSON (an empty body is ``{}``)
+400    InvalidRequestContentException       the body is not JSON (an empty body is ``{}``),
+                                            or breaks a payload limit (NaN, nesting, ...)
 400    InvalidParameterValueException       a value out of range, an unsupported field or
                                             header value, an unusable destination ARN
 403    (see :mod:`eventflow.http._sigv4`)   with ``credentials``: a missing or bad signature
@@ -105,6 +106,7 @@ from .._errors import (
 )
 from .._handler import Handler
 from .._ids import new_request_id
+from .._payload import check_payload
 from ._arns import parse_arn, parse_function_name
 from ._sigv4 import SignatureRejected, SigV4Verifier
 
@@ -682,6 +684,9 @@ class LambdaAPI:
             )
         try:
             payload = json.loads(body) if body else {}
+            check_payload(payload, "The request body")
+        except InvalidPayload as exc:  # JSON, but beyond a payload limit
+            raise _ApiError(400, "InvalidRequestContentException", str(exc)) from None
         except (ValueError, RecursionError) as exc:
             raise _ApiError(
                 400,

@@ -1,0 +1,265 @@
+"""Group commit on one SQLite file: what the SQLite store and the SQLite queue share.
+
+A :class:`GroupCommit` owns one connection (WAL mode) and runs every write in a worker
+thread, one transaction at a time, never on the event loop. Operations that arrive while a
+transaction runs are queued and all go in the next one: a lone caller waits for one commit,
+a burst of thousands costs a few. An operation that cannot be written (its input cannot be
+encoded, say a lone surrogate) fails alone: the transaction is rolled back and the others
+commit without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import anyio.lowlevel
+
+__all__ = ("Done", "GroupCommit", "Synchronous")
+
+Synchronous = Literal["FULL", "NORMAL"]
+"""SQLite's ``synchronous`` setting: ``FULL`` syncs the WAL at every commit (a commit
+survives a power cut); ``NORMAL`` syncs it at checkpoints (a commit survives a process
+crash; the last commits before a power cut may be lost)."""
+
+Done = Callable[[BaseException | None], None]
+"""Called once a posted operation committed (with ``None``) or failed (with the error)."""
+
+Apply = Callable[[sqlite3.Connection, Sequence[tuple[Any, ...]]], list[Any]]
+"""Runs a batch of operations inside an open transaction; one result per operation."""
+
+Refuse = Callable[[tuple[Any, ...], Exception], Exception]
+"""The error an operation that cannot be written fails with, from what it raised."""
+
+
+def _store_failed(exc: Exception) -> bool:
+    """Whether ``exc`` is the database's failure rather than one operation's bad input."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.DataError | sqlite3.ProgrammingError
+    )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite ends some failed transactions itself; one left open would hold the write lock
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+class _StoreFailed(Exception):
+    """The database failed while operations were applied one by one."""
+
+
+class GroupCommit:
+    """One SQLite connection whose writes are group-committed in a worker thread.
+
+    Args:
+        path: The database file (created, with its folder, if missing).
+        setup: Runs once on the new connection, outside any transaction (schema).
+        apply: Runs each batch of operations inside ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+        synchronous: ``"FULL"`` or ``"NORMAL"`` (see :data:`Synchronous`).
+        durable: With ``"FULL"``: which operations need it. A transaction without one
+            runs at ``NORMAL`` (it survives a process crash; a power cut may undo it, and
+            the next synced commit syncs it too). ``None``: every transaction.
+        max_batch: Most operations per transaction.
+        what: What the file is, for error messages ("The event queue ...").
+        refuse: The error an operation that cannot be written fails with (by default an
+            ``OSError`` naming the file and the problem).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        setup: Callable[[sqlite3.Connection], None],
+        apply: Apply,
+        synchronous: Synchronous = "NORMAL",
+        durable: Callable[[tuple[Any, ...]], bool] | None = None,
+        max_batch: int = 1024,
+        what: str,
+        refuse: Refuse | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._setup = setup
+        self._apply = apply
+        self._synchronous = synchronous
+        # with FULL: the operations whose transaction is synced; the others' are not
+        self._durable = durable if synchronous == "FULL" else None
+        self._level = synchronous
+        self._max_batch = max_batch
+        self._what = what
+        self._refuse = refuse if refuse is not None else self._default_refusal
+        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any] | Done]] = []
+        self._flushing = False
+        self._in_flight = 0
+        self._conn: sqlite3.Connection | None = None
+        self._conn_lock = threading.Lock()
+        self.commits = 0
+        """Transactions committed that wrote something."""
+        self.rows = 0
+        """Rows inserted, updated or deleted by committed transactions."""
+
+    @property
+    def pending(self) -> int:
+        """Operations not committed yet: in the transaction under way or waiting."""
+        return len(self._pending) + self._in_flight
+
+    async def submit(self, op: tuple[Any, ...]) -> Any:
+        """Run ``op`` in a transaction (this one or the next) and return its result.
+
+        Raises:
+            OSError: the file could not be opened or the transaction failed (it was rolled
+                back: nothing of it was stored).
+        """
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, fut))
+        await self.flush()
+        return await fut
+
+    def post(self, op: tuple[Any, ...], done: Done) -> None:
+        """Queue ``op`` for the next transaction without waiting (someone must ``flush``);
+        ``done(error)`` is called on the event loop once it committed (``None``) or failed."""
+        self._pending.append((op, done))
+
+    async def flush(self) -> None:
+        """Commit everything pending; if a flush is under way, it commits it instead."""
+        if self._flushing:
+            return
+        # this caller commits for everyone queued; others just wait for their result
+        self._flushing = True
+        try:
+            # one turn of the loop first: callers woken with this one join its transaction
+            with anyio.CancelScope(shield=True):
+                await anyio.lowlevel.checkpoint()
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                self._in_flight = len(batch)
+                # shielded: a transaction cut off would leave its callers without an answer
+                with anyio.CancelScope(shield=True):
+                    try:
+                        outcomes = await anyio.to_thread.run_sync(
+                            self._execute, [o for o, _ in batch]
+                        )
+                    except Exception as exc:  # every caller waiting gets an answer
+                        outcomes = [(False, exc)] * len(batch)
+                    finally:
+                        self._in_flight = 0
+                for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
+                    if not isinstance(fut, asyncio.Future):
+                        fut(None if ok else value)
+                    elif not fut.done():
+                        if ok:
+                            fut.set_result(value)
+                        else:
+                            fut.set_exception(value)
+        finally:
+            self._flushing = False
+
+    async def aclose(self) -> None:
+        """Commit what is pending, then close the connection."""
+        await self.flush()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await anyio.to_thread.run_sync(conn.close)
+
+    async def open(self) -> None:
+        """Open the file now (else the first transaction does).
+
+        Raises:
+            OSError: the file cannot be opened as this kind of database.
+        """
+        await anyio.to_thread.run_sync(self._connect_or_raise)
+
+    # -- in the worker thread -------------------------------------------------------
+
+    def _connect_or_raise(self) -> sqlite3.Connection:
+        try:
+            return self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            raise OSError(f"{self._what} {self.path} cannot be opened: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        with self._conn_lock:
+            if self._conn is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(
+                    self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+                )
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                    self._setup(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+                self._conn = conn
+            return self._conn
+
+    def _execute(self, ops: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
+        """Commit ``ops``; per operation, ``(True, result)`` or ``(False, error)``."""
+        try:
+            conn = self._connect()
+            if self._durable is not None:
+                # only what must survive a power cut pays for the sync
+                level: Synchronous = "FULL" if any(self._durable(op) for op in ops) else "NORMAL"
+                if level != self._level:
+                    conn.execute(f"PRAGMA synchronous={level}")
+                    self._level = level
+            conn.execute("BEGIN IMMEDIATE")
+        except (sqlite3.Error, OSError) as exc:
+            error = OSError(f"{self._what} {self.path} cannot be opened: {exc}")
+            return [(False, error)] * len(ops)
+        before = conn.total_changes
+        try:
+            outcomes: list[tuple[bool, Any]] = [(True, r) for r in self._apply(conn, ops)]
+        except Exception as exc:
+            _rollback(conn)
+            if _store_failed(exc):
+                return [(False, OSError(f"{self._what} {self.path} failed: {exc}"))] * len(ops)
+            # one operation's bad input: apply them one by one so that it fails alone
+            try:
+                before = conn.total_changes
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes = [self._one(conn, op) for op in ops]
+            except (_StoreFailed, sqlite3.Error) as failed:
+                _rollback(conn)
+                cause = failed.__cause__ or failed
+                return [(False, OSError(f"{self._what} {self.path} failed: {cause}"))] * len(ops)
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            return [(False, OSError(f"{self._what} {self.path} failed: {exc}"))] * len(ops)
+        changes = conn.total_changes - before
+        if changes:  # a transaction that only read is no commit to count
+            self.commits += 1
+            self.rows += changes
+        return outcomes
+
+    def _one(self, conn: sqlite3.Connection, op: tuple[Any, ...]) -> tuple[bool, Any]:
+        """Apply one operation inside a savepoint; undo just it if it cannot be written."""
+        conn.execute("SAVEPOINT one_operation")
+        try:
+            result = self._apply(conn, [op])[0]
+        except Exception as exc:
+            conn.execute("ROLLBACK TO one_operation")
+            conn.execute("RELEASE one_operation")
+            if _store_failed(exc):
+                raise _StoreFailed() from exc
+            return False, self._refuse(op, exc)
+        conn.execute("RELEASE one_operation")
+        return True, result
+
+    def _default_refusal(self, op: tuple[Any, ...], exc: Exception) -> Exception:
+        return OSError(
+            f"{self._what} {self.path} cannot write a {op[0]!r} operation "
+            f"({type(exc).__name__}: {exc}); only this operation fails."
+        )
