@@ -620,6 +620,7 @@ class App(IdempotentRuns):
         payload: Any,
         *,
         invocation_type: Literal["RequestResponse", "DryRun"],
+        client_context: Mapping[str, Any] | None = None,
     ) -> InvocationResult: ...
     async def invoke(
         self,
@@ -627,6 +628,7 @@ class App(IdempotentRuns):
         payload: Any,
         *,
         invocation_type: InvocationType = "Event",
+        client_context: Mapping[str, Any] | None = None,
     ) -> Accepted | InvocationResult:
         """Invoke a handler the way Lambda's Invoke API does.
 
@@ -638,6 +640,9 @@ class App(IdempotentRuns):
                 letters and destinations follow. ``"RequestResponse"`` runs one attempt
                 now, with no retries, and returns its :class:`InvocationResult` (200).
                 ``"DryRun"`` only validates and returns a 204 result.
+            client_context: For ``"RequestResponse"``: the caller's ``ClientContext``
+                (``{"client": ..., "custom": ..., "env": ...}``), which the handler reads
+                as ``context.client_context``. Lambda passes it to synchronous calls only.
 
         Raises:
             UnknownHandler: no such handler in this app (nothing is queued).
@@ -664,7 +669,7 @@ class App(IdempotentRuns):
                 await asyncio.sleep(0)
             return Accepted(ev.request_id)
         if invocation_type == "RequestResponse":
-            return await self._request_response(handler, payload)
+            return await self._request_response(handler, payload, client_context)
         if invocation_type == "DryRun":
             return self._dry_run(handler, payload)
         self._check_invocation_type(invocation_type)
@@ -790,10 +795,17 @@ class App(IdempotentRuns):
         ev = self._new_event(handler, payload)
         return InvocationResult(status_code=204, request_id=ev.request_id)
 
-    async def _request_response(self, handler: str | Handler, payload: Any) -> InvocationResult:
+    async def _request_response(
+        self,
+        handler: str | Handler,
+        payload: Any,
+        client_context: Mapping[str, Any] | None = None,
+    ) -> InvocationResult:
         if self._state is not _State.RUNNING:
             raise self._closed_error()
         ev = self._new_event(handler, payload)
+        if client_context is not None:
+            ev.client_context = dict(client_context)
         rt = ev.rt
         if rt.limit is not None:
             while rt.running >= rt.limit:
@@ -838,11 +850,7 @@ class App(IdempotentRuns):
                 status_code=200, request_id=ev.request_id, payload=value, log="\n".join(lines)
             )
         self._log_failure(ev, value, exc)
-        error_line = json.dumps(
-            {k: value.get(k) for k in ("errorMessage", "errorType", "requestId", "stackTrace")}
-        )
-        lines.append(f"[ERROR]\t{value.get('errorType')}: {value.get('errorMessage')}")
-        lines.append(error_line)
+        lines.append(TailLog.unhandled(value))
         lines.extend(TailLog.end(ev.request_id, duration, value.get("errorType")))
         return InvocationResult(
             status_code=200,

@@ -19,7 +19,7 @@ from . import (
     _cli_serve,
     _cli_worker,
 )
-from ._cli_common import USAGE_ERROR, CommandError, configure_logging
+from ._cli_common import USAGE_ERROR, CommandError, configure_logging, retry_delays
 
 __all__ = ("main",)
 
@@ -27,18 +27,6 @@ __all__ = ("main",)
 def _configure_logging(level: str, fmt: str) -> None:
     # the demo's log goes to stderr: its stdout is the summary
     configure_logging(level, fmt, stream=sys.stderr)
-
-
-def _delays(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--retry-delays takes comma-separated seconds such as 1,2; got {text!r}"
-        ) from None
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"--retry-delays must be positive seconds; got {text!r}")
-    return values
 
 
 def _rate(text: str) -> float:
@@ -109,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--retry-delays",
-        type=_delays,
+        type=retry_delays,
         default=(1.0, 2.0),
         help="seconds before retry 1, 2 (Lambda: 60,120; shortened here to 1,2)",
     )

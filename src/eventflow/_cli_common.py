@@ -19,7 +19,14 @@ import structlog
 
 from ._app import App
 
-__all__ = ("CommandError", "add_log_options", "configure_logging", "describe", "load_app")
+__all__ = (
+    "CommandError",
+    "add_log_options",
+    "configure_logging",
+    "describe",
+    "load_app",
+    "retry_delays",
+)
 
 USAGE_ERROR = 2
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -27,6 +34,19 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 class CommandError(Exception):
     """A usage mistake: the command prints the message and exits with status 2."""
+
+
+def retry_delays(text: str) -> tuple[float, ...]:
+    """``--retry-delays``: comma-separated positive seconds, such as ``1,2``."""
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--retry-delays takes comma-separated seconds such as 1,2; got {text!r}"
+        ) from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"--retry-delays must be positive seconds; got {text!r}")
+    return values
 
 
 def describe(doc: str | None) -> str | None:

@@ -4,6 +4,7 @@ Like ``sam local generate-event``, it prints one event as JSON on stdout, to fee
 ``eventflow invoke --payload @file`` or to a handler's unit tests:
 
 * ``s3 put`` / ``s3 delete``: an S3 event notification (keys form-encoded, as S3 sends them);
+* ``sqs receive-message``: the event Lambda's SQS event source mapping hands a function;
 * ``sns``: the event SNS hands a Lambda function (``Records[].Sns``);
 * ``eventbridge``: an EventBridge envelope with your ``source``, ``detail-type`` and ``detail``;
 * ``scheduled``: the event a scheduled EventBridge rule sends;
@@ -16,6 +17,10 @@ Like ``sam local generate-event``, it prints one event as JSON on stdout, to fee
 * ``iot-events``: an AWS IoT Events detector's Lambda action;
 * ``iot-rule``: an IoT rule's Lambda action (the rule's own SELECT output: here ``*`` plus
   ``topic()``, ``clientid()`` and ``timestamp()``).
+
+SAM CLI's flag names work too: ``--account-id`` for ``--account``, ``--topic NAME`` for an
+SNS topic in ``--region`` / ``--account``, and ``--partition`` (``aws``) for the ARNs of the
+S3, SQS, SNS and scheduled events.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import base64
 import gzip
 import hashlib
 import json
+import os
 import time
 import uuid
 from typing import Any
@@ -46,6 +52,7 @@ __all__ = (
     "scheduled_event",
     "ses_event",
     "sns_event",
+    "sqs_event",
 )
 
 
@@ -55,15 +62,46 @@ def _now(ms: bool) -> str:
     return f"{stamp}.{int(t % 1 * 1000):03d}Z" if ms else f"{stamp}Z"
 
 
-def s3_event(kind: str, bucket: str, key: str, size: int, region: str) -> dict[str, Any]:
+def s3_event(
+    kind: str, bucket: str, key: str, size: int, region: str, partition: str = "aws"
+) -> dict[str, Any]:
     """An S3 ``ObjectCreated:Put`` or ``ObjectRemoved:Delete`` notification (spec §6.1)."""
     event = s3_put_event(bucket, key, size, region=region)
+    record = event["Records"][0]
+    record["s3"]["bucket"]["arn"] = f"arn:{partition}:s3:::{bucket}"
     if kind == "delete":
-        record = event["Records"][0]
         record["eventName"] = "ObjectRemoved:Delete"
         obj = record["s3"]["object"]
         del obj["size"], obj["eTag"]  # delete notifications carry neither (spec §6.1)
     return event
+
+
+def sqs_event(
+    body: str, queue_name: str, region: str, account: str, partition: str = "aws"
+) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping sends for one message (spec §6.7)."""
+    sent = int(time.time() * 1000)
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                # SQS receipt handles are opaque base64 that starts "AQEB"
+                "receiptHandle": "AQEB" + base64.b64encode(os.urandom(96)).decode(),
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": str(sent),
+                    "SenderId": account,
+                    "ApproximateFirstReceiveTimestamp": str(sent + 1),
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:{partition}:sqs:{region}:{account}:{queue_name}",
+                "awsRegion": region,
+            }
+        ]
+    }
 
 
 def sns_event(
@@ -124,9 +162,9 @@ def eventbridge_event(
     }
 
 
-def scheduled_event(rule: str, region: str, account: str) -> dict[str, Any]:
+def scheduled_event(rule: str, region: str, account: str, partition: str = "aws") -> dict[str, Any]:
     """The event a scheduled EventBridge rule sends its targets (spec §6.6)."""
-    arn = f"arn:aws:events:{region}:{account}:rule/{rule}"
+    arn = f"arn:{partition}:events:{region}:{account}:rule/{rule}"
     return eventbridge_event("aws.events", "Scheduled Event", {}, region, account, [arn])
 
 
@@ -449,9 +487,16 @@ def _attribute(text: str) -> tuple[str, str]:
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
     kind = args.event_kind
     if kind == "s3":
-        return s3_event(args.s3_kind, args.bucket, args.key, args.size, args.region)
+        return s3_event(args.s3_kind, args.bucket, args.key, args.size, args.region, args.partition)
+    if kind == "sqs":
+        return sqs_event(args.body, args.queue_name, args.region, args.account, args.partition)
     if kind == "sns":
-        topic_arn = args.topic_arn or f"arn:aws:sns:{args.region}:{args.account}:example-topic"
+        if args.topic_arn and args.topic:
+            raise CommandError("Pass --topic-arn or --topic (a topic name), not both.")
+        topic = args.topic or "example-topic"
+        topic_arn = (
+            args.topic_arn or f"arn:{args.partition}:sns:{args.region}:{args.account}:{topic}"
+        )
         return sns_event(topic_arn, args.message, args.subject, dict(args.attribute))
     if kind == "eventbridge":
         detail = _json_object(args.detail, "--detail")
@@ -459,7 +504,7 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
             args.source, args.detail_type, detail, args.region, args.account, args.resource
         )
     if kind == "scheduled":
-        return scheduled_event(args.rule, args.region, args.account)
+        return scheduled_event(args.rule, args.region, args.account, args.partition)
     return _generate_more(args)
 
 
@@ -514,16 +559,29 @@ def _cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _where(parser: argparse.ArgumentParser) -> None:
+def _where(
+    parser: argparse.ArgumentParser, *, account: bool = True, partition: bool = False
+) -> None:
     parser.add_argument("--region", default="us-east-1", help="AWS region (us-east-1)")
-    parser.add_argument("--account", default="123456789012", help="account ID (123456789012)")
+    if account:
+        parser.add_argument(
+            "--account",
+            "--account-id",
+            dest="account",
+            default="123456789012",
+            help="account ID (123456789012); --account-id is SAM CLI's name",
+        )
+    if partition:  # the kinds whose ARNs are made here
+        parser.add_argument(
+            "--partition", default="aws", help="ARN partition: aws, aws-cn, aws-us-gov... (aws)"
+        )
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``generate-event`` and its event kinds."""
     gen = sub.add_parser(
         "generate-event",
-        help="print a sample event of an AWS source (S3, SNS, EventBridge, SES, ...)",
+        help="print a sample event of an AWS source (S3, SQS, SNS, EventBridge, SES, ...)",
         description=describe(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -539,12 +597,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             help="object key, unencoded; the event carries it form-encoded (uploads/photo 1.jpg)",
         )
         p.add_argument("--size", type=int, default=1024, help="object size in bytes (1024)")
-        p.add_argument("--region", default="us-east-1", help="AWS region (us-east-1)")
+        _where(p, account=False, partition=True)
         p.set_defaults(func=_cmd)
+    sqs = kinds.add_parser(
+        "sqs", help="the SQS -> Lambda event", description="SQS events for Lambda."
+    )
+    sqs_kinds = sqs.add_subparsers(dest="sqs_kind", required=True, metavar="receive-message")
+    receive = sqs_kinds.add_parser(
+        "receive-message",
+        help="one message, as Lambda's SQS event source mapping sends it",
+        description="The event Lambda's SQS event source mapping sends for one message "
+        "(as SAM CLI's 'generate-event sqs receive-message').",
+    )
+    receive.add_argument("--body", default="Hello from SQS!", help="message body (Hello from SQS!)")
+    receive.add_argument("--queue-name", default="MyQueue", help="queue name (MyQueue)")
+    _where(receive, partition=True)
+    receive.set_defaults(func=_cmd)
     sns = kinds.add_parser(
         "sns", help="the SNS -> Lambda event", description="The event SNS hands a function."
     )
     sns.add_argument("--topic-arn", help="topic ARN (arn:aws:sns:REGION:ACCOUNT:example-topic)")
+    sns.add_argument("--topic", help="topic name, in --region and --account (SAM CLI's flag)")
     sns.add_argument("--message", default='{"hello": "world"}', help="the message text")
     sns.add_argument("--subject", default=None, help="subject (none: null, as SNS sends it)")
     sns.add_argument(
@@ -555,7 +628,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="NAME=VALUE",
         help="a String message attribute; repeat for more",
     )
-    _where(sns)
+    _where(sns, partition=True)
     sns.set_defaults(func=_cmd)
     eb = kinds.add_parser(
         "eventbridge",
@@ -576,7 +649,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="The event a scheduled EventBridge rule sends.",
     )
     sched.add_argument("--rule", default="my-schedule", help="rule name (my-schedule)")
-    _where(sched)
+    _where(sched, partition=True)
     sched.set_defaults(func=_cmd)
     _add_more_kinds(kinds)
 

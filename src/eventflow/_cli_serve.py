@@ -5,9 +5,14 @@ with its sources; :class:`eventflow.http.LambdaAPI` is served at ``/``, and ever
 :class:`eventflow.aws.SNSEndpoint` found as a module-level attribute of MODULE is served
 at ``/sns/<attribute name>`` (``orders = SNSEndpoint(app, ...)`` → ``/sns/orders``).
 
-Shutdown: on SIGTERM or SIGINT uvicorn stops accepting requests and finishes the open
-ones; then the App drains (up to its ``shutdown_timeout``) and spills what is left, and
-the process exits 0. Logs, one line per entry, go to stdout.
+Health: ``GET /healthz`` answers 200 while the App runs and 503 once it drains.
+
+Shutdown: on SIGTERM or SIGINT ``/healthz`` answers 503 at once, and the server keeps
+serving until no request is open (at most the App's ``shutdown_timeout``), so a load
+balancer that polls it stops sending new work first; then uvicorn stops accepting
+requests and finishes the open ones, the App drains (up to its ``shutdown_timeout``) and
+spills what is left, and the process exits 0. A second signal stops at once. Logs, one
+line per entry, go to stdout.
 
 Binding to an address other than loopback requires SigV4 credentials
 (``--credentials-env`` reads ``EVENTFLOW_ACCESS_KEY_ID`` and
@@ -27,6 +32,7 @@ import argparse
 import asyncio
 import functools
 import ipaddress
+import json
 import math
 import os
 import signal
@@ -35,12 +41,28 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from types import FrameType, ModuleType
 from typing import Any
 
+import anyio
 import structlog
 
 from ._app import App
-from ._cli_common import CommandError, add_log_options, configure_logging, describe, load_app
+from ._cli_common import (
+    CommandError,
+    add_log_options,
+    configure_logging,
+    describe,
+    load_app,
+    retry_delays,
+)
 
-__all__ = ("Router", "add_parser", "find_sns_endpoints", "is_loopback", "server_config")
+__all__ = (
+    "HEALTH_PATH",
+    "Health",
+    "Router",
+    "add_parser",
+    "find_sns_endpoints",
+    "is_loopback",
+    "server_config",
+)
 
 ASGIApp = Callable[
     [
@@ -53,6 +75,7 @@ ASGIApp = Callable[
 ACCESS_KEY_ENV = "EVENTFLOW_ACCESS_KEY_ID"
 SECRET_KEY_ENV = "EVENTFLOW_SECRET_ACCESS_KEY"
 SNS_PREFIX = "/sns/"
+HEALTH_PATH = "/healthz"
 
 #: Connections and requests at once; more are answered 503, which AWS SDKs retry. A
 #: RequestResponse call holds one for its handler's run; uvicorn buffers at most 64 KiB
@@ -137,6 +160,66 @@ class Router:
         await self.default(scope, receive, send)
 
 
+class Health:
+    """ASGI middleware: ``/healthz`` answers 200, or 503 once :meth:`drain` was called.
+
+    Every other request goes to ``inner``; the ones still open are counted, so that a
+    shutdown can wait for them (:meth:`wait_idle`) while ``/healthz`` already says 503.
+    """
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+        self.draining = False
+        self.open_requests = 0
+        self._idle: anyio.Event | None = None
+
+    def drain(self) -> None:
+        """From now on ``/healthz`` answers 503."""
+        self.draining = True
+
+    async def wait_idle(self) -> None:
+        """Return once no request other than ``/healthz`` is open."""
+        while self.open_requests:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+        elif scope["path"] == HEALTH_PATH:
+            await self._answer(scope, send)
+        else:
+            self.open_requests += 1
+            try:
+                await self.inner(scope, receive, send)
+            finally:
+                self.open_requests -= 1
+                if not self.open_requests and self._idle is not None:
+                    self._idle.set()
+
+    async def _answer(
+        self,
+        scope: MutableMapping[str, Any],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            status, body = 405, {"message": f"{HEALTH_PATH} answers GET and HEAD only."}
+        elif self.draining:
+            status, body = 503, {"status": "draining"}
+        else:
+            status, body = 200, {"status": "running"}
+        data = json.dumps(body).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        body_bytes = b"" if scope["method"] == "HEAD" else data
+        await send({"type": "http.response.body", "body": body_bytes})
+
+
 def _lambda_api(app: App, credentials: tuple[str, str] | None) -> ASGIApp:
     from .http import LambdaAPI
 
@@ -216,13 +299,45 @@ def _head_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:
     return HeadTimeoutProtocol
 
 
-async def _serve(app: App, asgi: ASGIApp, args: argparse.Namespace) -> int:
+def _draining_server(config: Any, health: Health, drain: Callable[[], object]) -> Any:
+    """A uvicorn server whose first SIGTERM/SIGINT starts a drain instead of stopping."""
     import uvicorn
 
+    class DrainingServer(uvicorn.Server):
+        def __init__(self, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self.signals: list[int] = []
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            self.signals.append(sig)
+            if not health.draining:
+                health.drain()
+                drain()
+            elif self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True  # a third Ctrl-C: uvicorn's own convention
+            else:
+                self.should_exit = True
+
+    return DrainingServer(config)
+
+
+async def _stop_when_idle(
+    server: Any, health: Health, requested: anyio.Event, timeout: float
+) -> None:
+    await requested.wait()
+    # /healthz says 503 now; the open requests may finish before uvicorn closes the port
+    with anyio.move_on_after(timeout):
+        await health.wait_idle()
+    server.should_exit = True
+
+
+async def _serve(app: App, asgi: ASGIApp, args: argparse.Namespace) -> int:
     log = structlog.get_logger("eventflow.serve")
-    signals: list[int] = []
+    loop = asyncio.get_running_loop()
+    health = Health(asgi)
+    requested = anyio.Event()
     config = server_config(
-        asgi,
+        health,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -231,18 +346,26 @@ async def _serve(app: App, asgi: ASGIApp, args: argparse.Namespace) -> int:
         limit_concurrency=args.limit_concurrency,
         graceful_timeout=args.graceful_timeout,
     )
-    server = uvicorn.Server(config)
+    # the signal handler runs between bytecodes: it may only schedule the event's set
+    server = _draining_server(config, health, lambda: loop.call_soon_threadsafe(requested.set))
+    signals: list[int] = server.signals
 
     def remember(sig: int, frame: FrameType | None) -> None:
-        # uvicorn re-raises the signal it stopped on; taking it here lets the App drain
+        # a signal outside uvicorn's serve (start-up, the App's drain) stops the server too
         signals.append(sig)
+        health.drain()
         server.should_exit = True
 
     previous = {sig: signal.signal(sig, remember) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        async with app:
+        async with app, anyio.create_task_group() as tg:
+            if args.retry_delays is not None:
+                for name in app.handlers:
+                    await app.configure_handler(name, retry_delays=args.retry_delays)
             log.info("serve.started", app=app.name, host=args.host, port=args.port)
+            tg.start_soon(_stop_when_idle, server, health, requested, app.shutdown_timeout)
             await server.serve()
+            tg.cancel_scope.cancel()
             names = [signal.Signals(s).name for s in signals]
             log.info("serve.draining", app=app.name, signals=names, **_counts(app))
         log.info("serve.stopped", app=app.name, **_counts(app))
@@ -331,6 +454,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=DEFAULT_GRACEFUL_TIMEOUT,
         help="seconds open requests may run after SIGTERM before they are cancelled "
         f"({DEFAULT_GRACEFUL_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--retry-delays",
+        type=retry_delays,
+        default=None,
+        metavar="SECONDS,...",
+        help="every handler's retry delays, e.g. 1,2 for a local run instead of Lambda's "
+        "60,120 (each handler's own by default)",
     )
     p.add_argument(
         "--insecure",

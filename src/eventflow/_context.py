@@ -8,10 +8,49 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._event import Event
 
-__all__ = ("Context",)
+__all__ = ("Client", "ClientContext", "Context")
 
 # Lambda's longest allowed timeout; what a handler without a timeout is told it has left.
 NO_TIMEOUT_REMAINING_MS = 900_000
+
+
+class Client:
+    """The calling app, as a caller's ``ClientContext`` describes it (fields may be None)."""
+
+    __slots__ = (
+        "app_package_name",
+        "app_title",
+        "app_version_code",
+        "app_version_name",
+        "installation_id",
+    )
+    app_package_name: str | None
+    app_title: str | None
+    app_version_code: str | None
+    app_version_name: str | None
+    installation_id: str | None
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        for name in self.__slots__:
+            setattr(self, name, fields.get(name))
+
+
+class ClientContext:
+    """A synchronous caller's ``ClientContext``, as Lambda's Python runtime gives it.
+
+    Attributes:
+        client: A :class:`Client`, or None.
+        custom: The caller's ``custom`` mapping, or None.
+        env: The caller's ``env`` mapping, or None.
+    """
+
+    __slots__ = ("client", "custom", "env")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        client = fields.get("client")
+        self.client = Client(client) if isinstance(client, dict) else client
+        self.custom = fields.get("custom")
+        self.env = fields.get("env")
 
 
 class Context:
@@ -26,12 +65,13 @@ class Context:
             own context, which never changes (a timed-out attempt's thread that still runs
             keeps reading its own attempt number).
         log: A structlog logger bound with ``request_id``, ``handler`` and ``attempt``.
+        client_context: The :class:`ClientContext` a synchronous (``RequestResponse``) caller
+            passed, or None (always None for asynchronous invocations, as in Lambda).
     """
 
     __slots__ = ("_attempt", "_deadline", "_event", "_log")
 
     function_version = "$LATEST"
-    client_context = None
     identity = None
 
     def __init__(self, event: Event, deadline: float | None, log: Any = None) -> None:
@@ -51,6 +91,11 @@ class Context:
     @property
     def invoked_function_arn(self) -> str:
         return self._event.rt.arn
+
+    @property
+    def client_context(self) -> ClientContext | None:
+        fields = self._event.client_context
+        return None if fields is None else ClientContext(fields)
 
     @property
     def attempt(self) -> int:

@@ -33,7 +33,8 @@ __all__ = ("DemoReport", "all_accounted_for", "check_writable", "run_demo", "s3_
 
 def s3_put_event(bucket: str, key: str, size: int, *, region: str = "us-east-1") -> dict[str, Any]:
     """An S3 ``ObjectCreated:Put`` notification for one object, as S3 sends it (spec §6.1)."""
-    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    t = time.time()
+    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
     return {
         "Records": [
             {
@@ -60,7 +61,8 @@ def s3_put_event(bucket: str, key: str, size: int, *, region: str = "us-east-1")
                         "key": quote_plus(key, safe="/"),
                         "size": size,
                         "eTag": f"{random.getrandbits(128):032x}",
-                        "sequencer": f"{random.getrandbits(64):016X}",
+                        # S3's sequencers are 18 hex digits (compared after zero-padding)
+                        "sequencer": f"{random.getrandbits(72):018X}",
                     },
                 },
             }

@@ -30,11 +30,13 @@ class Event:
         timer: The retry timer while one is pending.
         settle: The submitting source's callback for the terminal outcome, if any.
         defer: The shared queue's callback that takes a retry back, if it came from one.
+        client_context: A synchronous caller's ``ClientContext`` (decoded JSON), if any.
     """
 
     __slots__ = (
         "attempts",
         "cfg",
+        "client_context",
         "defer",
         "enqueued_at",
         "error",
@@ -65,6 +67,7 @@ class Event:
         self.timer: object | None = None
         self.settle: Settle | None = None
         self.defer: Defer | None = None
+        self.client_context: dict[str, Any] | None = None
 
     def private_payload(self) -> Any:
         """A copy of the payload for one attempt, so the handler may change it freely."""

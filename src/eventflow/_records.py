@@ -4,11 +4,17 @@ records, and eventflow's own spill messages. Formats follow spec §2, §3.2 and 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import os
+import threading
 import time
 import traceback
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from ._contracts import Message
 from ._payload import json_error, to_json
@@ -35,12 +41,28 @@ EVENT_AGE_EXCEEDED = "EventAgeExceeded"
 _ERROR_MESSAGE_LIMIT = 1024
 
 
+# what runs a handler: eventflow's engine, anyio's worker threads, asyncio, the thread
+# pool. A stack trace starts at the first frame that is none of these (the handler's)
+_RUNNER_FILES = (
+    os.path.dirname(anyio.__file__) + os.sep,
+    os.path.dirname(asyncio.__file__) + os.sep,
+    os.path.dirname(concurrent.futures.__file__) + os.sep,
+    threading.__file__,
+    contextlib.__file__,
+)
+
+
+def _is_runner(filename: str) -> bool:
+    return "/eventflow/_" in filename.replace("\\", "/") or filename.startswith(_RUNNER_FILES)
+
+
 def error_object(exc: BaseException, request_id: str) -> dict[str, Any]:
     """The Lambda Python runtime's error object for an exception raised by a handler."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    # drop eventflow's own frames: the user's stack trace starts at their handler
+    frames = list(traceback.extract_tb(exc.__traceback__))
+    # the user's stack trace starts at their handler, as the runtime's starts after bootstrap
+    start = next((i for i, f in enumerate(frames) if not _is_runner(f.filename)), len(frames))
     frames = traceback.StackSummary.from_list(
-        [f for f in frames if "/eventflow/_" not in f.filename.replace("\\", "/")]
+        [f for f in frames[start:] if "/eventflow/_" not in f.filename.replace("\\", "/")]
     )
     return {
         "errorMessage": str(exc),

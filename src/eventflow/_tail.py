@@ -9,10 +9,29 @@ Lambda's CloudWatch format (START / the handler's lines / END / REPORT), which
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Any
 
-__all__ = ("TailLog",)
+try:
+    import resource
+except ImportError:  # Windows has no getrusage
+    resource = None  # type: ignore[assignment]
+
+__all__ = ("TailLog", "max_memory_used_mb")
+
+# the indentation Lambda's Python runtime gives a stack trace's lines in the log
+_TRACE_INDENT = "\u00a0"
+
+
+def max_memory_used_mb() -> int:
+    """This process's peak resident memory so far, in MB (REPORT's ``Max Memory Used``)."""
+    if resource is None:
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports kilobytes, macOS bytes
+    per_mb = 1024 * 1024 if sys.platform == "darwin" else 1024
+    return max(1, math.ceil(peak / per_mb))
 
 
 def _stamp() -> str:
@@ -68,16 +87,38 @@ class TailLog:
         return f"START RequestId: {request_id} Version: $LATEST"
 
     @staticmethod
+    def unhandled(error: dict[str, Any]) -> str:
+        """The runtime's line for an unhandled error: ``[ERROR] Type: message`` and the trace."""
+        text = "[ERROR]"
+        if error.get("errorType"):
+            text += f" {error['errorType']}"
+        if error.get("errorMessage"):
+            text += f"{':' if error.get('errorType') else ''} {error['errorMessage']}"
+        lines = [text]
+        trace = error.get("stackTrace")
+        if trace is not None:
+            lines.append("Traceback (most recent call last):")
+            for element in trace:
+                for line in str(element).splitlines() or [""]:
+                    stripped = line.lstrip(" ")
+                    lines.append(_TRACE_INDENT * (len(line) - len(stripped)) + stripped)
+        return "\n".join(lines)
+
+    @staticmethod
     def end(request_id: str, duration_s: float, error_type: str | None) -> list[str]:
+        """END and REPORT as Lambda writes them (the Python runtime's tab-separated fields).
+
+        A handler's own exception adds no status to REPORT; a timeout or a runtime error
+        (``Runtime.*``, e.g. the handler called ``sys.exit``) does.
+        """
         ms = duration_s * 1000
         report = (
             f"REPORT RequestId: {request_id}\tDuration: {ms:.2f} ms\t"
             f"Billed Duration: {max(1, math.ceil(ms))} ms\tMemory Size: 128 MB\t"
-            f"Max Memory Used: 0 MB"
+            f"Max Memory Used: {max_memory_used_mb()} MB\t"
         )
-        if error_type is not None:
-            status = "timeout" if error_type == "Sandbox.Timedout" else "error"
-            report += f"\tStatus: {status}"
-            if status == "error":
-                report += f"\tError Type: {error_type}"
+        if error_type == "Sandbox.Timedout":
+            report += "Status: timeout"
+        elif error_type is not None and error_type.startswith("Runtime."):
+            report += f"Status: error\tError Type: {error_type}"
         return [f"END RequestId: {request_id}", report]

@@ -315,5 +315,13 @@ async def test_request_response_log_is_lambda_shaped() -> None:
     assert "resizing size=3" in lines[1] and ok.request_id in lines[1]
     assert lines[-2] == f"END RequestId: {ok.request_id}"
     assert lines[-1].startswith(f"REPORT RequestId: {ok.request_id}\tDuration: ")
-    assert "Status: error\tError Type: ValueError" in bad.log.splitlines()[-1]
-    assert "[ERROR]\tValueError: uh oh" in bad.log
+    # the Python runtime's format: a trailing tab, and no status for the handler's own error
+    assert re.fullmatch(
+        rf"REPORT RequestId: {bad.request_id}\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms"
+        r"\tMemory Size: 128 MB\tMax Memory Used: [1-9]\d* MB\t",
+        bad.log.splitlines()[-1],
+    )
+    error = bad.log.split("\n[ERROR] ValueError: uh oh\nTraceback (most recent call last):\n")
+    assert len(error) == 2
+    # the trace's indentation is no-break spaces, as Lambda's runtime writes it
+    assert error[1].startswith("\u00a0\u00a0File ") and "in chatty" in error[1]

@@ -8,8 +8,10 @@ invoked function uses, so ``boto3.client("lambda", endpoint_url=...)`` and ``aws
 request                                                       operation
 ============================================================  ===================================
 ``POST /2015-03-31/functions/{name}/invocations``             Invoke (Event, RequestResponse,
-                                                              DryRun; ``X-Amz-Log-Type: Tail``)
-``GET /2015-03-31/functions/``                                ListFunctions
+                                                              DryRun; ``X-Amz-Log-Type: Tail``;
+                                                              ``X-Amz-Client-Context``)
+``GET /2015-03-31/functions/``                                ListFunctions (``MaxItems``,
+                                                              ``Marker``)
 ``GET /2015-03-31/functions/{name}``                          GetFunction
 ``GET /2015-03-31/functions/{name}/configuration``            GetFunctionConfiguration
 ``PUT /2015-03-31/functions/{name}/configuration``            UpdateFunctionConfiguration
@@ -137,7 +139,11 @@ DEFAULT_TIMEOUT_SECONDS: Final = 900
 DEFAULT_BODY_TIMEOUT: Final = 30.0
 #: Bytes of request bodies held in memory at once, across connections: ten 6 MB bodies.
 DEFAULT_MAX_BODY_MEMORY: Final = 64 * 1_048_576
+#: Largest ``X-Amz-Client-Context`` header (base64), as Lambda allows.
+MAX_CLIENT_CONTEXT_BYTES: Final = 3583
 _LOG_TAIL_BYTES: Final = 4096
+# ListFunctions answers at most this many functions a page, as Lambda does
+_LIST_PAGE: Final = 50
 _RETRY_AFTER: Final = b"1"
 _RUNTIME: Final = f"python{sys.version_info.major}.{sys.version_info.minor}"
 # the two exceptions whose message member botocore's Lambda model spells "Message"
@@ -554,11 +560,12 @@ class LambdaAPI:
             rest = path[len(_INVOKE_PREFIX) :]
             if rest in ("", "/"):
                 if method == "GET":
-                    return self._list_functions()
+                    return self._list_functions(query)
             elif rest[0] == "/":
                 name, _, tail = rest[1:].partition("/")
                 if tail == "invocations" and method == "POST":
-                    return await self._invoke(name, query, invocation_type, log_type, body)
+                    context = _client_context(scope)
+                    return await self._invoke(name, query, invocation_type, log_type, body, context)
                 if tail == "" and method == "GET":
                     return self._get_function(self._handler(name, query))
                 if tail == "configuration":
@@ -659,6 +666,7 @@ class LambdaAPI:
         invocation_type: bytes | None,
         log_type: bytes | None,
         body: bytes,
+        client_context: dict[str, Any] | None = None,
     ) -> _Reply:
         name = self._function_name(name_text, query)
         # absent means RequestResponse; an empty value is a wrong value, refused below
@@ -698,7 +706,9 @@ class LambdaAPI:
             if kind == b"DryRun":
                 dry = app.invoke_nowait(name, payload, invocation_type="DryRun")
                 return _Reply(204, b"", ((b"x-amzn-requestid", dry.request_id.encode()),))
-            result = await app.invoke(name, payload, invocation_type="RequestResponse")
+            result = await app.invoke(
+                name, payload, invocation_type="RequestResponse", client_context=client_context
+            )
         except UnknownHandler:
             raise self._not_found(self._arn_prefix + name) from None
         except QueueFull:
@@ -770,10 +780,24 @@ class LambdaAPI:
             body["Concurrency"] = {"ReservedConcurrentExecutions": handler.concurrency}
         return self._reply(200, body)
 
-    def _list_functions(self) -> _Reply:
+    def _list_functions(self, query: bytes) -> _Reply:
+        params = parse_qs(query.decode("latin-1")) if query else {}
+        max_items = params.get("MaxItems", [str(_LIST_PAGE)])[0]
+        if not max_items.isdigit() or not 1 <= int(max_items) <= 10_000:
+            raise _invalid(f"MaxItems must be an integer from 1 to 10000, got {max_items!r}.")
+        # Lambda returns at most 50 per page, whatever MaxItems says
+        page = min(int(max_items), _LIST_PAGE)
         handlers = self._app.handlers
-        functions = [self._configuration(handlers[name]) for name in sorted(handlers)]
-        return self._reply(200, {"Functions": functions})
+        names = sorted(handlers)
+        marker = params.get("Marker", [""])[0]
+        if marker:
+            first = _decode_marker(marker)
+            names = [name for name in names if name >= first]
+        functions = [self._configuration(handlers[name]) for name in names[:page]]
+        body: dict[str, Any] = {"Functions": functions}
+        if len(names) > page:
+            body["NextMarker"] = _encode_marker(names[page])
+        return self._reply(200, body)
 
     async def _update_configuration(self, handler: Handler, body: bytes) -> _Reply:
         fields = _json_object(body)
@@ -1092,6 +1116,44 @@ async def _receive_body(receive: Receive, limit: int, held: _Held) -> bytes | in
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _encode_marker(name: str) -> str:
+    """The opaque ``NextMarker``: the next page's first function name, base64url."""
+    return base64.urlsafe_b64encode(name.encode()).decode()
+
+
+def _decode_marker(marker: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(marker.encode("ascii")).decode()
+    except (ValueError, UnicodeError):
+        raise _invalid(
+            f"Marker {marker!r} is not one this endpoint gave; pass the NextMarker of the "
+            "previous ListFunctions answer."
+        ) from None
+
+
+def _client_context(scope: Scope) -> dict[str, Any] | None:
+    """The ``X-Amz-Client-Context`` header: base64-encoded JSON, at most 3,583 bytes."""
+    raw = next((v for k, v in scope["headers"] if k == b"x-amz-client-context"), None)
+    if raw is None:
+        return None
+    if len(raw) > MAX_CLIENT_CONTEXT_BYTES:
+        raise _invalid(
+            f"ClientContext must be at most {MAX_CLIENT_CONTEXT_BYTES} bytes of base64, "
+            f"got {len(raw)}."
+        )
+    try:
+        value = json.loads(base64.b64decode(raw, validate=True))
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise _ApiError(
+            400,
+            "InvalidRequestContentException",
+            "Client context must be a valid Base64-encoded JSON object.",
+        )
+    return value
 
 
 def _client(scope: Scope) -> str | None:
