@@ -245,6 +245,7 @@ async def _run_mix(mix: Mix) -> None:
     app = eventflow.App(
         clock=clock,
         logger=logs.logger,
+        log_success=True,  # the ledger reads each success from its log line
         queue_size=len(mix.events) + 1,
         concurrency=mix.concurrency,
         thread_limit=mix.thread_limit,

@@ -61,7 +61,10 @@ def _app(
     clock: VirtualClock, logs: LogRecorder, store: Path | None = None
 ) -> tuple[eventflow.App, MemorySink]:
     dlq = MemorySink()
-    app = eventflow.App(clock=clock, logger=logs.logger, queue_size=100, concurrency=4)
+    # log_success: the ledger reads each success from its log line
+    app = eventflow.App(
+        clock=clock, logger=logs.logger, log_success=True, queue_size=100, concurrency=4
+    )
 
     @app.handler(name="fn", dead_letter=dlq, max_retries=1, retry_delays=(1.0,))
     async def fn(event: Any, context: eventflow.Context) -> Any:
