@@ -895,7 +895,8 @@ class App(IdempotentRuns):
         fresh = 0.0
         # middleware wraps every handler call: the general path (_run) has the seams for it
         inline = self._hooks is None
-        finish = self._acct.finish
+        acct = self._acct
+        finish = acct.finish
         succeeded = Outcome.SUCCEEDED
         log_attempts = self._log_attempts
         rid_var, handler_var, attempt_var = request_id_var, _handler_var, _attempt_var
@@ -911,7 +912,7 @@ class App(IdempotentRuns):
                 # The hot path, inline (no coroutine per event): an async, uncapped handler
                 # with no timeout, no on-success record and at most a non-blocking
                 # idempotency store; _run does all the rest.
-                self._acct.in_flight += 1
+                acct.in_flight += 1
                 payload = ev.payload
                 idem = cfg.idempotency
                 if idem is not None:
@@ -933,7 +934,7 @@ class App(IdempotentRuns):
                             await self._inline_failed(ev, None, error=error)
                         continue
                 ev.attempts += 1
-                self._acct.attempts += 1
+                acct.attempts += 1
                 if log_attempts:
                     self._log.info("attempt.started", **self._log_context(ev))
                 # bound for the handler's own structlog lines; not reset after: this task
