@@ -24,6 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
+from ._errors import EventflowError
+
 __all__ = ("JsonlSink", "MemorySink", "Message", "Sink", "SinkRejected")
 
 
@@ -46,7 +48,7 @@ class Message:
         return json.loads(self.body)
 
 
-class SinkRejected(Exception):
+class SinkRejected(EventflowError):
     """Raised by a sink for a message that can never be sent (too large for the target, say).
 
     eventflow does not retry it: the message is counted as a dead-letter or destination
