@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, overload, runtime_checkable
 
+from ._errors import EventflowError  # a leaf module: the error tree's root
+
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
@@ -66,7 +68,7 @@ class Message:
         return json.loads(self.body)
 
 
-class SinkRejected(Exception):
+class SinkRejected(EventflowError):
     """Raised by a sink for a message that can never be sent (too large for the target, say).
 
     eventflow does not retry it: the message is counted as a dead-letter or destination

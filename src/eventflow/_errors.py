@@ -13,7 +13,17 @@
     ├── SchedulerFull                          the retry timer wheel is at capacity
     ├── InvalidEvent (also ValueError)         a typed event view met a malformed event
     ├── IdempotencyConflict                    an idempotency key came with another payload
-    └── IdempotencyKeyMissing (also KeyError)  an event has no idempotency key to claim
+    ├── IdempotencyKeyMissing (also KeyError)  an event has no idempotency key to claim
+    ├── SinkRejected                           a sink can never send this message (not retried)
+    ├── AWSError                               an AWS call made by an adapter failed
+    │   ├── ResourceCheckFailed                an adapter's start-up check found its resource
+    │   │                                      missing, forbidden or unreachable
+    │   └── SignatureError                     an SNS message's signature did not verify
+    └── SignatureRejected                      a request's Signature V4 did not verify
+
+``SinkRejected`` lives in :mod:`eventflow.sinks`, the AWS errors in :mod:`eventflow.aws`
+and ``SignatureRejected`` in :mod:`eventflow.http`: the core never imports AWS or HTTP
+code, so their classes are defined there, on this root.
 
 Every message is a sentence that says what was wrong and how to fix it.
 """

@@ -61,3 +61,10 @@ __all__ = (
     "SinkStatistics",
     "verify_sns_signature",
 )
+
+# reprs and docs name the public module, not the private one a class is defined in
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = "eventflow.aws"
+del _name, _obj

@@ -16,7 +16,7 @@ by themselves; when the buffer is full, ``submit`` waits (backpressure). :meth:`
 stops intake and lets the flushers send everything still buffered (without waiting out the
 linger); if ``run`` is cancelled instead, every caller still waiting gets an error.
 
-Failures are settled per entry (:class:`Outcome`):
+Failures are settled per entry (:class:`EntryOutcome`):
 
 * an entry the service says can never succeed (``SenderFault``, a malformed entry) is
   *rejected*: retrying cannot help;
@@ -59,7 +59,7 @@ __all__ = (
     "Batcher",
     "BatcherStatistics",
     "Fault",
-    "Outcome",
+    "EntryOutcome",
     "check_batching_options",
     "id_faults",
 )
@@ -81,7 +81,7 @@ class Fault:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class EntryOutcome:
     """How one submitted entry ended: sent (``error`` is None), failed or rejected.
 
     Attributes:
@@ -97,7 +97,7 @@ class Outcome:
     stopped: bool = False
 
 
-_SENT = Outcome()
+_SENT = EntryOutcome()
 
 BatchCall = Callable[[list[dict[str, Any]]], Awaitable[Sequence[Fault | None]]]
 
@@ -133,7 +133,7 @@ class _Pending:
     size: int
     enqueued: float
     done: anyio.Event = field(default_factory=anyio.Event)
-    outcome: Outcome = _SENT
+    outcome: EntryOutcome = _SENT
 
 
 def _backoff(attempt: int, base_cap: tuple[float, float]) -> float:
@@ -275,7 +275,7 @@ class Batcher:
 
     # -- submitting -------------------------------------------------------------------
 
-    async def submit(self, entry: dict[str, Any], size: int) -> Outcome:
+    async def submit(self, entry: dict[str, Any], size: int) -> EntryOutcome:
         """Send ``entry`` (counted as ``size`` bytes) in a batch call; its outcome.
 
         Raises:
@@ -358,7 +358,7 @@ class Batcher:
                 for pending in leftovers:
                     self._settle(
                         pending,
-                        Outcome(
+                        EntryOutcome(
                             f"{self._api} to {self._target} was stopped before it was sent.",
                             stopped=True,
                         ),
@@ -409,7 +409,7 @@ class Batcher:
                     return
                 code = error_code(exc)
                 rejected = code in ENTRY_INVALID_CODES and http_status(exc) == 400
-                outcome = Outcome(
+                outcome = EntryOutcome(
                     f"{self._api} to {self._target} failed ({code or type(exc).__name__}): "
                     f"{exc}" + (" Retrying cannot help." if rejected else ""),
                     rejected=rejected,
@@ -419,7 +419,7 @@ class Batcher:
                     self._settle(pending, outcome)
                 return
             except Exception as exc:  # never let a flusher die: its callers would hang
-                outcome = Outcome(
+                outcome = EntryOutcome(
                     f"{self._api} to {self._target} failed unexpectedly: "
                     f"{type(exc).__name__}: {exc}",
                     cause=exc,
@@ -436,7 +436,7 @@ class Batcher:
                 else:
                     self._settle(
                         pending,
-                        Outcome(
+                        EntryOutcome(
                             f"{self._target[0].upper()}{self._target[1:]} refused the message "
                             f"({fault.code or 'no error code'}): {fault.message}"
                             + ("" if fault.retryable else " Retrying cannot help."),
@@ -448,7 +448,7 @@ class Batcher:
                 entry_retries += 1
             todo = retry
 
-    def _settle(self, pending: _Pending, outcome: Outcome) -> None:
+    def _settle(self, pending: _Pending, outcome: EntryOutcome) -> None:
         if pending.done.is_set():
             return
         if outcome.error is None:

@@ -7,7 +7,7 @@ batch call is made and what each entry's fault was (``_call``), and how to name 
 in messages. The buffer, the batch loop, the per-entry outcomes and every retry belong to
 the :class:`~eventflow.aws._batcher.Batcher` it holds.
 
-A :class:`~eventflow.aws._batcher.Outcome` becomes, for the caller of :meth:`send`,
+A :class:`~eventflow.aws._batcher.EntryOutcome` becomes, for the caller of :meth:`send`,
 :class:`~eventflow.sinks.SinkRejected` (retrying cannot help; the core does not retry) or
 :class:`~eventflow.aws.AWSError` (the core retries with its own backoff, up to the app's
 ``sink_timeout``).

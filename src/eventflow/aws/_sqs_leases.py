@@ -129,6 +129,9 @@ class LeasedQueue(Generic[HeldT]):
         self._closing = False
         self._closed = anyio.Event()
         self._visibility_lock = anyio.Lock()  # heartbeats vs. our own visibility changes
+        self._linger = 0.0  # seconds a settlement waits for others to fill its batch
+        self._work = anyio.Event()  # set on every queued settlement
+        self._full = anyio.Event()  # set when a batch is full or urgent, or at close
         self._api_calls = 0
         self._stop_by: float | None = None  # anyio time the shutdown's calls must end by
         self._shields: set[anyio.CancelScope] = set()
@@ -213,7 +216,41 @@ class LeasedQueue(Generic[HeldT]):
                 ),
             )
 
+    # -- the one flush loop (deletes, visibility changes, sends back) ---------------------
+
+    def _queued(self, pending: int, *, urgent: bool = False) -> None:
+        """Wake the flusher for a queued settlement: it lingers for a fuller batch unless
+        ``pending`` fills one, the work is ``urgent`` or the queue is closing."""
+        self._work.set()
+        if urgent or pending >= _BATCH or self._closing:
+            self._full.set()
+
+    def _wake(self) -> None:
+        """Make the flusher send what is queued now, without lingering."""
+        self._work.set()
+        self._full.set()
+
     async def _flusher(self) -> None:
+        while True:
+            if not self._unsent():
+                if self._closing:
+                    return
+                self._work = anyio.Event()
+                await self._work.wait()
+                continue
+            if not self._closing and not self._ready():
+                # linger so a batch fills up: one call per ten messages
+                self._full = anyio.Event()
+                with anyio.move_on_after(self._linger):
+                    await self._full.wait()
+            await self._flush_round()
+
+    def _ready(self) -> bool:
+        """Whether what is queued should be sent without lingering (a full batch, say)."""
+        raise NotImplementedError
+
+    async def _flush_round(self) -> None:
+        """Make one round of batch calls from what is queued (up to ten of each kind)."""
         raise NotImplementedError
 
     async def _heartbeat(self) -> None:

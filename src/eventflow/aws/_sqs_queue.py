@@ -279,8 +279,6 @@ class SQSEventQueue(LeasedQueue[_Held]):
         self._send_client: Any = None
         self._send_stack: AsyncExitStack | None = None
         self._deferred_until = 0.0  # when the last retry this process deferred is due
-        self._work = anyio.Event()
-        self._wake_flusher = anyio.Event()
         self._room = anyio.Event()
         self._received = self._duplicates = 0
         self._malformed = self._undeliverable = 0
@@ -324,8 +322,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 self._release(held)  # received, never delivered to the app
             else:
                 self._drop(held)
-        self._wake_flusher.set()
-        self._work.set()
+        self._wake()
         self._sender.close()  # invokes already waiting are sent; no new ones are taken
         try:
             await self._close()
@@ -415,8 +412,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
             # hold at most the app's concurrency plus one batch, pending deletes included
             while self._holding + self._reserved + self._batch_size > bound:
                 if self._to_delete or self._to_defer or self._to_send_later:
-                    self._wake_flusher.set()  # room is waiting in a batch not sent yet
-                    self._work.set()
+                    self._wake()  # room is waiting in a batch not sent yet
                 if self._room.is_set():
                     self._room = anyio.Event()
                 await self._room.wait()
@@ -643,43 +639,31 @@ class SQSEventQueue(LeasedQueue[_Held]):
         self._nudge(len(self._to_release))
 
     def _nudge(self, pending: int) -> None:
-        self._work.set()  # the flusher wakes, then lingers for a fuller batch
-        if pending >= _BATCH or self._closing or self._to_release or self._to_send_later:
-            self._wake_flusher.set()
+        # releases and long retries go out at once: their messages wait for nothing else
+        self._queued(pending, urgent=bool(self._to_release or self._to_send_later))
 
-    async def _flusher(self) -> None:
-        while True:
-            if not (self._to_delete or self._to_defer or self._to_release or self._to_send_later):
-                if self._closing:
-                    return
-                self._work = anyio.Event()
-                await self._work.wait()
-                continue
-            if (
-                len(self._to_delete) < _BATCH
-                and len(self._to_defer) < _BATCH
-                and not self._to_release
-                and not self._to_send_later
-                and not self._closing
-            ):
-                # linger so a batch fills up: one call per ten messages
-                self._wake_flusher = anyio.Event()
-                with anyio.move_on_after(self._linger):
-                    await self._wake_flusher.wait()
-            if self._to_defer:
-                defers, self._to_defer = self._to_defer[:_BATCH], self._to_defer[_BATCH:]
-                async with self._visibility_lock:  # after any heartbeat in flight
-                    await self._change_visibility(defers)
-            if self._to_delete:
-                chunk, self._to_delete = self._to_delete[:_BATCH], self._to_delete[_BATCH:]
-                self._deleted += await self._delete(chunk)
-            if self._to_release:
-                chunk, self._to_release = self._to_release[:_BATCH], self._to_release[_BATCH:]
-                await self._send_back([(h, None) for h in chunk])
-            if self._to_send_later:
-                later = self._to_send_later[:_BATCH]
-                self._to_send_later = self._to_send_later[_BATCH:]
-                await self._send_back(later)
+    def _ready(self) -> bool:
+        return (
+            len(self._to_delete) >= _BATCH
+            or len(self._to_defer) >= _BATCH
+            or bool(self._to_release or self._to_send_later)
+        )
+
+    async def _flush_round(self) -> None:
+        if self._to_defer:
+            defers, self._to_defer = self._to_defer[:_BATCH], self._to_defer[_BATCH:]
+            async with self._visibility_lock:  # after any heartbeat in flight
+                await self._change_visibility(defers)
+        if self._to_delete:
+            chunk, self._to_delete = self._to_delete[:_BATCH], self._to_delete[_BATCH:]
+            self._deleted += await self._delete(chunk)
+        if self._to_release:
+            chunk, self._to_release = self._to_release[:_BATCH], self._to_release[_BATCH:]
+            await self._send_back([(h, None) for h in chunk])
+        if self._to_send_later:
+            later = self._to_send_later[:_BATCH]
+            self._to_send_later = self._to_send_later[_BATCH:]
+            await self._send_back(later)
 
     def _done(self, count: int) -> None:
         self._holding -= count

@@ -177,8 +177,6 @@ class SQSSource(LeasedQueue[_Held]):
         self._linger = delete_linger
         self._to_delete: list[_Held] = []
         self._to_release: list[_Held] = []
-        self._work = anyio.Event()  # set on every queued delete or release
-        self._full = anyio.Event()  # set when a batch is full, or at close
         self._room = anyio.Event()
         self._backlog = anyio.Event()  # set while receives come back full
         self._last_short = float("-inf")
@@ -350,47 +348,27 @@ class SQSSource(LeasedQueue[_Held]):
         self._room.set()
         self._queued(len(self._to_release))
 
-    def _queued(self, pending: int) -> None:
-        # an idle flusher starts its linger now; a full batch (or closing) ends the linger
-        self._work.set()
-        if pending >= _BATCH or self._closing:
-            self._full.set()
-
     # -- deleting, releasing, heartbeats --------------------------------------------
 
-    async def _flusher(self) -> None:
-        while True:
-            if not self._to_delete and not self._to_release and not self._to_return:
-                if self._closing:
-                    return
-                self._work = anyio.Event()
-                await self._work.wait()
-                continue
-            if (
-                len(self._to_delete) < _BATCH
-                and len(self._to_release) < _BATCH
-                and len(self._to_return) < _BATCH
-                and not self._closing
-            ):
-                # linger a moment so a batch fills up: one call per ten messages
-                self._full = anyio.Event()
-                with anyio.move_on_after(self._linger):
-                    await self._full.wait()
-            if self._to_delete:
-                chunk, self._to_delete = self._to_delete[:_BATCH], self._to_delete[_BATCH:]
-                await self._batch_call("delete_message_batch", chunk)
-            if self._to_release:
-                chunk, self._to_release = self._to_release[:_BATCH], self._to_release[_BATCH:]
-                async with self._visibility_lock:  # after any heartbeat in flight
-                    await self._batch_call("change_message_visibility_batch", chunk, visibility=0)
-            if self._to_return:
-                chunk, self._to_return = self._to_return[:_BATCH], self._to_return[_BATCH:]
-                async with self._visibility_lock:
-                    await self._batch_call(
-                        "change_message_visibility_batch",
-                        chunk,
-                        visibility=self._undelivered_delay,
-                    )
+    def _ready(self) -> bool:
+        return max(len(self._to_delete), len(self._to_release), len(self._to_return)) >= _BATCH
+
+    async def _flush_round(self) -> None:
+        if self._to_delete:
+            chunk, self._to_delete = self._to_delete[:_BATCH], self._to_delete[_BATCH:]
+            await self._batch_call("delete_message_batch", chunk)
+        if self._to_release:
+            chunk, self._to_release = self._to_release[:_BATCH], self._to_release[_BATCH:]
+            async with self._visibility_lock:  # after any heartbeat in flight
+                await self._batch_call("change_message_visibility_batch", chunk, visibility=0)
+        if self._to_return:
+            chunk, self._to_return = self._to_return[:_BATCH], self._to_return[_BATCH:]
+            async with self._visibility_lock:
+                await self._batch_call(
+                    "change_message_visibility_batch",
+                    chunk,
+                    visibility=self._undelivered_delay,
+                )
 
     async def _batch_call(
         self, operation: str, chunk: list[_Held], *, visibility: int | None = None
@@ -413,7 +391,7 @@ class SQSSource(LeasedQueue[_Held]):
             self._released += done
 
     def _unsent(self) -> int:
-        return len(self._to_delete) + len(self._to_release)
+        return len(self._to_delete) + len(self._to_release) + len(self._to_return)
 
     def statistics(self) -> SQSSourceStatistics:
         return SQSSourceStatistics(

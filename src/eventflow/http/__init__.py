@@ -28,3 +28,10 @@ __all__ = (
     "MAX_SYNC_PAYLOAD_BYTES",
     "DEFAULT_TIMEOUT_SECONDS",
 )
+
+# reprs and docs name the public module, not the private one a class is defined in
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = "eventflow.http"
+del _name, _obj

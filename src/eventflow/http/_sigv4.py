@@ -35,6 +35,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
+from .._errors import EventflowError
+
 __all__ = ("SigV4Verifier", "SignatureRejected", "as_credentials")
 
 _ALGORITHM: Final = "AWS4-HMAC-SHA256"
@@ -45,7 +47,7 @@ _MISMATCH: Final = (
 )
 
 
-class SignatureRejected(Exception):
+class SignatureRejected(EventflowError):
     """A request's Signature V4 did not verify.
 
     Attributes:
