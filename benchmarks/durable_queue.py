@@ -85,7 +85,8 @@ async def accepts_persist_queue(folder: Path, n: int, synchronous: str) -> float
 
     q = SQLiteAckQueue(str(folder / f"pq-{time.monotonic_ns()}"), multithreading=True)
     for conn in {id(q._conn): q._conn, id(q._putter): q._putter}.values():
-        conn.execute(f"PRAGMA synchronous={synchronous}")
+        if conn is not None:  # persist-queue opens both in its constructor
+            conn.execute(f"PRAGMA synchronous={synchronous}")
     limiter = anyio.CapacityLimiter(CALLERS)
 
     async def caller(first: int) -> None:

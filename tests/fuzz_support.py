@@ -7,9 +7,7 @@ A plain module (not a conftest): the fuzz tests import it by name.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-import datetime
 import functools
 import json
 import logging
@@ -18,14 +16,11 @@ from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Literal
 
 import structlog
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 from hypothesis import strategies as st
 
 import eventflow
 from eventflow.sources import Outcome
+from sns_support import Signer, make_signer
 
 # --------------------------------------------------------------------------- hostile JSON
 
@@ -377,44 +372,10 @@ def content_length(kind: str, body: bytes) -> list[tuple[bytes, bytes]]:
 # --------------------------------------------------------------------------- SNS signing
 
 
-@dataclasses.dataclass(frozen=True)
-class Signer:
-    """Signs messages as SNS does, with a key of its own (independent of the code under test)."""
-
-    key: rsa.RSAPrivateKey
-    pem: bytes
-
-    def sign(self, message: Mapping[str, Any], version: str = "1") -> dict[str, Any]:
-        signed = {**message, "SignatureVersion": version, "SigningCertURL": CERT_URL}
-        if signed["Type"] == "Notification":
-            keys = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
-        else:
-            keys = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn"]
-            keys.append("Type")
-        text = "".join(f"{k}\n{signed[k]}\n" for k in keys if k in signed).encode()
-        algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
-        signature = self.key.sign(text, padding.PKCS1v15(), algorithm)
-        signed["Signature"] = base64.b64encode(signature).decode()
-        return signed
-
-
 @functools.cache
 def signer() -> Signer:
     """One key and self-signed certificate per test session (a key costs about 50 ms)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return Signer(key, cert.public_bytes(serialization.Encoding.PEM))
+    return make_signer(CERT_URL)
 
 
 # --------------------------------------------------------------------------- in-process ASGI

@@ -8,9 +8,7 @@ here with a self-generated key and certificate, the way SNS signs them.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-import datetime
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -22,10 +20,6 @@ import httpx
 import pytest
 import pytest_asyncio
 import structlog
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
 import eventflow
 from eventflow.aws import AWSError
@@ -41,6 +35,7 @@ from eventflow.events import SNSEvent
 from eventflow.testing import VirtualClock
 from http_support import connect
 from http_support import serve_asgi as serve
+from sns_support import Signer, make_signer
 
 SNS = Path(__file__).resolve().parents[1] / "fixtures" / "events" / "sns"
 SIGNED = SNS / "signed"
@@ -67,42 +62,9 @@ def load(name: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- signing like SNS
 
 
-@dataclasses.dataclass(frozen=True)
-class Signer:
-    key: rsa.RSAPrivateKey
-    pem: bytes
-
-    def sign(self, message: dict[str, Any], version: str = "1") -> dict[str, Any]:
-        """Sign ``message`` as SNS does (independently of the code under test)."""
-        signed = {**message, "SignatureVersion": version, "SigningCertURL": TEST_CERT_URL}
-        if signed["Type"] == "Notification":
-            keys = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
-        else:
-            keys = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn"]
-            keys.append("Type")
-        text = "".join(f"{k}\n{signed[k]}\n" for k in keys if k in signed).encode()
-        algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
-        signature = self.key.sign(text, padding.PKCS1v15(), algorithm)
-        signed["Signature"] = base64.b64encode(signature).decode()
-        return signed
-
-
 @pytest.fixture(scope="module")
 def signer() -> Signer:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return Signer(key, cert.public_bytes(serialization.Encoding.PEM))
+    return make_signer(TEST_CERT_URL)
 
 
 def notification(**extra: Any) -> dict[str, Any]:
