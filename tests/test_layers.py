@@ -169,3 +169,33 @@ def test_the_sqlite_implementations_are_still_importable_by_their_public_paths()
         check=True,
     )
     assert result.stdout.split() == ["eventflow.queues", "True"]
+
+
+def _all_imports(path: Path) -> set[str]:
+    """The eventflow modules ``path`` imports anywhere, at module level or in a function."""
+    package = _module_name(path).rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                origin = ".".join([*base, node.module] if node.module else base)
+            else:
+                origin = node.module or ""
+            found.add(origin)
+            found.update(f"{origin}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.startswith("eventflow")}
+
+
+def test_http_imports_nothing_private_from_aws() -> None:
+    imported = {path.name: _all_imports(path) for path in sorted((PACKAGE / "http").glob("*.py"))}
+    # the check would pass vacuously if the scan missed the lazy import of eventflow.aws
+    assert any(m.startswith("eventflow.aws") for m in imported["_lambda_api.py"])
+    private = {
+        name: sorted(m for m in modules if m.startswith("eventflow.aws._"))
+        for name, modules in imported.items()
+    }
+    assert private == {name: [] for name in imported}

@@ -7,7 +7,8 @@ SNS over HTTP(S); :class:`CodePipelineJob`, :class:`CustomResource` and
 :class:`ConfigRuleEvaluation` make the call back that a CodePipeline job, a CloudFormation
 custom resource and a Config rule owe AWS; sinks write dead letters and destination
 records to SQS, SNS and EventBridge in Lambda's formats (and to Kinesis,
-:class:`KinesisSink`); :class:`SQSEventQueue` puts the
+:class:`KinesisSink`); :func:`sink_for_arn` makes the sink for a queue, topic or bus ARN,
+as Lambda's API names them; :class:`SQSEventQueue` puts the
 app's event queue itself on SQS, shared by every process that uses it. Every adapter takes
 ``endpoint_url=None, region_name=None`` and an optional aiobotocore ``session``, so it
 works against AWS, LocalStack or a moto server alike. Importing ``eventflow`` alone never
@@ -16,6 +17,8 @@ imports this package.
 
 from __future__ import annotations
 
+from ._arn_sinks import queue_url_for_arn as queue_url_for_arn
+from ._arn_sinks import sink_for_arn as sink_for_arn
 from ._callbacks import CodePipelineJob as CodePipelineJob
 from ._callbacks import ConfigRuleEvaluation as ConfigRuleEvaluation
 from ._callbacks import CustomResource as CustomResource
@@ -59,6 +62,8 @@ __all__ = (
     "SQSSourceStatistics",
     "SignatureError",
     "SinkStatistics",
+    "queue_url_for_arn",
+    "sink_for_arn",
     "verify_sns_signature",
 )
 

@@ -75,9 +75,16 @@ event-invoke config (what it leaves out falls back to the decorator's option), a
 merges into it (creating it if there is none), a Delete restores the decorator's options.
 Destination and dead-letter ARNs become :class:`eventflow.aws.SQSSink` (the queue URL is
 looked up with ``GetQueueUrl``), :class:`~eventflow.aws.SNSSink` and
-:class:`~eventflow.aws.EventBridgeSink`, created once per ARN with the standard AWS
-configuration (``AWS_ENDPOINT_URL`` and the like are honoured); the App opens each one
-(which checks the target) before it is used, and closes it when it stops.
+:class:`~eventflow.aws.EventBridgeSink` through :func:`eventflow.aws.sink_for_arn`, created
+once per ARN with the standard AWS configuration (``AWS_ENDPOINT_URL`` and the like are
+honoured); the App opens each one (which checks the target) before it is used, and closes
+it when it stops. A target that cannot be used is a 400 ``InvalidParameterValueException``
+whose message is the AWS adapters' (it says whether the target is missing, forbidden, or
+the credentials refused, and what to do).
+
+Operations are found in a table of (methods, path pattern, operation); the ASGI plumbing
+(body reading, lifespan, replies) is :mod:`eventflow._asgi`, shared with
+:class:`eventflow.aws.SNSEndpoint`.
 """
 
 from __future__ import annotations
@@ -86,15 +93,35 @@ import asyncio
 import base64
 import json
 import math
+import re
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs
 
 import structlog
 
+from .._asgi import (
+    CLOSE,
+    BodyMemory,
+    BodyOverMemory,
+    BodyTimedOut,
+    BodyTooLarge,
+    Disconnected,
+    Held,
+    Receive,
+    Reply,
+    Scope,
+    Send,
+    client_address,
+    json_reply,
+    read_body,
+    run_lifespan,
+    send_reply,
+    serve_scope,
+)
 from .._errors import (
     AppClosed,
     ConfigurationError,
@@ -107,7 +134,7 @@ from .._errors import (
 from .._handler import Handler
 from .._ids import new_request_id
 from .._payload import check_payload
-from ._arns import parse_arn, parse_function_name
+from ._arns import parse_function_name
 from ._sigv4 import SignatureRejected, SigV4Verifier
 
 if TYPE_CHECKING:
@@ -124,9 +151,6 @@ __all__ = (
     "DEFAULT_TIMEOUT_SECONDS",
 )
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 #: Largest Event payload accepted (Lambda's "1 MB"; the exact value is unconfirmed).
@@ -149,14 +173,9 @@ _RUNTIME: Final = f"python{sys.version_info.major}.{sys.version_info.minor}"
 # the two exceptions whose message member botocore's Lambda model spells "Message"
 _CAPITAL_MESSAGE: Final = frozenset({"ResourceNotFoundException", "ServiceException"})
 
-_INVOKE_PREFIX: Final = "/2015-03-31/functions"
-_CONFIG_PREFIX: Final = "/2019-09-25/functions/"
-_JSON: Final = (b"content-type", b"application/json")
 _EXECUTED: Final = (b"x-amz-executed-version", b"$LATEST")
 _UNHANDLED: Final = (b"x-amz-function-error", b"Unhandled")
 _EMPTY: Final = (b"content-length", b"0")
-# on an answer sent before the whole body was read: the rest is not worth receiving
-_CLOSE: Final = (b"connection", b"close")
 
 _log = structlog.get_logger("eventflow.http")
 
@@ -181,10 +200,6 @@ class _ApiError(Exception):
         self.members = members or {}
         self.headers = headers or []
         self.close = close  # answered before the body was read: close the connection
-
-
-class _Disconnected(Exception):
-    pass
 
 
 def _invalid(message: str) -> _ApiError:
@@ -220,13 +235,6 @@ class _FunctionState:
 
 
 @dataclass(frozen=True, slots=True)
-class _Reply:
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class LambdaAPIStatistics:
     """A snapshot of a :class:`LambdaAPI`'s counters for hostile or slow clients.
 
@@ -247,41 +255,6 @@ class LambdaAPIStatistics:
     over_memory: int
 
 
-class _BodyMemory:
-    """The bytes of request bodies held at once, across connections, and their bound."""
-
-    __slots__ = ("held", "limit")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.held = 0
-
-
-class _Held:
-    """The bytes one request holds in a :class:`_BodyMemory`; given back by ``release``."""
-
-    __slots__ = ("_memory", "bytes")
-
-    def __init__(self, memory: _BodyMemory) -> None:
-        self._memory = memory
-        self.bytes = 0
-
-    def grow_to(self, size: int) -> bool:
-        """Hold ``size`` bytes in all; False (holding no more) when they do not fit."""
-        more = size - self.bytes
-        if more <= 0:
-            return True
-        if self._memory.held + more > self._memory.limit:
-            return False
-        self._memory.held += more
-        self.bytes = size
-        return True
-
-    def release(self) -> None:
-        self._memory.held -= self.bytes
-        self.bytes = 0
-
-
 class LambdaAPI:
     """An ASGI 3 application speaking Lambda's REST API for an App's handlers.
 
@@ -298,8 +271,11 @@ class LambdaAPI:
 
     Args:
         app: The App whose handlers are the functions.
-        region: The region in function ARNs, and the region requests must be signed for.
+        region: The region in function ARNs, and the region requests must be signed for;
+            None (the default) for the App's (``app.region``). Give one only to serve
+            under another region than the App's own ARNs name.
         account_id: The account in function ARNs; ARNs naming another account are 404.
+            None (the default) for the App's (``app.account_id``).
         credentials: ``None`` to accept every request unsigned, or botocore ``Credentials``
             or an ``(access_key, secret_key)`` tuple: then every request must carry a valid
             AWS Signature V4 for them, service ``lambda``, in ``region`` (403 otherwise,
@@ -324,8 +300,8 @@ class LambdaAPI:
         self,
         app: App,
         *,
-        region: str = "us-east-1",
-        account_id: str = "000000000000",
+        region: str | None = None,
+        account_id: str | None = None,
         credentials: Any = None,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         max_body_memory: int = DEFAULT_MAX_BODY_MEMORY,
@@ -348,13 +324,14 @@ class LambdaAPI:
                 f"(one body of the largest size), got {max_body_memory!r}."
             )
         self._body_timeout = float(body_timeout)
-        self._memory = _BodyMemory(max_body_memory)
+        self._memory = BodyMemory(max_body_memory)
         self._unauthenticated = 0
         self._body_timeouts = 0
         self._over_memory = 0
         self._app = app
-        self.region = region
-        self.account_id = account_id
+        # the App's own ARNs and the API's must agree unless the caller says otherwise
+        self.region = region = app.region if region is None else region
+        self.account_id = account_id = app.account_id if account_id is None else account_id
         self._verifier = (
             SigV4Verifier(credentials, region=region, service="lambda")
             if credentials is not None
@@ -380,21 +357,7 @@ class LambdaAPI:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection: ``http`` requests and the ``lifespan`` protocol."""
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        elif kind == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-        else:
-            raise ValueError(f"LambdaAPI serves http and lifespan scopes, not {kind!r}.")
+        await serve_scope("LambdaAPI", scope, receive, send, http=self._http, lifespan=run_lifespan)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -402,7 +365,7 @@ class LambdaAPI:
                 reply = await self._dispatch(scope, receive)
             except _ApiError as error:
                 reply = self._error_reply(error)
-        except _Disconnected:
+        except Disconnected:
             return
         except Exception as bug:
             _log.exception(
@@ -414,27 +377,19 @@ class LambdaAPI:
             reply = self._error_reply(
                 _ApiError(500, "ServiceException", f"The Lambda API failed internally: {bug!r}.")
             )
-        await send(
-            {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
-        )
-        await send({"type": "http.response.body", "body": reply.body})
+        await send_reply(send, reply)
 
-    def _error_reply(self, error: _ApiError) -> _Reply:
+    def _error_reply(self, error: _ApiError) -> Reply:
         key = "Message" if error.code in _CAPITAL_MESSAGE else "message"
         body = {"Type": "Service" if error.status >= 500 else "User", key: error.message}
         body.update(error.members)
-        data = json.dumps(body).encode()
-        return _Reply(
+        return json_reply(
             error.status,
-            data,
-            (
-                (b"x-amzn-requestid", new_request_id().encode()),
-                (b"x-amzn-errortype", error.code.encode()),
-                _JSON,
-                (b"content-length", str(len(data)).encode()),
-                *error.headers,
-                *((_CLOSE,) if error.close else ()),
-            ),
+            body,
+            (b"x-amzn-requestid", new_request_id().encode()),
+            (b"x-amzn-errortype", error.code.encode()),
+            *error.headers,
+            *((CLOSE,) if error.close else ()),
         )
 
     def _unauthenticated_error(
@@ -447,11 +402,11 @@ class LambdaAPI:
             reason=str(rejected),
             method=scope["method"],
             path=scope["path"],
-            client=_client(scope),
+            client=client_address(scope),
         )
         return _ApiError(403, rejected.code, str(rejected), close=close)
 
-    async def _dispatch(self, scope: Scope, receive: Receive) -> _Reply:
+    async def _dispatch(self, scope: Scope, receive: Receive) -> Reply:
         method: str = scope["method"]
         full_path: str = scope["path"]
         # mounted under Starlette/FastAPI, the path still carries the mount's root_path
@@ -473,9 +428,7 @@ class LambdaAPI:
                 verifier.check_headers(headers)
             except SignatureRejected as rejected:
                 raise self._unauthenticated_error(scope, rejected, close=True) from None
-        if length > MAX_SYNC_PAYLOAD_BYTES:
-            raise self._too_large(MAX_SYNC_PAYLOAD_BYTES, close=True)
-        held = _Held(self._memory)
+        held = Held(self._memory)
         try:
             body = await self._read_body(scope, receive, length, held)
             if verifier is not None:
@@ -489,27 +442,52 @@ class LambdaAPI:
                     )
                 except SignatureRejected as rejected:
                     raise self._unauthenticated_error(scope, rejected, close=False) from None
-            return await self._route(method, path, scope, invocation_type, log_type, body)
+            for methods, pattern, operation in _OPERATIONS:
+                found = pattern.fullmatch(path)
+                if found is not None and method in methods:
+                    request = _Request(
+                        scope=scope,
+                        method=method,
+                        name=found["name"] if pattern.groups else "",
+                        query=scope.get("query_string", b""),
+                        body=body,
+                        invocation_type=invocation_type,
+                        log_type=log_type,
+                    )
+                    return await operation(self, request)
         finally:
             held.release()
+        raise _ApiError(
+            404,
+            "UnknownOperationException",
+            f"No Lambda operation matches {method} {path}; see the LambdaAPI docstring for the "
+            "operations served.",
+        )
 
-    async def _read_body(self, scope: Scope, receive: Receive, declared: int, held: _Held) -> bytes:
+    async def _read_body(self, scope: Scope, receive: Receive, declared: int, held: Held) -> bytes:
         """The whole request body, received within ``body_timeout`` and ``max_body_memory``."""
-        if not held.grow_to(max(declared, 0)):  # the client will send this much
-            raise self._over_memory_error(scope, declared)
         try:
-            async with asyncio.timeout(self._body_timeout):
-                body = await _receive_body(receive, MAX_SYNC_PAYLOAD_BYTES, held)
-        except TimeoutError:
+            return await read_body(
+                receive,
+                limit=MAX_SYNC_PAYLOAD_BYTES,
+                timeout=self._body_timeout,
+                declared=declared,
+                held=held,
+            )
+        except BodyTooLarge:
+            raise self._too_large(MAX_SYNC_PAYLOAD_BYTES, close=True) from None
+        except BodyOverMemory as over:
+            raise self._over_memory_error(scope, over.size) from None
+        except BodyTimedOut as late:
             self._body_timeouts += 1
             _log.warning(
                 "lambda_api.body_timeout",
-                received=held.bytes if declared < 0 else None,
+                received=late.received if declared < 0 else None,
                 declared=declared if declared >= 0 else None,
                 timeout=self._body_timeout,
                 method=scope["method"],
                 path=scope["path"],
-                client=_client(scope),
+                client=client_address(scope),
             )
             raise _ApiError(
                 408,
@@ -518,11 +496,6 @@ class LambdaAPI:
                 "the whole body at once, or raise the endpoint's body_timeout.",
                 close=True,
             ) from None
-        if body is None:
-            raise self._too_large(MAX_SYNC_PAYLOAD_BYTES, close=True)
-        if isinstance(body, int):
-            raise self._over_memory_error(scope, body)
-        return body
 
     def _over_memory_error(self, scope: Scope, size: int) -> _ApiError:
         self._over_memory += 1
@@ -534,7 +507,7 @@ class LambdaAPI:
             max_body_memory=memory.limit,
             method=scope["method"],
             path=scope["path"],
-            client=_client(scope),
+            client=client_address(scope),
         )
         return _ApiError(
             429,
@@ -546,68 +519,51 @@ class LambdaAPI:
             close=True,
         )
 
-    async def _route(
-        self,
-        method: str,
-        path: str,
-        scope: Scope,
-        invocation_type: bytes | None,
-        log_type: bytes | None,
-        body: bytes,
-    ) -> _Reply:
-        query: bytes = scope.get("query_string", b"")
-        if path.startswith(_INVOKE_PREFIX):
-            rest = path[len(_INVOKE_PREFIX) :]
-            if rest in ("", "/"):
-                if method == "GET":
-                    return self._list_functions(query)
-            elif rest[0] == "/":
-                name, _, tail = rest[1:].partition("/")
-                if tail == "invocations" and method == "POST":
-                    context = _client_context(scope)
-                    return await self._invoke(name, query, invocation_type, log_type, body, context)
-                if tail == "" and method == "GET":
-                    return self._get_function(self._handler(name, query))
-                if tail == "configuration":
-                    if method == "GET":
-                        return self._reply(200, self._configuration(self._handler(name, query)))
-                    if method == "PUT":
-                        return await self._update_configuration(self._handler(name, query), body)
-        elif path.startswith(_CONFIG_PREFIX):
-            name, _, tail = path[len(_CONFIG_PREFIX) :].partition("/")
-            if tail == "event-invoke-config":
-                if method == "GET":
-                    return self._get_invoke_config(self._handler(name, query))
-                if method in ("PUT", "POST"):
-                    return await self._put_invoke_config(
-                        self._handler(name, query), body, merge=method == "POST"
-                    )
-                if method == "DELETE":
-                    return await self._delete_invoke_config(self._handler(name, query))
-            elif tail == "event-invoke-config/list" and method == "GET":
-                return self._list_invoke_configs(self._handler(name, b""), query)
-        raise _ApiError(
-            404,
-            "UnknownOperationException",
-            f"No Lambda operation matches {method} {path}; see the LambdaAPI docstring for the "
-            "operations served.",
+    # -- operations (see _OPERATIONS) --------------------------------------------
+
+    async def _op_invoke(self, request: _Request) -> Reply:
+        return await self._invoke(
+            request.name,
+            request.query,
+            request.invocation_type,
+            request.log_type,
+            request.body,
+            _client_context(request.scope),
         )
+
+    async def _op_list_functions(self, request: _Request) -> Reply:
+        return self._list_functions(request.query)
+
+    async def _op_get_function(self, request: _Request) -> Reply:
+        return self._get_function(self._handler(request.name, request.query))
+
+    async def _op_get_configuration(self, request: _Request) -> Reply:
+        return self._reply(200, self._configuration(self._handler(request.name, request.query)))
+
+    async def _op_update_configuration(self, request: _Request) -> Reply:
+        handler = self._handler(request.name, request.query)
+        return await self._update_configuration(handler, request.body)
+
+    async def _op_get_invoke_config(self, request: _Request) -> Reply:
+        return self._get_invoke_config(self._handler(request.name, request.query))
+
+    async def _op_put_invoke_config(self, request: _Request) -> Reply:
+        handler = self._handler(request.name, request.query)
+        # Put replaces the config, Update (a POST) merges into it
+        return await self._put_invoke_config(handler, request.body, merge=request.method == "POST")
+
+    async def _op_delete_invoke_config(self, request: _Request) -> Reply:
+        return await self._delete_invoke_config(self._handler(request.name, request.query))
+
+    async def _op_list_invoke_configs(self, request: _Request) -> Reply:
+        # the query holds MaxItems here, not a Qualifier
+        return self._list_invoke_configs(self._handler(request.name, b""), request.query)
 
     # -- helpers ------------------------------------------------------------------
 
     @staticmethod
-    def _reply(status: int, body: Any, *headers: tuple[bytes, bytes]) -> _Reply:
-        data = json.dumps(body).encode()
-        return _Reply(
-            status,
-            data,
-            (
-                (b"x-amzn-requestid", new_request_id().encode()),
-                _JSON,
-                (b"content-length", str(len(data)).encode()),
-                *headers,
-            ),
-        )
+    def _reply(status: int, body: Any, *headers: tuple[bytes, bytes]) -> Reply:
+        return json_reply(status, body, (b"x-amzn-requestid", new_request_id().encode()), *headers)
 
     @staticmethod
     def _too_large(limit: int, *, close: bool = False) -> _ApiError:
@@ -667,7 +623,7 @@ class LambdaAPI:
         log_type: bytes | None,
         body: bytes,
         client_context: dict[str, Any] | None = None,
-    ) -> _Reply:
+    ) -> Reply:
         name = self._function_name(name_text, query)
         # absent means RequestResponse; an empty value is a wrong value, refused below
         kind = b"RequestResponse" if invocation_type is None else invocation_type
@@ -700,12 +656,12 @@ class LambdaAPI:
                     accepted = app.invoke_nowait(name, payload)
                 else:  # the 202 waits until the shared queue has stored the event
                     accepted = await app.invoke(name, payload)
-                return _Reply(
+                return Reply(
                     202, b"", ((b"x-amzn-requestid", accepted.request_id.encode()), _EMPTY)
                 )
             if kind == b"DryRun":
                 dry = app.invoke_nowait(name, payload, invocation_type="DryRun")
-                return _Reply(204, b"", ((b"x-amzn-requestid", dry.request_id.encode()),))
+                return Reply(204, b"", ((b"x-amzn-requestid", dry.request_id.encode()),))
             result = await app.invoke(
                 name, payload, invocation_type="RequestResponse", client_context=client_context
             )
@@ -725,19 +681,13 @@ class LambdaAPI:
             ) from None
         except InvalidPayload as too_large:  # larger than the shared queue's messages
             raise _ApiError(413, "RequestTooLargeException", str(too_large)) from None
-        data = json.dumps(result.payload).encode()
-        headers = [
-            (b"x-amzn-requestid", result.request_id.encode()),
-            _JSON,
-            (b"content-length", str(len(data)).encode()),
-            _EXECUTED,
-        ]
+        headers = [(b"x-amzn-requestid", result.request_id.encode()), _EXECUTED]
         if result.function_error is not None:
             headers.append(_UNHANDLED)
         if log_type == b"Tail":
             tail = result.log.encode("utf-8")[-_LOG_TAIL_BYTES:]
             headers.append((b"x-amz-log-result", base64.b64encode(tail)))
-        return _Reply(200, data, tuple(headers))
+        return json_reply(200, result.payload, *headers)
 
     # -- functions ----------------------------------------------------------------
 
@@ -771,7 +721,7 @@ class LambdaAPI:
             out["DeadLetterConfig"] = {"TargetArn": state.dead_letter_arn}
         return out
 
-    def _get_function(self, handler: Handler) -> _Reply:
+    def _get_function(self, handler: Handler) -> Reply:
         body: dict[str, Any] = {
             "Configuration": self._configuration(handler),
             "Code": {"RepositoryType": "eventflow"},
@@ -780,7 +730,7 @@ class LambdaAPI:
             body["Concurrency"] = {"ReservedConcurrentExecutions": handler.concurrency}
         return self._reply(200, body)
 
-    def _list_functions(self, query: bytes) -> _Reply:
+    def _list_functions(self, query: bytes) -> Reply:
         params = parse_qs(query.decode("latin-1")) if query else {}
         max_items = params.get("MaxItems", [str(_LIST_PAGE)])[0]
         if not max_items.isdigit() or not 1 <= int(max_items) <= 10_000:
@@ -799,7 +749,7 @@ class LambdaAPI:
             body["NextMarker"] = _encode_marker(names[page])
         return self._reply(200, body)
 
-    async def _update_configuration(self, handler: Handler, body: bytes) -> _Reply:
+    async def _update_configuration(self, handler: Handler, body: bytes) -> Reply:
         fields = _json_object(body)
         unsupported = sorted(set(fields) - {"Timeout", "DeadLetterConfig"})
         if unsupported:
@@ -863,7 +813,7 @@ class LambdaAPI:
         }
         return out
 
-    def _get_invoke_config(self, handler: Handler) -> _Reply:
+    def _get_invoke_config(self, handler: Handler) -> Reply:
         state = self._functions.get(handler.name)
         if state is None or state.invoke_config is None:
             raise _ApiError(
@@ -874,7 +824,7 @@ class LambdaAPI:
             )
         return self._reply(200, self._invoke_config_body(handler, state.invoke_config))
 
-    def _list_invoke_configs(self, handler: Handler, query: bytes) -> _Reply:
+    def _list_invoke_configs(self, handler: Handler, query: bytes) -> Reply:
         params = parse_qs(query.decode("latin-1")) if query else {}
         max_items = params.get("MaxItems", ["50"])[0]
         if not max_items.isdigit() or not 1 <= int(max_items) <= 50:
@@ -885,7 +835,7 @@ class LambdaAPI:
             configs.append(self._invoke_config_body(handler, state.invoke_config))
         return self._reply(200, {"FunctionEventInvokeConfigs": configs})
 
-    async def _put_invoke_config(self, handler: Handler, body: bytes, *, merge: bool) -> _Reply:
+    async def _put_invoke_config(self, handler: Handler, body: bytes, *, merge: bool) -> Reply:
         fields = _json_object(body)
         allowed = {"MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig"}
         unknown = sorted(set(fields) - allowed)
@@ -927,7 +877,7 @@ class LambdaAPI:
             await self._apply(handler, candidate, new_sinks)
         return self._reply(200, self._invoke_config_body(handler, new))
 
-    async def _delete_invoke_config(self, handler: Handler) -> _Reply:
+    async def _delete_invoke_config(self, handler: Handler) -> Reply:
         async with self._config_lock:
             state = self._functions.get(handler.name)
             if state is None or state.invoke_config is None:
@@ -944,7 +894,7 @@ class LambdaAPI:
                 dead_letter_arn=state.dead_letter_arn,
             )
             await self._apply(handler, candidate)
-        return _Reply(204, b"", ((b"x-amzn-requestid", new_request_id().encode()),))
+        return Reply(204, b"", ((b"x-amzn-requestid", new_request_id().encode()),))
 
     # -- applying -------------------------------------------------------------------
 
@@ -997,54 +947,14 @@ class LambdaAPI:
         sink = self._sinks.get(arn) or new_sinks.get(arn)
         if sink is not None:
             return sink
-        parsed = parse_arn(arn)
-        kinds = {"sqs": "an SQS queue", "sns": "an SNS topic", "events": "an EventBridge bus"}
-        expected = " or ".join(kinds[s] for s in services)
-        if parsed is None or parsed.service not in services or not parsed.region:
-            raise _invalid(f"{field_name} must be the ARN of {expected}, got {arn!r}.")
-        from ..aws import EventBridgeSink, SNSSink, SQSSink
+        from ..aws import sink_for_arn
 
-        if parsed.service == "sqs":
-            url = await _queue_url(parsed.region, parsed.account, parsed.resource, field_name)
-            sink = SQSSink(url, endpoint_url=None, region_name=parsed.region)
-        elif parsed.service == "sns":
-            sink = SNSSink(arn, endpoint_url=None, region_name=parsed.region)
-        else:
-            kind, _, bus = parsed.resource.partition("/")
-            if kind != "event-bus" or not bus:
-                raise _invalid(
-                    f"{field_name} must be an EventBridge bus ARN "
-                    f"'arn:aws:events:region:account:event-bus/name', got {arn!r}."
-                )
-            sink = EventBridgeSink(bus, endpoint_url=None, region_name=parsed.region)
+        try:
+            sink = await sink_for_arn(arn, services=services, label=field_name)
+        except EventflowError as exc:  # a malformed ARN, or the AWS error map's message
+            raise _invalid(str(exc)) from None
         new_sinks[arn] = sink
         return sink
-
-
-async def _queue_url(region: str, account: str, name: str, field_name: str) -> str:
-    """Look up an SQS queue's URL with the standard AWS configuration."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from ..aws._clients import shared_client
-
-    try:
-        async with shared_client("sqs", region_name=region) as client:
-            params = {"QueueName": name}
-            if account:
-                params["QueueOwnerAWSAccountId"] = account
-            response = await client.get_queue_url(**params)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        raise _invalid(
-            f"{field_name} names the SQS queue {name!r} in account {account or '?'}, which "
-            f"could not be found ({code}); create it first."
-        ) from None
-    except BotoCoreError as exc:
-        raise _invalid(
-            f"{field_name}: the SQS queue {name!r} could not be looked up ({exc}); check the "
-            "AWS configuration (AWS_ENDPOINT_URL, credentials, region)."
-        ) from None
-    return str(response["QueueUrl"])
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
@@ -1098,26 +1008,6 @@ def _destinations(value: Any) -> dict[str, str | None]:
     return out
 
 
-async def _receive_body(receive: Receive, limit: int, held: _Held) -> bytes | int | None:
-    """The whole request body; None once it grows past ``limit`` bytes, or its size so far
-    once ``held`` cannot grow to hold it."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        if not held.grow_to(size):
-            return size
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 def _encode_marker(name: str) -> str:
     """The opaque ``NextMarker``: the next page's first function name, base64url."""
     return base64.urlsafe_b64encode(name.encode()).decode()
@@ -1156,8 +1046,49 @@ def _client_context(scope: Scope) -> dict[str, Any] | None:
     return value
 
 
-def _client(scope: Scope) -> str | None:
-    client = scope.get("client")
-    if client:
-        return f"{client[0]}:{client[1]}"
-    return None
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What an operation of the table below is given."""
+
+    scope: Scope
+    method: str
+    name: str  # the {name} of the path, as given: a name or an ARN
+    query: bytes
+    body: bytes
+    invocation_type: bytes | None
+    log_type: bytes | None
+
+
+_Operation = Callable[[LambdaAPI, _Request], Awaitable[Reply]]
+_NAME: Final = "(?P<name>[^/]*)"
+# (methods, path, operation), tried in order; no match is a 404 UnknownOperationException
+_OPERATIONS: Final[tuple[tuple[frozenset[str], re.Pattern[str], _Operation], ...]] = tuple(
+    (frozenset(methods.split()), re.compile(path), operation)
+    for methods, path, operation in (
+        ("POST", f"/2015-03-31/functions/{_NAME}/invocations", LambdaAPI._op_invoke),
+        ("GET", "/2015-03-31/functions/?", LambdaAPI._op_list_functions),
+        ("GET", f"/2015-03-31/functions/{_NAME}/?", LambdaAPI._op_get_function),
+        ("GET", f"/2015-03-31/functions/{_NAME}/configuration", LambdaAPI._op_get_configuration),
+        ("PUT", f"/2015-03-31/functions/{_NAME}/configuration", LambdaAPI._op_update_configuration),
+        (
+            "GET",
+            f"/2019-09-25/functions/{_NAME}/event-invoke-config",
+            LambdaAPI._op_get_invoke_config,
+        ),
+        (
+            "PUT POST",
+            f"/2019-09-25/functions/{_NAME}/event-invoke-config",
+            LambdaAPI._op_put_invoke_config,
+        ),
+        (
+            "DELETE",
+            f"/2019-09-25/functions/{_NAME}/event-invoke-config",
+            LambdaAPI._op_delete_invoke_config,
+        ),
+        (
+            "GET",
+            f"/2019-09-25/functions/{_NAME}/event-invoke-config/list",
+            LambdaAPI._op_list_invoke_configs,
+        ),
+    )
+)
