@@ -38,6 +38,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from types import FrameType, ModuleType
 from typing import Any
 
@@ -138,8 +139,9 @@ def find_sns_endpoints(module: ModuleType, app: App) -> dict[str, Any]:
 class Router:
     """A minimal ASGI router: SNS endpoints by exact path, everything else to ``default``.
 
-    ``lifespan`` goes to ``default`` (the Lambda API) only; the SNS endpoints' start-up
-    check (their handler exists) is made before serving.
+    ``lifespan`` goes to ``default`` (the Lambda API), with the mounts entered around it
+    (an SNS endpoint's certificate fetches live in it); the SNS endpoints' start-up check
+    (their handler exists) is made before serving.
     """
 
     def __init__(self, default: ASGIApp, mounts: Mapping[str, ASGIApp]) -> None:
@@ -157,6 +159,13 @@ class Router:
             if target is not None:
                 await target(scope, receive, send)
                 return
+        elif scope["type"] == "lifespan":
+            async with AsyncExitStack() as mounts:
+                for mount in self.mounts.values():
+                    if isinstance(mount, AbstractAsyncContextManager):
+                        await mounts.enter_async_context(mount)
+                await self.default(scope, receive, send)
+            return
         await self.default(scope, receive, send)
 
 

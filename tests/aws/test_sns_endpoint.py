@@ -16,19 +16,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 import pytest
 import pytest_asyncio
 import structlog
 
 import eventflow
+from aws_support import until
 from eventflow.aws import AWSError
-from eventflow.aws._sns_http import (
+from eventflow.aws._sns_http import SNSEndpoint, fetch_certificate, http_get_status
+from eventflow.aws._sns_signature import (
     SignatureError,
-    SNSEndpoint,
     check_signing_cert_url,
-    fetch_certificate,
-    http_get_status,
     verify_sns_signature,
 )
 from eventflow.events import SNSEvent
@@ -196,11 +196,13 @@ def harness(server: tuple[Switch, httpx.AsyncClient]) -> MakeHarness:
         switch.target = endpoint
         try:
             h = Harness(app, endpoint, client, received)
+            # entered as its lifespan would: its certificate fetches run in its task group
             if start_app:
-                async with app:
+                async with app, endpoint:
                     yield h
             else:
-                yield h
+                async with endpoint:
+                    yield h
         finally:
             switch.target = None
 
@@ -876,6 +878,142 @@ async def test_the_default_fetchers_speak_http_without_following_redirects() -> 
             await fetch_certificate(f"{url}/moved.pem")
         assert await http_get_status(f"{url}/cert.pem") == 200
         assert await http_get_status(f"{url}/moved.pem") == 302
+
+
+# --------------------------------------------------------------------------- who runs a fetch
+
+
+class Deadline:
+    """ASGI middleware: a request with ``x-test-deadline: <seconds>`` is cancelled after that
+    long and answered 504, as a server's request timeout would; ``expired`` counts them, and
+    ``deadlines`` holds their cancel scopes."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.expired = 0
+        self.deadlines: list[anyio.CancelScope] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers", ())) if scope["type"] == "http" else {}
+        seconds = headers.get(b"x-test-deadline")
+        if seconds is None:
+            await self.inner(scope, receive, send)
+            return
+        with anyio.move_on_after(float(seconds)) as deadline:
+            self.deadlines.append(deadline)
+            await self.inner(scope, receive, send)
+        if deadline.cancelled_caught:
+            self.expired += 1
+            await send({"type": "http.response.start", "status": 504, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+
+class Gate:
+    """A cert_fetcher that waits until opened, then serves ``pem``; it records its calls."""
+
+    def __init__(self, pem: bytes) -> None:
+        self.pem = pem
+        self.calls: list[str] = []
+        self.open = asyncio.Event()
+
+    async def __call__(self, url: str) -> bytes:
+        self.calls.append(url)
+        await self.open.wait()
+        return self.pem
+
+
+async def _post(
+    client: httpx.AsyncClient, message: dict[str, Any], headers: dict[str, str] | None = None
+) -> Any:
+    sent = {"x-amz-sns-message-type": str(message["Type"]), **(headers or {})}
+    return await client.post("/sns", content=json.dumps(message), headers=sent)
+
+
+@pytest.mark.parametrize("entered", [True, False], ids=["entered", "not-entered"])
+async def test_a_waiting_request_that_is_cancelled_does_not_cancel_the_shared_fetch(
+    signer: Signer, entered: bool
+) -> None:
+    @eventflow.handler(max_retries=0)
+    async def on_sns(event: Any, context: eventflow.Context) -> None:
+        return None
+
+    gate = Gate(signer.pem)
+    app = eventflow.App(handlers=[on_sns], concurrency=2)
+    endpoint = SNSEndpoint(app, on_sns, cert_fetcher=gate)
+    # served with the lifespan, the endpoint is entered; mounted without one, it is not
+    served = Deadline(endpoint) if entered else Deadline(NoLifespan(endpoint))
+    async with (
+        app,
+        serve(served) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        # Given a request that starts a certificate fetch and gives up waiting for it
+        first = asyncio.create_task(
+            _post(
+                client,
+                signer.sign(notification(MessageId="gives-up")),
+                {"x-test-deadline": "0.3"},
+            )
+        )
+        await until(lambda: bool(gate.calls), timeout=5)
+        # and another that waits for the same certificate
+        second = asyncio.create_task(_post(client, signer.sign(notification(MessageId="waits"))))
+        await until(lambda: any(d.cancel_called for d in served.deadlines), timeout=5)
+        # When the certificate arrives
+        gate.open.set()
+        # Then the first was cancelled, and the second is answered from the one fetch
+        assert (await first).status_code == 504
+        assert served.expired == 1
+        assert (await second).status_code == 200
+        assert (
+            await _post(client, signer.sign(notification(MessageId="later")))
+        ).status_code == 200
+        await app.drain(timeout=5)
+    assert gate.calls == [TEST_CERT_URL]
+    assert endpoint.statistics().cert_fetches == 1
+    assert endpoint.statistics().accepted == 2
+
+
+class NoLifespan:
+    """Forwards requests only, as a mount in a framework that gives mounts no lifespan."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await self.inner(scope, receive, send)
+
+
+@on_module_loop
+async def test_leaving_the_endpoint_cancels_its_fetches_and_their_requests_get_502(
+    signer: Signer, server: tuple[Switch, httpx.AsyncClient]
+) -> None:
+    switch, client = server
+    app = eventflow.App(handlers=[], concurrency=1)
+    gate = Gate(signer.pem)
+    endpoint = SNSEndpoint(app, "on_sns", cert_fetcher=gate)
+    switch.target = endpoint
+    try:
+        async with endpoint:
+            # Given a request waiting for a certificate fetch
+            waiting = asyncio.create_task(_post(client, signer.sign(notification())))
+            await until(lambda: bool(gate.calls), timeout=5)
+        # When the endpoint is left (its lifespan ends), the fetch is cancelled
+        answer = await waiting
+    finally:
+        switch.target = None
+    # Then the request is answered 502, so SNS delivers it again; nothing is remembered
+    assert answer.status_code == 502
+    assert "stopped while fetching" in answer.json()["message"]
+    assert endpoint.statistics().cert_failures_kept == 0
+    with pytest.raises(RuntimeError, match="entered already"):
+        async with endpoint, endpoint:
+            pass
 
 
 # --------------------------------------------------------------------------- ASGI and options

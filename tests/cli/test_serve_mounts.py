@@ -67,3 +67,21 @@ async def test_router_sends_sns_paths_to_their_endpoint_and_the_rest_to_the_lamb
     assert sns.status_code == 400 and "sns" in sns.text.lower()  # the endpoint's own refusal
     assert functions.status_code == 200
     assert [f["FunctionName"] for f in functions.json()["Functions"]] == ["on-order"]
+
+
+async def test_the_router_lifespan_enters_the_sns_endpoints_for_their_fetches() -> None:
+    from eventflow._cli_serve import Router
+    from eventflow.http import LambdaAPI
+    from http_support import serve_asgi
+
+    handler = eventflow.Handler(_noop, name="on-order")
+    app = eventflow.App(handlers=[handler])
+    endpoint = SNSEndpoint(app, handler)
+    async with app, serve_asgi(Router(LambdaAPI(app), {"/sns/orders": endpoint})):
+        # while served, the endpoint is entered: its fetches run in its own task group
+        with pytest.raises(RuntimeError, match="entered already"):
+            async with endpoint:
+                pass
+    # the server's shutdown left it: it can be entered again
+    async with endpoint:
+        pass

@@ -30,10 +30,10 @@ from ._sinks import EventBridgeSink as EventBridgeSink
 from ._sinks import SinkStatistics as SinkStatistics
 from ._sinks import SNSSink as SNSSink
 from ._sinks import SQSSink as SQSSink
-from ._sns_http import SignatureError as SignatureError
 from ._sns_http import SNSEndpoint as SNSEndpoint
 from ._sns_http import SNSEndpointStatistics as SNSEndpointStatistics
-from ._sns_http import verify_sns_signature as verify_sns_signature
+from ._sns_signature import SignatureError as SignatureError
+from ._sns_signature import verify_sns_signature as verify_sns_signature
 from ._sqs_batch import SQSBatchSource as SQSBatchSource
 from ._sqs_batch import SQSBatchSourceStatistics as SQSBatchSourceStatistics
 from ._sqs_queue import SQSEventQueue as SQSEventQueue

@@ -76,7 +76,7 @@ async def queue_url_for_arn(
             (``AWS_ENDPOINT_URL`` and the like are honoured).
         region_name: The client's region; None for the ARN's.
         session: An aiobotocore session; None for the default one.
-        label: What ``arn`` is, as the subject of error messages.
+        label: What ``arn`` is, as the subject of the message for a malformed ARN.
 
     Raises:
         ConfigurationError: ``arn`` is not an SQS queue ARN with a region.
@@ -100,7 +100,7 @@ async def queue_url_for_arn(
             what="SQS queue",
             resource=arn,
             iam_action="sqs:GetQueueUrl",
-            check_hint=f"correct {label}",
+            check_hint="name an existing queue",
         )
     return str(response["QueueUrl"])
 
@@ -126,8 +126,8 @@ async def sink_for_arn(
             configuration (``AWS_ENDPOINT_URL`` and the like are honoured).
         region_name: The sink's region; None for the ARN's.
         session: An aiobotocore session; None for the default one.
-        label: What ``arn`` is, as the subject of error messages (such as the field that
-            held it).
+        label: What ``arn`` is, as the subject of the message for an ARN of the wrong
+            kind (such as the field that held it).
 
     Raises:
         ConfigurationError: ``arn`` is not the ARN of an accepted kind of target.

@@ -70,31 +70,57 @@ get the same answer without a fetch. Fetches are rate bounded by a token bucket
 clock), so forged messages naming ever new URLs on SNS hosts cannot make the endpoint fetch
 more than that; over the bound the message is answered 503 and SNS delivers it again.
 Cached certificates are used whatever the bucket holds.
+
+Who runs a fetch. The endpoint owns its certificate fetches in a task group that lives
+while the endpoint is entered: the ASGI ``lifespan`` enters it (uvicorn serving it alone,
+``eventflow serve`` mounting it), or enter it yourself where it is mounted without a
+lifespan of its own (``async with app, endpoint:`` in a FastAPI or Starlette lifespan).
+Every request that needs a certificate being fetched waits for that one fetch; a request
+that gives up (is cancelled) stops waiting, and the fetch goes on for the others. Leaving
+the endpoint cancels the fetches still running (their requests are answered 502). An
+endpoint that is not entered still works: the request that starts a fetch runs it itself,
+shielded from its own cancellation, so the others waiting for it are not cancelled with it.
+A fetch is bounded to 15 seconds (SNS gives a delivery 15 s in all), whoever runs it.
+
+The signature rules and cryptography are :mod:`eventflow.aws._sns_signature` (no I/O);
+the ASGI plumbing (body reading, lifespan, replies) is :mod:`eventflow._asgi`, shared with
+:class:`eventflow.http.LambdaAPI`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import functools
 import json
 import math
-import re
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 from urllib.parse import urlsplit
 
 import aiohttp
+import anyio
+import anyio.abc
 import structlog
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from .._asgi import (
+    CLOSE,
+    BodyTimedOut,
+    BodyTooLarge,
+    Disconnected,
+    Receive,
+    Reply,
+    Scope,
+    Send,
+    client_address,
+    json_reply,
+    read_body,
+    run_lifespan,
+    send_reply,
+    serve_scope,
+)
 from .._errors import (
     AppClosed,
     ConfigurationError,
@@ -109,6 +135,14 @@ from .._payload import check_payload
 from ._errors import AWSError
 from ._routes import router_for, sns_routes
 from ._shapes import sns_lambda_event as lambda_event
+from ._sns_signature import (
+    SignatureError,
+    check_before_fetch,
+    message_field,
+    public_key,
+    sns_url_problem,
+    verify_with_key,
+)
 
 if TYPE_CHECKING:
     from .._app import App
@@ -117,18 +151,12 @@ if TYPE_CHECKING:
 __all__ = (
     "SNSEndpoint",
     "SNSEndpointStatistics",
-    "SignatureError",
-    "verify_sns_signature",
-    "check_signing_cert_url",
     "lambda_event",
     "fetch_certificate",
     "http_get_status",
     "DEFAULT_MAX_BODY_BYTES",
 )
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 CertFetcher = Callable[[str], Awaitable[bytes]]
 HttpGet = Callable[[str], Awaitable[int]]
 
@@ -150,225 +178,13 @@ DEFAULT_CERT_FETCH_RATE: Final = 1.0
 # failed certificate URLs remembered at once, oldest forgotten first
 _CERT_FAILURES_KEPT: Final = 1000
 _MAX_CERT_BYTES: Final = 65_536
+# seconds a certificate fetch may take, whoever runs it: SNS gives a delivery 15 s in all
+_FETCH_BOUND: Final = 15.0
 _RETRY_AFTER: Final = "1"
 
 _log = structlog.get_logger("eventflow.sns")
 
 _MESSAGE_TYPES: Final = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
-_NOTIFICATION_KEYS: Final = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
-_CONFIRMATION_KEYS: Final = (
-    "Message",
-    "MessageId",
-    "SubscribeURL",
-    "Timestamp",
-    "Token",
-    "TopicArn",
-    "Type",
-)
-# The Lambda event spells these URLs differently from the HTTP(S) and SQS envelopes.
-_SPELLINGS: Final = {
-    "SigningCertURL": ("SigningCertURL", "SigningCertUrl"),
-    "UnsubscribeURL": ("UnsubscribeURL", "UnsubscribeUrl"),
-    "SubscribeURL": ("SubscribeURL", "SubscribeUrl"),
-}
-_HASHES: Final[Mapping[str, Callable[[], hashes.HashAlgorithm]]] = {
-    "1": hashes.SHA1,
-    "2": hashes.SHA256,
-}
-_SNS_HOST: Final = re.compile(r"sns\.[a-zA-Z0-9\-]{3,}\.amazonaws\.com(\.cn)?")
-# Lambda delivers these attribute types as "String" (spec §6.3).
-_LAMBDA_ATTRIBUTE_TYPES: Final = {"Number": "String", "String.Array": "String"}
-
-
-class SignatureError(AWSError):
-    """An SNS message failed signature verification.
-
-    Attributes:
-        reason: Which check failed: ``missing_signature``, ``unsupported_signature_version``,
-            ``bad_certificate_url``, ``bad_certificate``, ``bad_signature`` or
-            ``malformed_message`` (a signed field is not a string, or ``Type`` is unknown).
-    """
-
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-# --------------------------------------------------------------------------- verification
-
-
-def _get(message: Mapping[str, Any], key: str) -> Any:
-    """The value of ``key`` under any of its spellings, or None (absent and null alike)."""
-    for spelling in _SPELLINGS.get(key, (key,)):
-        value = message.get(spelling)
-        if value is not None:
-            return value
-    return None
-
-
-def _string_to_sign(message: Mapping[str, Any]) -> bytes:
-    """The canonical text SNS signs: ``key\\nvalue\\n`` for each signed key present."""
-    message_type = message.get("Type")
-    if message_type == "Notification":
-        keys: tuple[str, ...] = _NOTIFICATION_KEYS
-    elif message_type in ("SubscriptionConfirmation", "UnsubscribeConfirmation"):
-        keys = _CONFIRMATION_KEYS
-    else:
-        raise SignatureError(
-            f"The message has Type {message_type!r}, so its signed fields are unknown; SNS sends "
-            "Notification, SubscriptionConfirmation and UnsubscribeConfirmation messages.",
-            reason="malformed_message",
-        )
-    parts: list[str] = []
-    for key in keys:
-        value = _get(message, key)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise SignatureError(
-                f"The message's {key!r} is a {type(value).__name__}, not a string, so it cannot "
-                "have been signed by SNS; pass the message exactly as decoded from its JSON.",
-                reason="malformed_message",
-            )
-        parts.append(f"{key}\n{value}\n")
-    return "".join(parts).encode("utf-8")
-
-
-def _public_key(certificate_pem: bytes) -> rsa.RSAPublicKey:
-    try:
-        certificate = x509.load_pem_x509_certificate(certificate_pem)
-    except ValueError as exc:
-        raise SignatureError(
-            f"The signing certificate is not a PEM-encoded X.509 certificate ({exc}); pass the "
-            "bytes served at the message's SigningCertURL.",
-            reason="bad_certificate",
-        ) from exc
-    key = certificate.public_key()
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise SignatureError(
-            f"The signing certificate holds a {type(key).__name__}, but SNS signs with RSA "
-            "keys; this certificate cannot belong to SNS.",
-            reason="bad_certificate",
-        )
-    return key
-
-
-def _signature(message: Mapping[str, Any]) -> tuple[str, bytes]:
-    """The message's signature version and decoded signature, checked before any fetch."""
-    version = message.get("SignatureVersion")
-    signature = message.get("Signature")
-    if version is None or signature is None:
-        missing = "SignatureVersion" if version is None else "Signature"
-        raise SignatureError(
-            f"The message has no {missing!r}, so it cannot be verified; SNS signs every "
-            "message it delivers over HTTP(S).",
-            reason="missing_signature",
-        )
-    if not isinstance(version, str) or version not in _HASHES:
-        raise SignatureError(
-            f"The message has SignatureVersion {version!r}; only '1' (SHA1) and '2' (SHA256) "
-            "are SNS signature versions.",
-            reason="unsupported_signature_version",
-        )
-    if not isinstance(signature, str):
-        raise SignatureError(
-            f"The message's 'Signature' is a {type(signature).__name__}, not base64 text.",
-            reason="bad_signature",
-        )
-    try:
-        return version, base64.b64decode(signature, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SignatureError(
-            f"The message's 'Signature' is not valid base64 ({exc}).", reason="bad_signature"
-        ) from exc
-
-
-def _verify_with_key(message: Mapping[str, Any], key: rsa.RSAPublicKey) -> None:
-    version, raw = _signature(message)
-    data = _string_to_sign(message)
-    try:
-        key.verify(raw, data, padding.PKCS1v15(), _HASHES[version]())
-    except InvalidSignature:
-        raise SignatureError(
-            f"The signature of message {message.get('MessageId')!r} does not match its content "
-            "and certificate: the message was altered, or not signed by SNS.",
-            reason="bad_signature",
-        ) from None
-
-
-def verify_sns_signature(message: Mapping[str, Any], certificate_pem: bytes) -> None:
-    """Verify the signature of an SNS message against its signing certificate.
-
-    Accepts HTTP(S)/SQS envelopes (``SigningCertURL``) and the ``Sns`` object of a Lambda
-    event (``SigningCertUrl``, ``"Subject": null`` when there is no subject) alike. The
-    certificate URL is not checked here: check it with :func:`check_signing_cert_url` before
-    fetching the certificate it names.
-
-    Args:
-        message: The message as decoded from JSON.
-        certificate_pem: The PEM certificate served at the message's signing certificate URL.
-
-    Raises:
-        SignatureError: The message is unsigned, has an unknown ``SignatureVersion``, the
-            certificate is unusable, or the signature does not match; ``reason`` says which.
-    """
-    _verify_with_key(message, _public_key(certificate_pem))
-
-
-def _aws_url_problem(url: object) -> str | None:
-    """Why ``url`` is not an https URL on an SNS host, or None when it is one."""
-    if not isinstance(url, str):
-        return f"is a {type(url).__name__}, not a URL"
-    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
-        return "contains whitespace or control characters"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "is not a valid URL"
-    if parts.scheme != "https":
-        return f"uses {parts.scheme or 'no'} scheme instead of https"
-    if parts.username is not None or parts.password is not None:
-        return "carries user information before its host"
-    if port not in (None, 443):
-        return f"names port {port} instead of the https default"
-    host = parts.hostname or ""
-    if not _SNS_HOST.fullmatch(host):
-        return (
-            f"has host {host!r}, which is not an SNS host "
-            "(sns.<region>.amazonaws.com or sns.<region>.amazonaws.com.cn)"
-        )
-    return None
-
-
-def check_signing_cert_url(url: object) -> str:
-    """Check that a signing certificate URL is one SNS would use, before fetching it.
-
-    The rules are those of AWS's message validators: scheme https, host matching
-    ``sns.<region>.amazonaws.com`` (or ``.com.cn``), path ending in ``.pem``.
-
-    Args:
-        url: The ``SigningCertURL`` (or ``SigningCertUrl``) of a message.
-
-    Returns:
-        The URL, for chaining.
-
-    Raises:
-        SignatureError: The URL breaks a rule (reason ``bad_certificate_url``).
-    """
-    problem = _aws_url_problem(url)
-    if problem is None and not urlsplit(str(url)).path.endswith(".pem"):
-        problem = "does not name a .pem file"
-    if problem is not None:
-        raise SignatureError(
-            f"The signing certificate URL {url!r} {problem}; SNS certificates are served over "
-            "https from sns.<region>.amazonaws.com as .pem files, so this message is refused.",
-            reason="bad_certificate_url",
-        )
-    return str(url)
-
-
-# --------------------------------------------------------------------------- Lambda event
 
 
 # --------------------------------------------------------------------------- default HTTP
@@ -483,6 +299,25 @@ class _FetchRateLimited(Exception):
     pass
 
 
+class _Fetch:
+    """One certificate fetch, shared by every request that needs its certificate meanwhile."""
+
+    __slots__ = ("done", "error", "key")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.key: rsa.RSAPublicKey | None = None
+        self.error: Exception | None = None
+
+    async def result(self) -> rsa.RSAPublicKey:
+        """The key, once fetched; the fetch's error if it failed."""
+        await self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.key is not None
+        return self.key
+
+
 class _TokenBucket:
     """``burst`` tokens, refilled at ``rate`` per second of ``now()``."""
 
@@ -504,13 +339,6 @@ class _TokenBucket:
             return False
         self._tokens -= 1.0
         return True
-
-
-@dataclass(slots=True)
-class _Reply:
-    status: int
-    body: dict[str, Any]
-    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 def _refuse(status: int, reason: str, message: str, *, close: bool = False) -> NoReturn:
@@ -639,7 +467,8 @@ class SNSEndpoint:
         self._max_body = max_body_bytes
         self._cache_size = cert_cache_size
         self._keys: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
-        self._loading: dict[str, asyncio.Future[rsa.RSAPublicKey]] = {}
+        self._loading: dict[str, _Fetch] = {}
+        self._fetches: anyio.abc.TaskGroup | None = None  # while entered: runs the fetches
         # url -> (remembered until, a fresh copy of the error), oldest first
         self._failures: OrderedDict[str, tuple[float, Callable[[], Exception]]] = OrderedDict()
         self._failure_ttl = float(cert_failure_ttl)
@@ -685,32 +514,50 @@ class SNSEndpoint:
             unmatched=self._unmatched,
         )
 
+    # -- lifetime -----------------------------------------------------------------
+
+    async def __aenter__(self) -> SNSEndpoint:
+        """Open the task group that runs the certificate fetches, until the block ends.
+
+        The ASGI ``lifespan`` enters the endpoint; enter it yourself where it is mounted
+        without one (see the module documentation).
+
+        Raises:
+            RuntimeError: The endpoint is entered already.
+        """
+        if self._fetches is not None:
+            raise RuntimeError(
+                "This SNSEndpoint is entered already (by the ASGI lifespan or an 'async "
+                "with'); enter it once, where it is served."
+            )
+        fetches = anyio.create_task_group()
+        await fetches.__aenter__()
+        self._fetches = fetches
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Cancel the fetches still running (their requests are answered 502); close the group."""
+        fetches, self._fetches = self._fetches, None
+        if fetches is not None:
+            fetches.cancel_scope.cancel()
+            await fetches.__aexit__(None, None, None)
+
     # -- ASGI ---------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection: ``http`` requests and the ``lifespan`` protocol."""
-        kind = scope.get("type")
-        if kind == "lifespan":
-            await self._lifespan(receive, send)
-        elif kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-        else:
-            raise ValueError(f"SNSEndpoint serves http and lifespan scopes, not {kind!r}.")
+        await serve_scope(
+            "SNSEndpoint", scope, receive, send, http=self._http, lifespan=self._lifespan
+        )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                problem = self._handler_problem()
-                if problem is None:
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.startup.failed", "message": problem})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        # startup fails for a handler the App does not serve; else the endpoint is entered
+        await run_lifespan(receive, send, startup_problem=self._handler_problem, context=self)
 
     def _handler_problem(self) -> str | None:
         try:
@@ -732,7 +579,7 @@ class SNSEndpoint:
         headers: dict[str, str] = {}
         for name, value in scope.get("headers", ()):
             headers[bytes(name).decode("latin-1").lower()] = bytes(value).decode("latin-1")
-        context: dict[str, Any] = {"client": _client(scope)}
+        context: dict[str, Any] = {"client": client_address(scope)}
         try:
             reply = await self._handle(scope, headers, receive, context)
         except _Refusal as refusal:
@@ -750,25 +597,13 @@ class SNSEndpoint:
             elif refusal.status == 503:
                 extra = ((b"retry-after", _RETRY_AFTER.encode("ascii")),)
             if refusal.close:
-                extra += ((b"connection", b"close"),)
-            reply = _Reply(
-                refusal.status, {"error": refusal.reason, "message": refusal.message}, extra
+                extra += (CLOSE,)
+            reply = json_reply(
+                refusal.status, {"error": refusal.reason, "message": refusal.message}, *extra
             )
-        except _Disconnected:
+        except Disconnected:
             return
-        data = json.dumps(reply.body).encode("utf-8")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": reply.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data)).encode("ascii")),
-                    *reply.headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
+        await send_reply(send, reply)
 
     async def _handle(
         self,
@@ -776,7 +611,7 @@ class SNSEndpoint:
         headers: Mapping[str, str],
         receive: Receive,
         context: dict[str, Any],
-    ) -> _Reply:
+    ) -> Reply:
         if scope.get("method") != "POST":
             _refuse(
                 405,
@@ -837,29 +672,27 @@ class SNSEndpoint:
             "restored.",
             **context,
         )
-        return _Reply(200, {"status": "unsubscribe_noted"})
+        return json_reply(200, {"status": "unsubscribe_noted"})
 
     async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes:
         declared = headers.get("content-length", "")
-        too_large = (
-            f"The body is larger than this endpoint's limit of {self._max_body} bytes; SNS "
-            "messages are at most 256 KiB, raise max_body_bytes if yours are escaped heavily."
-        )
-        if declared.isdigit() and int(declared) > self._max_body:
-            _refuse(413, "body_too_large", too_large, close=True)
-        body = bytearray()
         try:
-            async with asyncio.timeout(self._body_timeout):
-                while True:
-                    event = await receive()
-                    if event["type"] == "http.disconnect":
-                        raise _Disconnected
-                    body += event.get("body", b"")
-                    if len(body) > self._max_body:
-                        _refuse(413, "body_too_large", too_large, close=True)
-                    if not event.get("more_body", False):
-                        return bytes(body)
-        except TimeoutError:
+            return await read_body(
+                receive,
+                limit=self._max_body,
+                timeout=self._body_timeout,
+                declared=int(declared) if declared.isdigit() else -1,
+            )
+        except BodyTooLarge:
+            _refuse(
+                413,
+                "body_too_large",
+                f"The body is larger than this endpoint's limit of {self._max_body} bytes; SNS "
+                "messages are at most 256 KiB, raise max_body_bytes if yours are escaped "
+                "heavily.",
+                close=True,
+            )
+        except BodyTimedOut:
             _refuse(
                 408,
                 "body_timeout",
@@ -870,16 +703,8 @@ class SNSEndpoint:
 
     async def _check_signature(self, message: Mapping[str, Any]) -> None:
         try:
-            _signature(message)  # refuse unsigned messages before fetching anything
-            url = _get(message, "SigningCertURL")
-            if url is None:
-                raise SignatureError(
-                    "The message has no 'SigningCertURL', so its signature cannot be verified; "
-                    "SNS names its certificate in every message it delivers over HTTP(S).",
-                    reason="missing_signature",
-                )
-            key = await self._key(check_signing_cert_url(url))
-            _verify_with_key(message, key)
+            url = check_before_fetch(message)  # refuse what needs no fetch first
+            verify_with_key(message, await self._key(url))
         except SignatureError as exc:
             _refuse(403, exc.reason, str(exc))
         except _CertificateUnavailable as exc:
@@ -898,8 +723,8 @@ class SNSEndpoint:
             if self._now() < until:
                 raise error()
             del self._failures[url]
-        loading = self._loading.get(url)
-        if loading is None:
+        fetch = self._loading.get(url)
+        if fetch is None:
             if not self._fetch_bucket.take():
                 raise _FetchRateLimited(
                     f"The signing certificate {url} is not cached and this endpoint has made "
@@ -907,38 +732,59 @@ class SNSEndpoint:
                     "allow; the message is answered 503 so that SNS delivers it again."
                 )
             self._cert_fetches += 1
-            loading = asyncio.ensure_future(self._load_key(url))
-            loading.add_done_callback(_retrieve)
-            self._loading[url] = loading
-        # shielded: one request giving up must not cancel the fetch others wait for
-        return await asyncio.shield(loading)
+            fetch = self._loading[url] = _Fetch()
+            if self._fetches is not None:
+                self._fetches.start_soon(self._run_fetch, url, fetch, name=f"sns-cert {url}")
+            else:
+                # not entered: this request runs it, and giving up must not fail the others
+                with anyio.CancelScope(shield=True):
+                    await self._run_fetch(url, fetch)
+        # cancelling this wait leaves the fetch running for the other requests
+        return await fetch.result()
+
+    async def _run_fetch(self, url: str, fetch: _Fetch) -> None:
+        """Fetch and read the certificate at ``url``; tell every request waiting for it."""
+        try:
+            fetch.key = await self._load_key(url)
+        except (SignatureError, _CertificateUnavailable) as exc:
+            fetch.error = exc
+        finally:
+            if self._loading.get(url) is fetch:
+                del self._loading[url]
+            if fetch.key is None and fetch.error is None:  # cancelled: the endpoint stopped
+                fetch.error = _CertificateUnavailable(
+                    f"The endpoint stopped while fetching the signing certificate {url}; the "
+                    "message is answered 502 so that SNS delivers it again."
+                )
+            fetch.done.set()
 
     async def _load_key(self, url: str) -> rsa.RSAPublicKey:
         try:
-            try:
+            with anyio.fail_after(_FETCH_BOUND):
                 pem = await self._fetch(url)
-            except Exception as exc:
-                self._remember_failure(url, _CertificateUnavailable, str(exc))
-                raise _CertificateUnavailable(
-                    f"The signing certificate {url} could not be fetched ({exc}); the message "
-                    "is answered 502 so that SNS delivers it again."
-                ) from exc
-            if not isinstance(pem, bytes | bytearray):
-                raise _CertificateUnavailable(
-                    f"cert_fetcher returned a {type(pem).__name__} for {url}; it must return "
-                    "the certificate's bytes."
-                )
-            try:
-                key = _public_key(bytes(pem))
-            except SignatureError as exc:
-                self._remember_failure(url, SignatureError, str(exc))
-                raise
-            self._keys[url] = key
-            while len(self._keys) > self._cache_size:
-                self._keys.popitem(last=False)
-            return key
-        finally:
-            self._loading.pop(url, None)
+        except Exception as exc:
+            detail = (
+                f"no answer within {_FETCH_BOUND:g} s" if isinstance(exc, TimeoutError) else exc
+            )
+            self._remember_failure(url, _CertificateUnavailable, str(detail))
+            raise _CertificateUnavailable(
+                f"The signing certificate {url} could not be fetched ({detail}); the message "
+                "is answered 502 so that SNS delivers it again."
+            ) from exc
+        if not isinstance(pem, bytes | bytearray):
+            raise _CertificateUnavailable(
+                f"cert_fetcher returned a {type(pem).__name__} for {url}; it must return "
+                "the certificate's bytes."
+            )
+        try:
+            key = public_key(bytes(pem))
+        except SignatureError as exc:
+            self._remember_failure(url, SignatureError, str(exc))
+            raise
+        self._keys[url] = key
+        while len(self._keys) > self._cache_size:
+            self._keys.popitem(last=False)
+        return key
 
     def _remember_failure(self, url: str, kind: type[Exception], detail: str) -> None:
         """Answer messages naming ``url`` from memory for ``cert_failure_ttl`` seconds."""
@@ -961,14 +807,14 @@ class SNSEndpoint:
 
     async def _notify(
         self, event: dict[str, Any], context: dict[str, Any], message: Mapping[str, Any]
-    ) -> _Reply:
+    ) -> Reply:
         handlers = [self._handler]
         if self._router is not None:
             handlers = [route.handler for route in sns_routes(self._router, message, event)]
             if not handlers:
                 self._unmatched += 1
                 _log.debug("sns.unmatched", **context)
-                return _Reply(200, {"status": "unmatched"})
+                return json_reply(200, {"status": "unmatched"})
         request_ids = []
         try:
             # with routes, a 503 after some were queued makes SNS redeliver to them all
@@ -987,13 +833,13 @@ class SNSEndpoint:
             else:
                 why, sentence = "queue_unavailable", "The event queue did not store it"
             _log.warning("sns.busy", reason=why, detail=str(exc), **context)
-            return _Reply(
+            return json_reply(
                 503,
                 {
                     "error": why,
                     "message": f"{sentence}; deliver the message again later.",
                 },
-                ((b"retry-after", _RETRY_AFTER.encode("ascii")),),
+                (b"retry-after", _RETRY_AFTER.encode("ascii")),
             )
         except UnknownHandler as exc:
             _refuse(500, "unknown_handler", str(exc))
@@ -1004,10 +850,10 @@ class SNSEndpoint:
         reply: dict[str, Any] = {"status": "accepted", "requestId": request_ids[0]}
         if self._router is not None:
             reply["requestIds"] = request_ids
-        return _Reply(200, reply)
+        return json_reply(200, reply)
 
-    async def _confirm(self, message: Mapping[str, Any], context: dict[str, Any]) -> _Reply:
-        url = _get(message, "SubscribeURL")  # checked by _check_subscribe_url
+    async def _confirm(self, message: Mapping[str, Any], context: dict[str, Any]) -> Reply:
+        url = message_field(message, "SubscribeURL")  # checked by _check_subscribe_url
         try:
             status = await self._http_get(url)
         except Exception as exc:
@@ -1027,16 +873,12 @@ class SNSEndpoint:
             )
         self._confirmed += 1
         _log.info("sns.subscription_confirmed", **context)
-        return _Reply(200, {"status": "confirmed"})
-
-
-class _Disconnected(Exception):
-    pass
+        return json_reply(200, {"status": "confirmed"})
 
 
 def _check_subscribe_url(message: Mapping[str, Any]) -> None:
-    url = _get(message, "SubscribeURL")
-    problem = _aws_url_problem(url)
+    url = message_field(message, "SubscribeURL")
+    problem = sns_url_problem(url)
     if problem is not None:
         _refuse(
             403,
@@ -1044,19 +886,6 @@ def _check_subscribe_url(message: Mapping[str, Any]) -> None:
             f"The SubscribeURL {url!r} {problem}; SNS subscribe URLs are https URLs on "
             "sns.<region>.amazonaws.com, so the subscription is not confirmed.",
         )
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Mark a certificate fetch's exception as seen, even if every waiter went away."""
-    if not future.cancelled():
-        future.exception()
-
-
-def _client(scope: Scope) -> str | None:
-    client = scope.get("client")
-    if client:
-        return f"{client[0]}:{client[1]}"
-    return None
 
 
 def _parse(body: bytes) -> dict[str, Any]:
@@ -1087,7 +916,7 @@ def _check_fields(message: Mapping[str, Any], message_type: str) -> None:
     if message_type != "Notification":
         required += ["Token", "SubscribeURL"]
     for key in required:
-        value = _get(message, key)
+        value = message_field(message, key)
         if not isinstance(value, str):
             found = "missing" if value is None else f"a {type(value).__name__}"
             _refuse(
@@ -1096,7 +925,7 @@ def _check_fields(message: Mapping[str, Any], message_type: str) -> None:
                 f"The {message_type} message's {key!r} is {found}, not a string; every SNS "
                 f"{message_type} has one.",
             )
-    unsubscribe = _get(message, "UnsubscribeURL")
+    unsubscribe = message_field(message, "UnsubscribeURL")
     if unsubscribe is not None:
         try:
             if not isinstance(unsubscribe, str):

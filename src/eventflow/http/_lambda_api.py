@@ -947,11 +947,13 @@ class LambdaAPI:
         sink = self._sinks.get(arn) or new_sinks.get(arn)
         if sink is not None:
             return sink
-        from ..aws import sink_for_arn
+        from ..aws import ResourceCheckFailed, sink_for_arn
 
         try:
             sink = await sink_for_arn(arn, services=services, label=field_name)
-        except EventflowError as exc:  # a malformed ARN, or the AWS error map's message
+        except ResourceCheckFailed as exc:  # the AWS error map's message: why, and what to do
+            raise _invalid(f"{field_name} cannot be used: {exc}") from None
+        except ConfigurationError as exc:  # an ARN of the wrong kind, which names the field
             raise _invalid(str(exc)) from None
         new_sinks[arn] = sink
         return sink
