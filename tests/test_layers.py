@@ -199,3 +199,17 @@ def test_http_imports_nothing_private_from_aws() -> None:
         for name, modules in imported.items()
     }
     assert private == {name: [] for name in imported}
+
+
+def test_one_asgi_toolkit() -> None:
+    # the ASGI messages that body reading, lifespan handling and replies speak: only
+    # eventflow._asgi may spell them, so no endpoint grows a second copy of that plumbing
+    spelled = {
+        marker: sorted(
+            _module_name(path)
+            for path in PACKAGE.rglob("*.py")
+            if f'"{marker}"' in path.read_text(encoding="utf-8")
+        )
+        for marker in ("http.disconnect", "http.response.start", "lifespan.startup", "more_body")
+    }
+    assert spelled == {marker: ["eventflow._asgi"] for marker in spelled}

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 __all__ = (
     "CLOSE",
+    "ASGIApp",
     "BodyMemory",
     "BodyOverMemory",
     "BodyTimedOut",
@@ -45,6 +46,7 @@ __all__ = (
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = tuple[tuple[bytes, bytes], ...]
 
 #: On an answer sent before the whole body was read: the rest is not worth receiving.

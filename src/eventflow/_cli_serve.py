@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import functools
 import ipaddress
-import json
 import math
 import os
 import signal
@@ -46,6 +46,7 @@ import anyio
 import structlog
 
 from ._app import App
+from ._asgi import ASGIApp, json_reply, send_reply
 from ._cli_common import (
     CommandError,
     add_log_options,
@@ -65,14 +66,6 @@ __all__ = (
     "server_config",
 )
 
-ASGIApp = Callable[
-    [
-        MutableMapping[str, Any],
-        Callable[[], Awaitable[MutableMapping[str, Any]]],
-        Callable[[MutableMapping[str, Any]], Awaitable[None]],
-    ],
-    Awaitable[None],
-]
 ACCESS_KEY_ENV = "EVENTFLOW_ACCESS_KEY_ID"
 SECRET_KEY_ENV = "EVENTFLOW_SECRET_ACCESS_KEY"
 SNS_PREFIX = "/sns/"
@@ -222,11 +215,10 @@ class Health:
             status, body = 503, {"status": "draining"}
         else:
             status, body = 200, {"status": "running"}
-        data = json.dumps(body).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        body_bytes = b"" if scope["method"] == "HEAD" else data
-        await send({"type": "http.response.body", "body": body_bytes})
+        reply = json_reply(status, body)
+        if scope["method"] == "HEAD":  # the GET's headers, no body
+            reply = dataclasses.replace(reply, body=b"")
+        await send_reply(send, reply)
 
 
 def _lambda_api(app: App, credentials: tuple[str, str] | None) -> ASGIApp:
