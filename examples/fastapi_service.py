@@ -43,16 +43,20 @@ async def on_order_event(event: dict[str, Any], context: eventflow.Context) -> N
         context.log.info("order.notified", message_id=record.message_id, body=record.message)
 
 
+sns = SNSEndpoint(events, on_order_event, topic_arns=[ORDERS_TOPIC_ARN])
+
+
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    # mounted ASGI apps get no lifespan of their own: the App's lifetime is the service's
-    async with events:
+    # mounted ASGI apps get no lifespan of their own: the App's lifetime is the service's,
+    # and so is the SNS endpoint's (its certificate fetches run in its own task group)
+    async with events, sns:
         yield
 
 
 api = FastAPI(title="orders", lifespan=lifespan)
 api.mount("/lambda", LambdaAPI(events))
-api.mount("/sns", SNSEndpoint(events, on_order_event, topic_arns=[ORDERS_TOPIC_ARN]))
+api.mount("/sns", sns)
 
 
 @api.get("/health")

@@ -990,6 +990,20 @@ class NoLifespan:
 
 
 @on_module_loop
+async def test_a_fetch_that_takes_too_long_fails_and_is_remembered(
+    signer: Signer, harness: MakeHarness
+) -> None:
+    never = Gate(signer.pem)  # never opened: the fetch hangs
+    async with harness(cert_fetcher=never, cert_fetch_timeout=0.2) as h:
+        answers = [await h.post(signer.sign(notification())) for _ in range(2)]
+    assert [a.status_code for a in answers] == [502, 502]
+    assert "no answer within 0.2 s" in answers[0].json()["message"]
+    assert "not fetched again" in answers[1].json()["message"]
+    assert never.calls == [TEST_CERT_URL]
+    assert h.endpoint.statistics().cert_failures_kept == 1
+
+
+@on_module_loop
 async def test_leaving_the_endpoint_cancels_its_fetches_and_their_requests_get_502(
     signer: Signer, server: tuple[Switch, httpx.AsyncClient]
 ) -> None:
@@ -1041,6 +1055,7 @@ async def test_lifespan_startup_fails_for_a_handler_the_app_does_not_serve() -> 
     [
         ({"topic_arns": TEST_TOPIC}, "write topic_arns=\\[...\\]"),
         ({"topic_arns": []}, "topic_arns is empty"),
+        ({"cert_fetch_timeout": 0}, "cert_fetch_timeout must be a positive number"),
         ({"topic_arns": ["orders"]}, "must hold topic ARNs"),
         ({"max_body_bytes": 0}, "max_body_bytes must be an integer"),
         ({"cert_cache_size": 0}, "cert_cache_size must be an integer"),

@@ -80,7 +80,8 @@ that gives up (is cancelled) stops waiting, and the fetch goes on for the others
 the endpoint cancels the fetches still running (their requests are answered 502). An
 endpoint that is not entered still works: the request that starts a fetch runs it itself,
 shielded from its own cancellation, so the others waiting for it are not cancelled with it.
-A fetch is bounded to 15 seconds (SNS gives a delivery 15 s in all), whoever runs it.
+A fetch is bounded to ``cert_fetch_timeout`` seconds (15 by default: SNS gives a delivery
+15 s in all), whoever runs it; one that takes longer counts as a failed fetch.
 
 The signature rules and cryptography are :mod:`eventflow.aws._sns_signature` (no I/O);
 the ASGI plumbing (body reading, lifespan, replies) is :mod:`eventflow._asgi`, shared with
@@ -173,13 +174,13 @@ DEFAULT_BODY_TIMEOUT: Final = 15.0
 DEFAULT_CERT_FAILURE_TTL: Final = 60.0
 #: Certificate fetches allowed at once; SNS signs with one certificate per region.
 DEFAULT_CERT_FETCH_BURST: Final = 10
+#: Seconds a certificate fetch may take, whoever runs it: SNS gives a delivery 15 s in all.
+DEFAULT_CERT_FETCH_TIMEOUT: Final = 15.0
 #: Certificate fetches per second once the burst is spent.
 DEFAULT_CERT_FETCH_RATE: Final = 1.0
 # failed certificate URLs remembered at once, oldest forgotten first
 _CERT_FAILURES_KEPT: Final = 1000
 _MAX_CERT_BYTES: Final = 65_536
-# seconds a certificate fetch may take, whoever runs it: SNS gives a delivery 15 s in all
-_FETCH_BOUND: Final = 15.0
 _RETRY_AFTER: Final = "1"
 
 _log = structlog.get_logger("eventflow.sns")
@@ -381,6 +382,8 @@ class SNSEndpoint:
         cert_fetch_burst: Certificate fetches that may start at once.
         cert_fetch_rate: Certificate fetches per second once the burst is spent; a message
             whose certificate would need a fetch beyond this is answered 503.
+        cert_fetch_timeout: Seconds a certificate fetch may take (whatever ``cert_fetcher``
+            does); a slower one is a failed fetch: 502, and remembered as failures are.
 
     Raises:
         ConfigurationError: An argument has the wrong type or an impossible value.
@@ -401,6 +404,7 @@ class SNSEndpoint:
         cert_failure_ttl: float = DEFAULT_CERT_FAILURE_TTL,
         cert_fetch_burst: int = DEFAULT_CERT_FETCH_BURST,
         cert_fetch_rate: float = DEFAULT_CERT_FETCH_RATE,
+        cert_fetch_timeout: float = DEFAULT_CERT_FETCH_TIMEOUT,
     ) -> None:
         self._router = router_for(handler, "SNSEndpoint", sns=True)
         if self._router is not None:
@@ -443,6 +447,7 @@ class SNSEndpoint:
             ("body_timeout", body_timeout),
             ("cert_failure_ttl", cert_failure_ttl),
             ("cert_fetch_rate", cert_fetch_rate),
+            ("cert_fetch_timeout", cert_fetch_timeout),
         ):
             if (
                 isinstance(seconds, bool)
@@ -473,6 +478,7 @@ class SNSEndpoint:
         self._failures: OrderedDict[str, tuple[float, Callable[[], Exception]]] = OrderedDict()
         self._failure_ttl = float(cert_failure_ttl)
         self._body_timeout = float(body_timeout)
+        self._fetch_timeout = float(cert_fetch_timeout)
         self._fetch_bucket = _TokenBucket(cert_fetch_burst, float(cert_fetch_rate), self._now)
         self._cert_fetches = 0
         self._accepted = 0
@@ -760,12 +766,11 @@ class SNSEndpoint:
 
     async def _load_key(self, url: str) -> rsa.RSAPublicKey:
         try:
-            with anyio.fail_after(_FETCH_BOUND):
+            with anyio.fail_after(self._fetch_timeout):
                 pem = await self._fetch(url)
         except Exception as exc:
-            detail = (
-                f"no answer within {_FETCH_BOUND:g} s" if isinstance(exc, TimeoutError) else exc
-            )
+            late = isinstance(exc, TimeoutError)
+            detail = f"no answer within {self._fetch_timeout:g} s" if late else exc
             self._remember_failure(url, _CertificateUnavailable, str(detail))
             raise _CertificateUnavailable(
                 f"The signing certificate {url} could not be fetched ({detail}); the message "
