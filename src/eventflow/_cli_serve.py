@@ -224,10 +224,8 @@ class Health:
 def _lambda_api(app: App, credentials: tuple[str, str] | None) -> ASGIApp:
     from .http import LambdaAPI
 
-    # the API's function ARNs must match the App's own (App keeps them private)
-    api: ASGIApp = LambdaAPI(
-        app, region=app.region, account_id=app.account_id, credentials=credentials
-    )
+    # the API's function ARNs are the App's own: it takes them from the App
+    api: ASGIApp = LambdaAPI(app, credentials=credentials)
     return api
 
 
