@@ -44,7 +44,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -69,6 +69,7 @@ from .sinks import JsonlSink
 __all__ = ("add_parser",)
 
 DEFAULT_WAIT = 900.0  # Lambda's longest timeout: enough for a retry at Lambda's delays
+FINISH_TIMEOUT = 60.0  # seconds for the removals at the end (a rewrite, SQS calls)
 
 
 @dataclass
@@ -89,7 +90,7 @@ class Source(Protocol):
 
     async def count(self) -> int: ...
 
-    def letters(self, room: Any) -> AsyncIterator[Letter]: ...
+    def letters(self, room: Callable[[], int]) -> AsyncIterator[Letter]: ...
 
     async def remove(self, letter: Letter) -> None: ...
 
@@ -122,7 +123,7 @@ class JsonlSource:
         await anyio.to_thread.run_sync(self._read)
         return sum(1 for line in self._lines if line.strip())
 
-    async def letters(self, room: Any) -> AsyncIterator[Letter]:
+    async def letters(self, room: Callable[[], int]) -> AsyncIterator[Letter]:
         for index, raw in enumerate(self._lines):
             if not raw.strip():
                 continue
@@ -207,7 +208,7 @@ class SQSSource:
     async def count(self) -> int:
         return await self._queue.approximate_count()
 
-    async def letters(self, room: Any) -> AsyncIterator[Letter]:
+    async def letters(self, room: Callable[[], int]) -> AsyncIterator[Letter]:
         while (wanted := room()) > 0:
             batch = await self._queue.receive(wanted)
             if not batch:
@@ -321,56 +322,60 @@ async def redrive(
         )
 
     bar = ProgressBar(int(min(total, limit)), lambda: summary.looked_at, status, stream=sys.stderr)
-    async with private_copy(app) as private, anyio.create_task_group() as tg:
-        tg.start_soon(bar.run)
-        async for letter in source.letters(room):
-            summary.looked_at += 1
-            decided = decide(private, letter, handler, summary.new_ids)
-            if isinstance(decided, str):
-                summary.left.append((letter.where, decided))
-                await source.leave(letter)
-                continue
-            name, payload = decided
-            original = letter.attributes["RequestID"]
-            if args.dry_run:
-                summary.redriven += 1
-                log.info("redrive.would_invoke", original_request_id=original, handler=name)
-                await source.leave(letter)
-                continue
-            try:
-                accepted = await private.submit(name, payload, settle=settle)
-            except EventflowError as exc:
-                summary.failed.append((letter.where, f"the invoke was refused: {exc}"))
-                await source.leave(letter)
-                continue
-            summary.new_ids.add(accepted.request_id)
-            log.info(
-                "redrive.invoked",
-                original_request_id=original,
-                request_id=accepted.request_id,
-                handler=name,
-            )
-            try:
-                await source.remove(letter)
-            except Exception as exc:  # the invoke stands: say the message is still there
-                summary.failed.append(
-                    (
-                        letter.where,
-                        f"invoked as {accepted.request_id}, but it could not be removed "
-                        f"from the source ({type(exc).__name__}: {exc}); it stays there",
-                    )
+    try:
+        async with private_copy(app) as private, anyio.create_task_group() as tg:
+            tg.start_soon(bar.run)
+            async for letter in source.letters(room):
+                summary.looked_at += 1
+                decided = decide(private, letter, handler, summary.new_ids)
+                if isinstance(decided, str):
+                    summary.left.append((letter.where, decided))
+                    await source.leave(letter)
+                    continue
+                name, payload = decided
+                original = letter.attributes["RequestID"]
+                if args.dry_run:
+                    summary.redriven += 1
+                    log.info("redrive.would_invoke", original_request_id=original, handler=name)
+                    await source.leave(letter)
+                    continue
+                try:
+                    accepted = await private.submit(name, payload, settle=settle)
+                except EventflowError as exc:
+                    summary.failed.append((letter.where, f"the invoke was refused: {exc}"))
+                    await source.leave(letter)
+                    continue
+                summary.new_ids.add(accepted.request_id)
+                log.info(
+                    "redrive.invoked",
+                    original_request_id=original,
+                    request_id=accepted.request_id,
+                    handler=name,
                 )
-                continue
-            summary.redriven += 1
-        if summary.redriven >= limit:  # stopped by --max: the rest was not looked at
-            summary.skipped = max(0, total - summary.looked_at)
-        done_submitting = True
-        if len(summary.outcomes) >= len(summary.new_ids):
-            everything_settled.set()
-        with anyio.move_on_after(args.wait):
-            await everything_settled.wait()
-        tg.cancel_scope.cancel()
-    await source.finish()
+                try:
+                    await source.remove(letter)
+                except Exception as exc:  # the invoke stands: say the message is still there
+                    summary.failed.append(
+                        (
+                            letter.where,
+                            f"invoked as {accepted.request_id}, but it could not be removed "
+                            f"from the source ({type(exc).__name__}: {exc}); it stays there",
+                        )
+                    )
+                    continue
+                summary.redriven += 1
+            if summary.redriven >= limit:  # stopped by --max: the rest was not looked at
+                summary.skipped = max(0, total - summary.looked_at)
+            done_submitting = True
+            if len(summary.outcomes) >= len(summary.new_ids):
+                everything_settled.set()
+            with anyio.move_on_after(args.wait):
+                await everything_settled.wait()
+            tg.cancel_scope.cancel()
+    finally:
+        # accepted ones leave the source (and the rest is put back) after an error or Ctrl-C too
+        with anyio.CancelScope(shield=True), anyio.move_on_after(FINISH_TIMEOUT):
+            await source.finish()
 
 
 def format_summary(summary: Summary, source: Source, args: argparse.Namespace) -> str:
