@@ -137,3 +137,54 @@ def test_three_attempts_show_as_three_start_end_report_groups(
         else:
             assert failure == [], group
     assert starts[0] < ends[0] < starts[1] < ends[1] < starts[2] < ends[2]
+
+
+WORKER_APP = """
+import anyio
+
+import eventflow
+
+
+class Once:
+    async def run(self, app, *, task_status):
+        task_status.started()
+        await app.submit("greet", {"name": "worker"})
+        await anyio.sleep_forever()
+
+
+app = eventflow.App(sources=[Once()])
+
+
+@app.handler
+async def greet(event, context):
+    context.log.info("hello", name=event["name"])
+"""
+
+
+def test_worker_writes_the_same_groups(tmp_path: Path) -> None:
+    (tmp_path / "once_app.py").write_text(WORKER_APP)
+    command = [sys.executable, "-m", "eventflow", "worker", "once_app:app"]
+    command += ["--log-format", "lambda"]
+    seen: list[str] = []
+    lines: queue.Queue[str | None] = queue.Queue()
+    with subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as proc:
+        reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+        reader.start()
+        try:
+            _poll(
+                lambda: _drain(lines, seen) and any(g.startswith("REPORT ") for g in seen),
+                "a REPORT line",
+            )
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            reader.join(timeout=10)
+    start = next(i for i, line in enumerate(seen) if line.startswith("START RequestId: "))
+    rid = seen[start].split()[2]
+    assert seen[start + 1].endswith(f"\t{rid}\thello name='worker'"), seen
+    assert seen[start + 2] == f"END RequestId: {rid}"
+    assert seen[start + 3].startswith(f"REPORT RequestId: {rid}\tDuration: ")
