@@ -93,4 +93,5 @@ def effects(path: Path) -> Counter[tuple[str, str]]:
     """(request ID, n) of every effect so far, counted."""
     if not path.exists():
         return Counter()
-    return Counter(tuple(line.split()) for line in path.read_text().splitlines())  # type: ignore[misc]
+    pairs = (line.split() for line in path.read_text().splitlines())
+    return Counter((request_id, n) for request_id, n in pairs)

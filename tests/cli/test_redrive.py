@@ -48,10 +48,13 @@ async def test_every_dead_letter_runs_once_and_the_file_is_left_empty(
 async def test_dry_run_then_max_then_the_rest_and_foreign_lines_stay(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    # Given three dead letters, a line that is not JSON and a message with no RequestID
+    # Given three dead letters, a line that is not JSON, a message with no RequestID and one
+    # for a handler the app does not have
     originals = await dead_letter(load_app(tmp_path), 3)
     dead = tmp_path / "dead.jsonl"
     foreign = ["not json at all\n", json.dumps({"body": "{}", "attributes": {"Other": "x"}}) + "\n"]
+    elsewhere = {"RequestID": "r-1", "Handler": "shipping"}  # another app's spilled event
+    foreign.append(json.dumps({"body": "{}", "attributes": elsewhere}) + "\n")
     with dead.open("a") as f:
         f.writelines(foreign)
     before = dead.read_bytes()
@@ -59,7 +62,7 @@ async def test_dry_run_then_max_then_the_rest_and_foreign_lines_stay(
     dry = redrive(tmp_path, env, "--from-jsonl", str(dead), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert dead.read_bytes() == before and not effects(tmp_path / "effects.log")
-    assert "would be redriven: 3\n" in dry.stdout and "left in place: 2\n" in dry.stdout
+    assert "would be redriven: 3\n" in dry.stdout and "left in place: 3\n" in dry.stdout
     # When --max 2 redrives two of them
     first = redrive(
         tmp_path, env, "--from-jsonl", "dead.jsonl", "--max", "2", "--log-format", "json"
@@ -80,6 +83,7 @@ async def test_dry_run_then_max_then_the_rest_and_foreign_lines_stay(
     assert dead.read_text().splitlines(keepends=True) == foreign
     assert "line 2: the line is not JSON" in rest.stdout
     assert "line 3: it has no RequestID attribute" in rest.stdout
+    assert "line 4: the app has no handler named 'shipping'" in rest.stdout
 
 
 async def test_a_dead_letter_that_fails_again_stays_in_the_file_once(
@@ -97,3 +101,26 @@ async def test_a_dead_letter_that_fails_again_stays_in_the_file_once(
     lines = (tmp_path / "dead.jsonl").read_text().splitlines()
     assert [json.loads(line)["attributes"]["RequestID"] for line in lines] == [new]
     assert "1 failed again" in result.stdout
+
+
+async def test_a_copied_file_needs_handler_to_name_the_handler(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # Given dead letters copied to a file that no handler's dead_letter sink writes to
+    originals = await dead_letter(load_app(tmp_path), 2)
+    copy = tmp_path / "saved.jsonl"
+    copy.write_bytes((tmp_path / "dead.jsonl").read_bytes())
+    # When they are redriven without --handler, nothing says which handler: they stay
+    unnamed = redrive(tmp_path, env, "--from-jsonl", "saved.jsonl")
+    assert unnamed.returncode == 0, unnamed.stderr
+    assert "left in place: 2\n" in unnamed.stdout and "pass --handler" in unnamed.stdout
+    assert not effects(tmp_path / "effects.log")
+    # Then --handler names it, and they run
+    named = redrive(
+        tmp_path, env, "--from-jsonl", "saved.jsonl", "--handler", "process", "--log-format", "json"
+    )
+    assert named.returncode == 0, named.stderr
+    assert sorted(invoked(named)) == sorted(originals) and copy.read_text() == ""
+    # and an unknown --handler is a usage error
+    wrong = redrive(tmp_path, env, "--from-jsonl", "dead.jsonl", "--handler", "nope")
+    assert wrong.returncode == 2 and "no handler named 'nope'" in wrong.stderr
