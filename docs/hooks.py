@@ -12,6 +12,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # README anchors and paths as the site names them
 LINKS = {
     "](#scale-out-the-event-queue-on-sqs)": "](scale-out.md)",
+    "](#lambda-style-logs)": "](concepts.md#lambda-style-logs)",
     "](docs/": "](",
 }
 _SECTION = re.compile(r"<!-- readme: (.+?) -->")

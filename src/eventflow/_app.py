@@ -280,6 +280,26 @@ class App(IdempotentRuns):
         :class:`eventflow.Handler`."""
         return make_decorator(self._register, fn, options)
 
+    def add_middleware(self, *middleware: object) -> None:
+        """Add middleware after the ones given to ``App(middleware=...)``, before the app starts.
+
+        For a program that runs an app it did not build, as ``eventflow serve
+        --log-format lambda`` adds :class:`eventflow.logs.LambdaLogs`.
+
+        Raises:
+            RuntimeError: the app has already started.
+            ConfigurationError: an object has none of the hooks.
+        """
+        if self._state is not _State.NEW:
+            raise RuntimeError(
+                "Middleware can be added only before the app starts; add it before "
+                "'async with app:' or pass it as App(middleware=[...])."
+            )
+        if not middleware:
+            return
+        mws = [*(self._hooks.middleware if self._hooks is not None else ()), *middleware]
+        self._hooks = Hooks(mws, self._clock.now, structlog.get_logger("eventflow"))
+
     @property
     def handlers(self) -> Mapping[str, Handler]:
         """The handlers this app serves, by name."""

@@ -16,6 +16,7 @@ from . import (
     _cli_generate,
     _cli_invoke,
     _cli_pattern,
+    _cli_redrive,
     _cli_serve,
     _cli_worker,
 )
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_bench.add_parser(sub)
     _cli_worker.add_parser(sub)
     _cli_pattern.add_parser(sub)
+    _cli_redrive.add_parser(sub)
     _cli_completion.add_parser(sub, parser)  # last: its script lists every other command
     return parser
 

@@ -13,18 +13,22 @@ import logging
 import re
 import sys
 from types import ModuleType
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 
 from ._app import App
+from ._logging import REQUEST_ID, request_id_var
+from .logs import LambdaLogs, LambdaRenderer
 
 __all__ = (
     "CommandError",
     "add_log_options",
     "configure_logging",
     "describe",
+    "lambda_logs",
     "load_app",
+    "private_copy",
     "retry_delays",
 )
 
@@ -59,19 +63,28 @@ def describe(doc: str | None) -> str | None:
 
 
 def configure_logging(level: str, fmt: str, *, stream: TextIO | None = None) -> None:
-    """Configure structlog for a command: ``fmt`` is ``json`` or ``console``."""
+    """Configure structlog for a command: ``fmt`` is ``json``, ``console`` or ``lambda``.
+
+    ``lambda`` writes the Lambda runtime's lines (:class:`eventflow.logs.LambdaRenderer`)
+    and routes the standard library's ``logging`` to the same lines and stream, as the
+    Lambda Python runtime does; :func:`lambda_logs` gives the middleware that adds START,
+    END and REPORT.
+    """
     out = stream if stream is not None else sys.stderr
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
-    )
+    renderer: structlog.typing.Processor
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    elif fmt == "lambda":
+        renderer = LambdaRenderer()
+        _route_stdlib_logging(level, out)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info if fmt == "json" else (lambda _, __, e: e),
+            structlog.processors.format_exc_info if fmt != "console" else (lambda _, __, e: e),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
@@ -81,14 +94,57 @@ def configure_logging(level: str, fmt: str, *, stream: TextIO | None = None) -> 
     )
 
 
-def add_log_options(parser: argparse.ArgumentParser, *, default_level: str = "info") -> None:
-    """Add ``--log-level`` and ``--log-format`` to a subcommand."""
+def lambda_logs(stream: TextIO) -> LambdaLogs:
+    """The START/END/REPORT middleware for ``--log-format lambda``, writing to ``stream``."""
+    # a PrintLogger on the same stream shares structlog's lock for it: no interleaved lines
+    return LambdaLogs(structlog.PrintLogger(stream).msg)
+
+
+class _LambdaLogHandler(logging.Handler):
+    """Standard library records as the Lambda runtime's lines, with the attempt's request ID."""
+
+    def __init__(self, level: int, stream: TextIO) -> None:
+        super().__init__(level)
+        self._write = structlog.PrintLogger(stream).msg
+        self._render = LambdaRenderer()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            entry: dict[str, Any] = {"event": record.getMessage(), "level": record.levelname}
+            request_id = request_id_var.get()
+            if request_id is not None:
+                entry[REQUEST_ID] = request_id
+            if record.exc_info:
+                entry["exception"] = logging.Formatter().formatException(record.exc_info)
+            self._write(self._render(None, record.levelname.lower(), entry))
+        except Exception:
+            self.handleError(record)
+
+
+def _route_stdlib_logging(level: str, out: TextIO) -> None:
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _LambdaLogHandler)]:
+        root.removeHandler(old)
+    # the root logger's own level stays (WARNING unless the program sets it), as in Lambda
+    root.addHandler(_LambdaLogHandler(getattr(logging, level.upper()), out))
+
+
+def add_log_options(
+    parser: argparse.ArgumentParser,
+    *,
+    default_level: str = "info",
+    formats: tuple[str, ...] = ("console", "json"),
+) -> None:
+    """Add ``--log-level`` and ``--log-format`` (one of ``formats``) to a subcommand."""
     parser.add_argument(
         "--log-level", default=default_level, choices=LOG_LEVELS, help=f"({default_level})"
     )
-    parser.add_argument(
-        "--log-format", default="console", choices=("console", "json"), help="(console)"
+    more = (
+        "; lambda: START / the handler's lines / END / REPORT per attempt, as CloudWatch shows them"
+        if "lambda" in formats
+        else ""
     )
+    parser.add_argument("--log-format", default="console", choices=formats, help=f"(console){more}")
 
 
 def load_app(spec: str) -> tuple[App, ModuleType]:
@@ -130,3 +186,14 @@ def load_app(spec: str) -> tuple[App, ModuleType]:
             "name the object created with eventflow.App(...)."
         )
     return obj, module
+
+
+def private_copy(app: App) -> App:
+    """An in-memory app with ``app``'s handlers (and their options), without its sources or
+    shared queue: a one-off command must neither consume nor be consumed elsewhere."""
+    return App(
+        name=app.name,
+        handlers=list(app.handlers.values()),
+        region=app.region,
+        account_id=app.account_id,
+    )

@@ -43,19 +43,20 @@ def _words(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
 
 
 def _choices(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
-    """Each option with fixed choices (``--log-level``) mapped to them, over all subcommands."""
+    """``"<command path>|<option>"`` (``"serve|--log-format"``) mapped to the option's choices:
+    the same option may offer different choices in different subcommands."""
     found: dict[str, list[str]] = {}
 
-    def walk(current: argparse.ArgumentParser) -> None:
+    def walk(path: str, current: argparse.ArgumentParser) -> None:
         for action in current._actions:
             if isinstance(action, argparse._SubParsersAction):
-                for child in action.choices.values():
-                    walk(child)
+                for name, child in action.choices.items():
+                    walk(f"{path} {name}".strip(), child)
             elif action.choices and action.option_strings:
                 for option in action.option_strings:
-                    found.setdefault(option, [str(c) for c in action.choices])
+                    found[f"{path or '_'}|{option}"] = [str(c) for c in action.choices]
 
-    walk(parser)
+    walk("", parser)
     return found
 
 
@@ -75,9 +76,6 @@ _eventflow() {{
     local cur prev path words i w
     cur="${{COMP_WORDS[COMP_CWORD]}}"
     prev="${{COMP_WORDS[COMP_CWORD-1]}}"
-    case "$prev" in
-{choices}
-    esac
     path=""
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${{COMP_WORDS[i]}}"
@@ -86,6 +84,9 @@ _eventflow() {{
             path="${{path:+$path }}$w"
         fi
     done
+    case "${{path:-_}}|$prev" in
+{choices}
+    esac
     words=$(_eventflow_words "$path")
     COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }}

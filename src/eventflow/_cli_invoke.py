@@ -20,7 +20,14 @@ from typing import Any
 import anyio
 
 from ._app import App
-from ._cli_common import CommandError, add_log_options, configure_logging, describe, load_app
+from ._cli_common import (
+    CommandError,
+    add_log_options,
+    configure_logging,
+    describe,
+    load_app,
+    private_copy,
+)
 from ._errors import InvalidPayload
 from ._progress import ProgressBar
 from ._results import InvocationResult
@@ -48,19 +55,8 @@ def _payload(text: str) -> Any:
         ) from None
 
 
-def _one_off(app: App) -> App:
-    """An in-memory app with ``app``'s handlers (and their options), without its sources or
-    shared queue: a one-off invoke must neither consume nor be consumed elsewhere."""
-    return App(
-        name=app.name,
-        handlers=list(app.handlers.values()),
-        region=app.region,
-        account_id=app.account_id,
-    )
-
-
 async def _invoke(app: App, args: argparse.Namespace, payload: Any) -> int:
-    async with _one_off(app) as private:
+    async with private_copy(app) as private:
         try:
             if args.invocation_type == "Event":
                 return await _follow_event(private, args.handler, payload)

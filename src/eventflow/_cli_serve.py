@@ -52,6 +52,7 @@ from ._cli_common import (
     add_log_options,
     configure_logging,
     describe,
+    lambda_logs,
     load_app,
     retry_delays,
 )
@@ -399,7 +400,11 @@ def _cmd(args: argparse.Namespace) -> int:
         )
     configure_logging(args.log_level, args.log_format, stream=sys.stdout)
     app, module = load_app(args.app)
-    app.log_success = True  # a person reads these lines
+    if args.log_format == "lambda":
+        # START and REPORT say what attempt.started and attempt.succeeded would
+        app.add_middleware(lambda_logs(sys.stdout))
+    else:
+        app.log_success = True  # a person reads these lines
     mounts = find_sns_endpoints(module, app)
     api = _lambda_api(app, credentials)
     asgi = Router(api, mounts) if mounts else api
@@ -467,5 +472,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="allow a non-loopback address without credentials (no authentication)",
     )
-    add_log_options(p)
+    add_log_options(p, formats=("console", "json", "lambda"))
     p.set_defaults(func=_cmd)

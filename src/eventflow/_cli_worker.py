@@ -46,7 +46,14 @@ from typing import Any
 import structlog
 
 from ._app import App
-from ._cli_common import CommandError, add_log_options, configure_logging, describe, load_app
+from ._cli_common import (
+    CommandError,
+    add_log_options,
+    configure_logging,
+    describe,
+    lambda_logs,
+    load_app,
+)
 
 __all__ = ("add_parser",)
 
@@ -226,6 +233,8 @@ def _cmd(args: argparse.Namespace) -> int:
         raise CommandError(f"--processes must be at least 1; got {args.processes}.")
     configure_logging(args.log_level, args.log_format, stream=sys.stdout)
     app, _ = load_app(args.app)  # in the parent too: a bad MODULE:APP exits 2 at once
+    if args.log_format == "lambda":
+        app.add_middleware(lambda_logs(sys.stdout))
     idle = _nothing_to_consume(app)
     if idle is not None:
         raise CommandError(f"The app {args.app!r} {idle}")
@@ -261,7 +270,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="SECONDS",
         help="seconds between each process's worker.stats log line (10)",
     )
-    add_log_options(p)
+    add_log_options(p, formats=("console", "json", "lambda"))
     # set by the parent on the children it starts: the child's number, 1..N
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     # set by the parent too: the pipe whose end of file means the parent has died

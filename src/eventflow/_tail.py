@@ -18,7 +18,7 @@ try:
 except ImportError:  # Windows has no getrusage
     resource = None  # type: ignore[assignment]
 
-__all__ = ("TailLog", "max_memory_used_mb")
+__all__ = ("TailLog", "log_line", "max_memory_used_mb", "message_text")
 
 # the indentation Lambda's Python runtime gives a stack trace's lines in the log
 _TRACE_INDENT = "\u00a0"
@@ -39,6 +39,17 @@ def _stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
+def message_text(event: str, kw: dict[str, Any]) -> str:
+    """A log entry's message as the lines show it: the event, then ``key=value`` pairs."""
+    extras = " ".join(f"{k}={v!r}" for k, v in kw.items() if k != "exc_info")
+    return f"{event} {extras}".rstrip()
+
+
+def log_line(level: str, request_id: str, text: str) -> str:
+    """A line of the Lambda Python runtime's log: ``[LEVEL]\t<time>\t<request ID>\t<text>``."""
+    return f"[{level.upper()}]\t{_stamp()}\t{request_id}\t{text}"
+
+
 class TailLog:
     """A bound logger that also records the lines of one attempt."""
 
@@ -53,9 +64,7 @@ class TailLog:
         return TailLog(self._inner.bind(**kw), self._request_id, self._lines)
 
     def _record(self, level: str, event: str, kw: dict[str, Any]) -> None:
-        extras = " ".join(f"{k}={v!r}" for k, v in kw.items() if k != "exc_info")
-        text = f"{event} {extras}".rstrip()
-        self._lines.append(f"[{level.upper()}]\t{_stamp()}\t{self._request_id}\t{text}")
+        self._lines.append(log_line(level, self._request_id, message_text(event, kw)))
 
     def _log(self, level: str, event: str, kw: dict[str, Any]) -> Any:
         self._record(level, event, kw)

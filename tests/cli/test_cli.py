@@ -48,6 +48,7 @@ HELP = {
     ("generate-event", "scheduled"): ["--rule", "--region", "--account"],
     ("bench", "fanout"): ["--events", "--latency", "--concurrency"],
     ("demo",): ["--events", "--retry-delays", "--dead-letters"],
+    ("redrive",): ["--from-jsonl", "--from-sqs", "--handler", "--max", "--dry-run", "--wait"],
 }
 
 

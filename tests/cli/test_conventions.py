@@ -170,6 +170,13 @@ def test_bash_completion_knows_subcommands_options_and_choices(cli: Cli) -> None
     assert "--processes" in _complete(script, "bash", ["eventflow", "worker", "--"])
     assert _complete(script, "bash", ["eventflow", "generate-event", "s3", "d"]) == ["delete"]
     assert _complete(script, "bash", ["eventflow", "serve", "--log-level", "w"]) == ["warning"]
+    # an option's choices are the subcommand's own: only serve and worker log as Lambda does
+    assert _complete(script, "bash", ["eventflow", "serve", "--log-format", "l"]) == ["lambda"]
+    assert _complete(script, "bash", ["eventflow", "invoke", "--log-format", "l"]) == []
+    redrive = ["eventflow", "redrive", "app:app", "--"]
+    assert {"--from-jsonl", "--from-sqs", "--handler", "--max", "--dry-run"} <= set(
+        _complete(script, "bash", redrive)
+    )
 
 
 def test_zsh_completion_loads_in_zsh(cli: Cli) -> None:

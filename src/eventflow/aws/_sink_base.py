@@ -15,6 +15,7 @@ A :class:`~eventflow.aws._batcher.EntryOutcome` becomes, for the caller of :meth
 
 from __future__ import annotations
 
+import re
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
@@ -29,7 +30,11 @@ from ._batcher import Batcher, Fault, check_batching_options
 from ._clients import shared_client
 from ._errors import AWSError
 
-__all__ = ("BatchSink", "SinkStatistics", "region_of_arn", "utf8_len")
+__all__ = ("BatchSink", "SinkStatistics", "region_of_arn", "region_of_queue_url", "utf8_len")
+
+_SQS_REGION = re.compile(
+    r"^https?://(?:sqs\.(?P<a>[a-z0-9-]+)|(?P<b>[a-z0-9-]+)\.queue)\.amazonaws\.com(?:\.cn)?/"
+)
 
 _CLOSE_TIMEOUT = 10.0  # releasing the client after a cancellation
 
@@ -68,6 +73,12 @@ def region_of_arn(arn: str) -> str | None:
     """The region field of an ARN, or None."""
     parts = arn.split(":")
     return parts[3] or None if len(parts) > 5 and parts[0] == "arn" else None
+
+
+def region_of_queue_url(queue_url: str) -> str | None:
+    """The region in an SQS queue URL (``https://sqs.<region>.amazonaws.com/...``), or None."""
+    found = _SQS_REGION.match(queue_url)
+    return (found.group("a") or found.group("b")) if found else None
 
 
 class BatchSink:

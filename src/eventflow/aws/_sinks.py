@@ -28,7 +28,7 @@ from ..sinks import Message, SinkRejected
 from ._batcher import Fault, id_faults, positional_faults
 from ._clients import resolve_region, shared_client
 from ._errors import check_resource
-from ._sink_base import BatchSink, SinkStatistics, region_of_arn, utf8_len
+from ._sink_base import BatchSink, SinkStatistics, region_of_arn, region_of_queue_url, utf8_len
 
 __all__ = ("EventBridgeSink", "SNSSink", "SQSSink", "SinkStatistics")
 
@@ -52,9 +52,6 @@ _INVALID_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010fff
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
 _NUMBER = re.compile(r"^-?\d{1,15}(\.\d{1,5})?$")
 _NUMBER_ATTRIBUTES = frozenset({"ErrorCode"})  # Lambda declares ErrorCode a Number (spec §2)
-_SQS_REGION = re.compile(
-    r"^https?://(?:sqs\.(?P<a>[a-z0-9-]+)|(?P<b>[a-z0-9-]+)\.queue)\.amazonaws\.com(?:\.cn)?/"
-)
 
 
 class _AttributeSink(BatchSink):
@@ -186,9 +183,7 @@ class SQSSink(_AttributeSink):
                 f"'https://sqs.us-east-1.amazonaws.com/123456789012/my-dlq', got {queue_url!r}."
             )
         if region_name is None:
-            found = _SQS_REGION.match(queue_url)
-            if found:
-                region_name = found.group("a") or found.group("b")
+            region_name = region_of_queue_url(queue_url)
         super().__init__(
             target=queue_url,
             endpoint_url=endpoint_url,
