@@ -358,6 +358,19 @@ class App(IdempotentRuns):
 
     # -- lifecycle ------------------------------------------------------------------
 
+    def add_middleware(self, middleware: object) -> None:
+        """Add ``middleware`` after the constructor's (see :class:`eventflow.Middleware`),
+        for a tool given an App already built, such as ``eventflow serve``'s dashboard.
+
+        Raises:
+            RuntimeError: The app has started: its middleware is fixed from then on.
+            ConfigurationError: ``middleware`` has none of the hooks.
+        """
+        if self._state is not _State.NEW:
+            raise RuntimeError("Cannot add middleware after the App has started; add it first.")
+        mws = [*(self._hooks.middleware if self._hooks is not None else ()), middleware]
+        self._hooks = Hooks(mws, self._clock.now, structlog.get_logger("eventflow"))
+
     async def __aenter__(self) -> App:
         if self._state is not _State.NEW:
             raise RuntimeError(
