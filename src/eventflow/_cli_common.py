@@ -58,8 +58,15 @@ def describe(doc: str | None) -> str | None:
     return body.replace("``", "")
 
 
-def configure_logging(level: str, fmt: str, *, stream: TextIO | None = None) -> None:
-    """Configure structlog for a command: ``fmt`` is ``json`` or ``console``."""
+def configure_logging(
+    level: str,
+    fmt: str,
+    *,
+    stream: TextIO | None = None,
+    tap: structlog.typing.Processor | None = None,
+) -> None:
+    """Configure structlog for a command: ``fmt`` is ``json`` or ``console``; ``tap``, a
+    processor that sees each entry before it is rendered (the dashboard's log ring)."""
     out = stream if stream is not None else sys.stderr
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
@@ -71,6 +78,7 @@ def configure_logging(level: str, fmt: str, *, stream: TextIO | None = None) -> 
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *([tap] if tap is not None else []),
             structlog.processors.format_exc_info if fmt == "json" else (lambda _, __, e: e),
             renderer,
         ],
