@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 
 from dashboard_support import get, invoke, poll, serving, settled
 
@@ -106,8 +107,15 @@ def test_the_page_is_served_with_its_own_script_only(tmp_path: Path, free_port: 
     assert post.status_code == 405
 
 
-def test_no_dashboard_leaves_the_path_to_the_lambda_api(tmp_path: Path, free_port: int) -> None:
-    with serving(tmp_path, free_port, "--no-dashboard") as base:
+@pytest.mark.parametrize(
+    "options",
+    [("--no-dashboard",), ("--host", "0.0.0.0", "--insecure")],
+    ids=["no-dashboard", "not-loopback"],
+)
+def test_no_dashboard_leaves_the_path_to_the_lambda_api(
+    tmp_path: Path, free_port: int, options: tuple[str, ...]
+) -> None:
+    with serving(tmp_path, free_port, *options) as base:
         answer = get(f"{base}/_eventflow/api/stats")
         health = get(f"{base}/healthz")
     assert answer is not None and answer.status_code == 404
