@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
@@ -32,6 +33,21 @@ for (const tr of document.querySelectorAll("#handlers tbody tr")) {
   handlers[tr.dataset.handler] = row;
 }
 return {totals, handlers, status: document.getElementById("status").dataset.state};
+"""
+READ_FAILURE = """
+const tr = document.querySelector(`#failures tr[data-request-id="${arguments[0]}"]`);
+if (!tr) return null;
+const row = {};
+for (const td of tr.cells) row[td.dataset.field] = td.innerText;
+row.href = tr.querySelector("a").href;
+return row;
+"""
+READ_CHART = """
+let n = 0;
+for (const el of document.querySelectorAll("#retry-chart .col .n")) {
+  n += Number(el.textContent || 0);
+}
+return n;
 """
 HANDLER_FIELDS = ("received", "succeeded", "failed", "retrying", "dead_lettered", "running")
 
@@ -104,11 +120,18 @@ def _shows(chrome: webdriver.Chrome, base: str) -> dict[str, Any] | None:
 
 
 def _failure_row(chrome: webdriver.Chrome, request_id: str) -> dict[str, str] | None:
-    rows = chrome.find_elements(By.CSS_SELECTOR, f'#failures tr[data-request-id="{request_id}"]')
-    if not rows:
-        return None
-    cells = rows[0].find_elements(By.TAG_NAME, "td")
-    return {str(td.get_attribute("data-field")): td.text for td in cells}
+    """The cells of the failure's row (and its link's address), read in one script: the
+    page replaces its rows at every update, so an element found earlier may be gone."""
+    row: dict[str, str] | None = chrome.execute_script(READ_FAILURE, request_id)
+    return row
+
+
+def _click(chrome: webdriver.Chrome, selector: str) -> bool:
+    try:
+        chrome.find_element(By.CSS_SELECTOR, selector).click()
+    except StaleElementReferenceException:
+        return False  # replaced by an update between finding and clicking: find it again
+    return True
 
 
 def test_the_page_shows_what_the_api_counts_follows_new_events_and_fits_a_phone(
@@ -132,9 +155,9 @@ def test_the_page_shows_what_the_api_counts_follows_new_events_and_fits_a_phone(
         row = poll(lambda: _failure_row(browser, resized[2]), "the failure's row")
         assert (row["handler"], row["attempt"], row["error_type"]) == ("resize", "1", "ValueError")
         assert row["error_message"] == "cannot resize k2" and row["request_id"] == resized[2]
-        link = browser.find_element(By.CSS_SELECTOR, f'#failures a[data-request-id="{resized[2]}"]')
-        assert link.get_attribute("href") == f"{base}/_eventflow/api/logs?request_id={resized[2]}"
-        link.click()
+        assert row["href"] == f"{base}/_eventflow/api/logs?request_id={resized[2]}"
+        link = f'#failures a[data-request-id="{resized[2]}"]'
+        poll(lambda: _click(browser, link), "a click on the failure's logs link")
 
         def log_text() -> str | None:
             text: str = browser.find_element(By.ID, "log-lines").text
@@ -145,8 +168,7 @@ def test_the_page_shows_what_the_api_counts_follows_new_events_and_fits_a_phone(
         # its traceback folded under the exception's last line
         assert "ValueError: cannot resize k2" in logs and "Traceback" not in logs
         # and the chart has the two retries due in the next minutes
-        bars = browser.find_elements(By.CSS_SELECTOR, "#retry-chart .col .n")
-        assert sum(int(b.text) for b in bars if b.text) == 2
+        assert browser.execute_script(READ_CHART) == 2
 
         # When more events run, the open page follows by itself
         more = invoke(base, "resize", {"key": "k9", "fail": True})
