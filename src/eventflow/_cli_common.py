@@ -62,13 +62,20 @@ def describe(doc: str | None) -> str | None:
     return body.replace("``", "")
 
 
-def configure_logging(level: str, fmt: str, *, stream: TextIO | None = None) -> None:
+def configure_logging(
+    level: str,
+    fmt: str,
+    *,
+    stream: TextIO | None = None,
+    tap: structlog.typing.Processor | None = None,
+) -> None:
     """Configure structlog for a command: ``fmt`` is ``json``, ``console`` or ``lambda``.
 
     ``lambda`` writes the Lambda runtime's lines (:class:`eventflow.logs.LambdaRenderer`)
     and routes the standard library's ``logging`` to the same lines and stream, as the
     Lambda Python runtime does; :func:`lambda_logs` gives the middleware that adds START,
-    END and REPORT.
+    END and REPORT. ``tap`` is a processor that sees each entry before it is rendered (the
+    dashboard's log ring).
     """
     out = stream if stream is not None else sys.stderr
     renderer: structlog.typing.Processor
@@ -84,6 +91,7 @@ def configure_logging(level: str, fmt: str, *, stream: TextIO | None = None) -> 
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *([tap] if tap is not None else []),
             structlog.processors.format_exc_info if fmt != "console" else (lambda _, __, e: e),
             renderer,
         ],

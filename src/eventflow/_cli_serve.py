@@ -7,6 +7,13 @@ at ``/sns/<attribute name>`` (``orders = SNSEndpoint(app, ...)`` → ``/sns/orde
 
 Health: ``GET /healthz`` answers 200 while the App runs and 503 once it drains.
 
+Dashboard: ``/_eventflow/`` is a live page of the App (per handler: received, succeeded,
+failed, retrying, dead-lettered; queue depth and attempts in flight; the retries due in
+the next minutes; the latest failures, each linked to its log lines), updated every
+second; its data is JSON at ``/_eventflow/api/stats``, and the recent log lines of a
+request at ``/_eventflow/api/logs?request_id=ID``. It has no authentication: it is on by
+default on a loopback address only (``--dashboard`` / ``--no-dashboard`` decide).
+
 Shutdown: on SIGTERM or SIGINT ``/healthz`` answers 503 at once, and the server keeps
 serving until no request is open (at most the App's ``shutdown_timeout``), so a load
 balancer that polls it stops sending new work first; then uvicorn stops accepting
@@ -56,6 +63,8 @@ from ._cli_common import (
     load_app,
     retry_delays,
 )
+from .dashboard import PREFIX as DASHBOARD_PREFIX
+from .dashboard import Dashboard, LogRing
 
 __all__ = (
     "HEALTH_PATH",
@@ -131,16 +140,23 @@ def find_sns_endpoints(module: ModuleType, app: App) -> dict[str, Any]:
 
 
 class Router:
-    """A minimal ASGI router: SNS endpoints by exact path, everything else to ``default``.
+    """A minimal ASGI router: SNS endpoints by exact path, the dashboard by path prefix
+    (the prefix itself and every path under it), everything else to ``default``.
 
     ``lifespan`` goes to ``default`` (the Lambda API), with the mounts entered around it
     (an SNS endpoint's certificate fetches live in it); the SNS endpoints' start-up check
     (their handler exists) is made before serving.
     """
 
-    def __init__(self, default: ASGIApp, mounts: Mapping[str, ASGIApp]) -> None:
+    def __init__(
+        self,
+        default: ASGIApp,
+        mounts: Mapping[str, ASGIApp],
+        prefixes: Mapping[str, ASGIApp] | None = None,
+    ) -> None:
         self.default = default
         self.mounts = dict(mounts)
+        self.prefixes = dict(prefixes or {})
 
     async def __call__(
         self,
@@ -149,7 +165,13 @@ class Router:
         send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
     ) -> None:
         if scope["type"] == "http":
-            target = self.mounts.get(scope["path"].rstrip("/"))
+            path = scope["path"]
+            target = self.mounts.get(path.rstrip("/"))
+            if target is None:
+                target = next(
+                    (a for p, a in self.prefixes.items() if path == p or path.startswith(p + "/")),
+                    None,
+                )
             if target is not None:
                 await target(scope, receive, send)
                 return
@@ -398,7 +420,9 @@ def _cmd(args: argparse.Namespace) -> int:
             "could invoke your handlers. Pass --credentials-env (with "
             f"{ACCESS_KEY_ENV} and {SECRET_KEY_ENV} set) or --insecure."
         )
-    configure_logging(args.log_level, args.log_format, stream=sys.stdout)
+    dashboard = args.dashboard if args.dashboard is not None else is_loopback(args.host)
+    logs = LogRing() if dashboard else None
+    configure_logging(args.log_level, args.log_format, stream=sys.stdout, tap=logs)
     app, module = load_app(args.app)
     if args.log_format == "lambda":
         # START and REPORT say what attempt.started and attempt.succeeded would
@@ -406,8 +430,11 @@ def _cmd(args: argparse.Namespace) -> int:
     else:
         app.log_success = True  # a person reads these lines
     mounts = find_sns_endpoints(module, app)
+    prefixes: dict[str, ASGIApp] = {}
+    if dashboard:
+        prefixes[DASHBOARD_PREFIX] = Dashboard(app, logs=logs)
     api = _lambda_api(app, credentials)
-    asgi = Router(api, mounts) if mounts else api
+    asgi = Router(api, mounts, prefixes) if mounts or prefixes else api
     return asyncio.run(_serve(app, asgi, args))
 
 
@@ -466,6 +493,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="SECONDS,...",
         help="every handler's retry delays, e.g. 1,2 for a local run instead of Lambda's "
         "60,120 (each handler's own by default)",
+    )
+    p.add_argument(
+        "--dashboard",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"serve the live dashboard at {DASHBOARD_PREFIX}/ (no authentication; by "
+        "default on a loopback --host only)",
     )
     p.add_argument(
         "--insecure",
