@@ -1,20 +1,32 @@
 """The App: Lambda's asynchronous invocation model inside one asyncio process.
 
-``invoke`` puts an :class:`Event` on the bounded :class:`EventQueue` and answers 202 at
-once; ``concurrency`` worker tasks take events only when free and run one attempt each;
-a failed attempt goes to the :class:`RetryScheduler` (a timer wheel) and comes back on
-the queue's retry lane; an event that succeeds, runs out of retries or grows too old
-gets its dead letter / destination record sent and reaches its terminal outcome.
+Start reading here. ``App`` holds the wiring, the lifecycle and the public API; the
+engine is a handful of collaborators it holds as fields, each in its own module with its
+own state, built with explicit arguments when the app starts (:meth:`App._build_engine`):
 
-One anyio task group owns the workers and the scheduler; it is entered by
-``async with app`` and left by it, after a graceful drain and a spill of whatever is left.
+- ``_queue.EventQueue`` (bounded, with a retry lane) and ``_scheduler.RetryScheduler``
+  (over the ``_wheel.TimerWheel``) hold events waiting to run;
+- ``_accounting.Accounting`` owns the counters, ``stats()`` and idle waiting;
+- ``_workers.WorkerPool``: the ``concurrency`` worker tasks, the inline fast path and
+  the general path of one event;
+- ``_attempts.AttemptRunner``: one attempt, with the one exception classifier and a
+  typed result (``Succeeded`` / ``Failed``);
+- ``_idempotent_runs.IdempotentRuns``: the idempotency steps around an attempt;
+- ``_outcomes.Outcomes``: the failure router (retry, age, dead letter, destinations)
+  and ``finish``, the one way out of the engine;
+- ``_request_response.RequestResponse``: synchronous invocations, through the same parts;
+- ``_middleware.Hooks`` and ``_delivery.Deliverer``: middleware calls and sink sends.
+
+``invoke`` puts an :class:`Event` on the queue and answers 202 at once; one anyio task
+group owns the workers and the scheduler; it is entered by ``async with app`` and left by
+it, after a graceful drain and a spill of whatever is left. The README's Design section
+follows an event from ``invoke`` to a dead-letter sink through these modules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
 import math
 import sys
@@ -30,40 +42,28 @@ from anyio.abc import TaskStatus
 
 from . import _registry
 from ._accounting import Accounting
+from ._attempts import FLAT_TYPES, AttemptRunner
 from ._clock import Clock, LoopClock
-from ._context import Context
 from ._contracts import Defer, Outcome, QueuedEvent, Settle, SharedQueue, Sink, Source
 from ._delivery import Deliverer
-from ._engine_base import CLAIMED, FLAT_TYPES
-from ._engine_idempotency import IdempotentRuns
-from ._errors import (
-    AppClosed,
-    ConfigurationError,
-    QueueFull,
-    UnknownHandler,
-)
+from ._errors import AppClosed, ConfigurationError, QueueFull, UnknownHandler
 from ._event import Event
 from ._handler import Handler, HandlerConfig, P, R, make_decorator
+from ._idempotent_runs import IdempotentRuns
 from ._ids import new_request_id
-from ._logging import attempt_var as _attempt_var
-from ._logging import handler_var as _handler_var
-from ._logging import request_id_var
+from ._logging import log_context
 from ._middleware import Hooks
-from ._payload import SAFE_INT, check_payload, private_copy, to_json
+from ._outcomes import Outcomes
+from ._payload import SAFE_INT, check_payload
 from ._queue import EventQueue, QueueStatistics
-from ._records import (
-    EVENT_AGE_EXCEEDED,
-    RETRIES_EXHAUSTED,
-    marshal_error,
-    marshal_failure,
-    spill_message,
-)
+from ._records import spill_message
+from ._request_response import RequestResponse
 from ._results import Accepted, InvocationResult, Stats
 from ._runtime import HandlerRuntime
 from ._scheduler import RetryScheduler
-from ._tail import TailLog
 from ._threads import HandlerThreads, ThreadStatistics
 from ._wheel import TimerWheel, WheelStatistics
+from ._workers import WorkerPool
 
 __all__ = ("App", "InvocationType")
 
@@ -100,7 +100,7 @@ def _check_seconds(option: str, value: object) -> float:
     return float(value)
 
 
-class App(IdempotentRuns):
+class App:
     """An event-processing app: handlers, a bounded event queue, workers and retries.
 
     Use it as an async context manager inside your service::
@@ -147,6 +147,11 @@ class App(IdempotentRuns):
             event cost far more than a no-op event. Failures, retries, dead letters and
             expiries are always logged.
     """
+
+    # the engine's parts, wired when the app starts (see _build_engine)
+    _outcomes: Outcomes
+    _workers: WorkerPool
+    _request_responses: RequestResponse
 
     def __init__(
         self,
@@ -208,8 +213,6 @@ class App(IdempotentRuns):
         self._entered: set[int] = set()  # ids of the sinks and sources this app has opened
         self._holders: Any = None
         self._release_resources = anyio.Event()
-        self._key_waiters: dict[str, list[Event]] = {}  # duplicates waiting for a claim
-        self._key_futures: dict[str, list[asyncio.Future[None]]] = {}
         self._clock: Clock = clock if clock is not None else LoopClock()
         mws = list(middleware)
         self._hooks = (
@@ -246,10 +249,6 @@ class App(IdempotentRuns):
         self._tg: Any = None
         self._exit_stack: AsyncExitStack | None = None
         self._threads: HandlerThreads | None = None
-        self._running_threads: dict[str, asyncio.Future[None]] = {}
-        self._held_retries: dict[str, float] = {}
-        self._given_up: set[Event] = set()
-        self._interrupted: list[Event] = []
 
     # -- handlers -------------------------------------------------------------------
 
@@ -381,6 +380,7 @@ class App(IdempotentRuns):
         if self._hooks is not None:
             self._hooks.bind(self._now, log)
         self._threads = HandlerThreads(self._thread_limit, f"eventflow-{self.name}")
+        self._build_engine(log, self._deliverer, self._threads)
         for name, h in self._resolve_handlers().items():
             rt = HandlerRuntime(
                 h, region=self._region, account_id=self._account_id, clock=self._clock, log=log
@@ -417,7 +417,7 @@ class App(IdempotentRuns):
         self._exit_stack = stack
         self._tg = tg
         for _ in range(self._concurrency):
-            tg.start_soon(self._worker)
+            tg.start_soon(self._workers.work)
         tg.start_soon(self._scheduler.run)
         self._state = _State.RUNNING
         try:
@@ -437,6 +437,54 @@ class App(IdempotentRuns):
                 queue_size=self._queue_size,
             )
         return self
+
+    def _build_engine(self, log: Any, deliverer: Deliverer, threads: HandlerThreads) -> None:
+        """Wire the engine's parts, once the logger and the clock reader are final."""
+        acct, hooks, now, log_attempts = self._acct, self._hooks, self._now, self._log_attempts
+        self._outcomes = Outcomes(
+            accounting=acct,
+            scheduler=self._scheduler,
+            deliverer=deliverer,
+            hooks=hooks,
+            log=log,
+            now=now,
+            info=self._info,
+            log_attempts=log_attempts,
+        )
+        runner = AttemptRunner(
+            accounting=acct,
+            clock=self._clock,
+            now=now,
+            scheduler=self._scheduler,
+            threads=threads,
+            hooks=hooks,
+            log=log,
+            log_attempts=log_attempts,
+        )
+        idempotent = IdempotentRuns(
+            accounting=acct,
+            runner=runner,
+            scheduler=self._scheduler,
+            clock=self._clock,
+            now=now,
+            wall=self._wall,
+            log=log,
+        )
+        self._workers = WorkerPool(
+            queue=self._queue,
+            accounting=acct,
+            runner=runner,
+            idempotent=idempotent,
+            outcomes=self._outcomes,
+            hooks=hooks,
+            now=now,
+            wall=self._wall,
+            log=log,
+            log_attempts=log_attempts,
+        )
+        self._request_responses = RequestResponse(
+            runner=runner, idempotent=idempotent, outcomes=self._outcomes, workers=self._workers
+        )
 
     async def __aexit__(
         self,
@@ -498,8 +546,7 @@ class App(IdempotentRuns):
             await source.run(self, task_status=task_status)
 
     async def _spill_leftovers(self) -> None:
-        leftovers = list(self._interrupted)
-        self._interrupted.clear()
+        leftovers = self._outcomes.take_interrupted()
         moved = self._queue.drain()
         for rt in self._runtimes.values():
             while rt.parked:
@@ -511,10 +558,10 @@ class App(IdempotentRuns):
         leftovers.extend(moved)
         assert self._deliverer is not None
         for ev in leftovers:
-            ctx = {"request_id": ev.request_id, "handler": ev.rt.name, "attempt": ev.attempts}
+            ctx = log_context(ev)
             if ev.settle is not None:
                 # the source still holds it (an SQS message, say): give it back, don't spill
-                self._finish(ev, Outcome.RELEASED)
+                self._outcomes.finish(ev, Outcome.RELEASED)
                 self._log.warning("event.released", **ctx)
                 continue
             if self._spill is not None:
@@ -532,7 +579,7 @@ class App(IdempotentRuns):
                     payload=ev.payload,
                     **ctx,
                 )
-            self._finish(ev, Outcome.RELEASED)
+            self._outcomes.finish(ev, Outcome.RELEASED)
         self._acct.wake_idle()
 
     # -- invoking -------------------------------------------------------------------
@@ -722,7 +769,7 @@ class App(IdempotentRuns):
             self._log.error(
                 "event.attempt_interrupted",
                 reason=ev.error["errorMessage"],
-                **self._log_context(ev),
+                **log_context(ev),
             )
         await self._enqueue(ev)
 
@@ -756,7 +803,7 @@ class App(IdempotentRuns):
         if self._state is not _State.RUNNING:
             raise self._closed_error()
         rt = self._lookup(handler)
-        # an age of infinity routes it to the slow path of _run, which sees the reason
+        # an age of infinity routes it to the failure path (WorkerPool.run, Outcomes.too_old)
         ev = Event(request_id or new_request_id(), rt, payload, -math.inf)
         ev.settle = settle
         ev.error = {
@@ -765,7 +812,7 @@ class App(IdempotentRuns):
             "requestId": ev.request_id,
             "stackTrace": [],
         }
-        self._log.error("event.rejected", reason=reason, **self._log_context(ev))
+        self._log.error("event.rejected", reason=reason, **log_context(ev))
         return await self._enqueue(ev)
 
     async def _enqueue(self, ev: Event) -> Accepted:
@@ -806,246 +853,7 @@ class App(IdempotentRuns):
         ev = self._new_event(handler, payload)
         if client_context is not None:
             ev.client_context = dict(client_context)
-        rt = ev.rt
-        if rt.limit is not None:
-            while rt.running >= rt.limit:
-                # a synchronous call waits for a slot like any caller of a capped function
-                await self._wait_slot(rt)
-            rt.running += 1
-        lines = [TailLog.start(ev.request_id)]
-        tail = TailLog(
-            rt.log.bind(request_id=ev.request_id, handler=rt.name, attempt=1), ev.request_id, lines
-        )
-        started = time.perf_counter()
-        try:
-            if ev.cfg.idempotency is None:
-                ok, value, exc = await self._attempt(ev, rt, tail)
-            else:
-                while True:
-                    outcome, value, exc = await self._idempotent(ev, rt, tail)
-                    if outcome != "wait":
-                        break
-                    # a duplicate in progress: wait for it to settle (here or elsewhere)
-                    key, lease_until = value
-                    await self._wait_key_settled(key, lease_until)
-                if outcome == "dedup":
-                    self._acct.deduplicated += 1
-                ok = outcome in ("ok", "dedup")
-        finally:
-            if rt.limit is not None:
-                rt.running -= 1
-                self._release_parked(rt)
-        duration = time.perf_counter() - started
-        if ok and value is not None and type(value) is not str:
-            try:
-                # what Lambda answers: the result as JSON decodes it (tuples become lists,
-                # int keys strings), the same as a duplicate gets back from the store
-                value = json.loads(to_json(value))
-            except (TypeError, ValueError, RecursionError) as marshal:
-                ok, value, exc = False, marshal_failure(marshal, ev.request_id), None
-        if ok:
-            self._log_success(ev)
-            lines.extend(TailLog.end(ev.request_id, duration, None))
-            return InvocationResult(
-                status_code=200, request_id=ev.request_id, payload=value, log="\n".join(lines)
-            )
-        self._log_failure(ev, value, exc)
-        lines.append(TailLog.unhandled(value))
-        lines.extend(TailLog.end(ev.request_id, duration, value.get("errorType")))
-        return InvocationResult(
-            status_code=200,
-            request_id=ev.request_id,
-            payload=value,
-            function_error="Unhandled",
-            log="\n".join(lines),
-        )
-
-    async def _wait_slot(self, rt: HandlerRuntime) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        rt.slot_waiters.append(fut)
-        try:
-            await fut
-        finally:
-            if fut in rt.slot_waiters:
-                rt.slot_waiters.remove(fut)
-
-    def _release_parked(self, rt: HandlerRuntime) -> None:
-        # a capped handler's slot freed outside a worker: let a waiter or a worker use it
-        while rt.slot_waiters:
-            fut = rt.slot_waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
-        if rt.parked and rt.limit is not None and rt.running < rt.limit:
-            self._queue.unpark()
-            self._queue.put_retry(rt.parked.popleft())
-
-    # -- workers --------------------------------------------------------------------
-
-    async def _worker(self) -> None:
-        queue = self._queue
-        get_nowait = queue.get_nowait
-        run = self._run
-        now = self._now
-        wall = self._wall
-        flat = FLAT_TYPES
-        claimed = CLAIMED
-        # the wall time this worker read as its last inline event completed a claim: the
-        # next claim, microseconds later with no await between, reuses it (0.0: read anew)
-        fresh = 0.0
-        # middleware wraps every handler call: the general path (_run) has the seams for it
-        inline = self._hooks is None
-        acct = self._acct
-        finish = acct.finish
-        succeeded = Outcome.SUCCEEDED
-        log_attempts = self._log_attempts
-        rid_var, handler_var, attempt_var = request_id_var, _handler_var, _attempt_var
-        while True:
-            last, fresh = fresh, 0.0
-            ev = get_nowait()
-            if ev is None:
-                last = 0.0
-                ev = await queue.get()
-            rt = ev.rt
-            cfg = ev.cfg
-            if inline and rt.simple and cfg.inline and now() - ev.enqueued_at <= cfg.max_event_age:
-                # The hot path, inline (no coroutine per event): an async, uncapped handler
-                # with no timeout, no on-success record and at most a non-blocking
-                # idempotency store; _run does all the rest.
-                acct.in_flight += 1
-                payload = ev.payload
-                idem = cfg.idempotency
-                if idem is not None:
-                    # the store's documented non-blocking claim: no await, no coroutine
-                    store = idem.nowait_store
-                    try:
-                        key = idem.key_for(payload)
-                        at = last or wall()
-                        status, token = store.claim_nowait(
-                            key, payload, at, at + idem.lease_seconds, idem.validate_payload
-                        )
-                    except Exception as claim_error:
-                        error = self._idempotency_error(ev, claim_error)[1]
-                        await self._inline_failed(ev, None, error=error)
-                        continue
-                    if status is not claimed:
-                        error = self._not_claimed(ev, key, status, token, at)
-                        if error is not None:
-                            await self._inline_failed(ev, None, error=error)
-                        continue
-                ev.attempts += 1
-                acct.attempts += 1
-                if log_attempts:
-                    self._log.info("attempt.started", **self._log_context(ev))
-                # bound for the handler's own structlog lines; not reset after: this task
-                # runs nothing else between attempts, and the next attempt overwrites them
-                rid_var.set(ev.request_id)
-                handler_var.set(rt.name)
-                attempt_var.set(ev.attempts)
-                try:
-                    # a private copy of the event, as Lambda deserialises one per attempt
-                    value = await rt.fn(
-                        payload.copy() if ev.flat else private_copy(payload), Context(ev, None)
-                    )
-                except BaseException as exc:
-                    if idem is not None:
-                        self._release_inline(ev, key, token)
-                    await self._inline_failed(ev, exc)
-                    continue
-                if type(value) not in flat and marshal_error(value, ev.request_id) is not None:
-                    if idem is not None:
-                        self._release_inline(ev, key, token)
-                    await self._inline_failed(ev, None, value)
-                    continue
-                if idem is not None:
-                    try:
-                        # most handlers return None: no call to the JSON encoder
-                        result = "null" if value is None else to_json(value)
-                    except (TypeError, ValueError, RecursionError) as marshal:
-                        self._release_inline(ev, key, token)
-                        error = marshal_failure(marshal, ev.request_id)
-                        await self._inline_failed(ev, None, error=error)
-                        continue
-                    try:
-                        fresh = wall()
-                        store.complete_nowait(key, token, result, fresh + idem.expires_after)
-                    except Exception as store_error:
-                        self._store_failed(ev, key, store_error)
-                    if self._key_waiters or self._key_futures:
-                        self._key_settled(key)
-                if log_attempts:
-                    self._log_success(ev)
-                # _finish() without the middleware call: the inline path runs without any
-                finish(succeeded)
-                if ev.settle is not None:
-                    self._settle(ev, succeeded)
-                continue
-            limit = rt.limit
-            if limit is None:
-                await run(ev)
-                continue
-            if rt.running >= limit:
-                rt.parked.append(ev)
-                queue.park()
-                continue
-            await run(ev)
-            # this worker is free and the handler has room: take its oldest parked event
-            while rt.parked and rt.running < limit and not rt.slot_waiters:
-                ev = rt.parked.popleft()
-                queue.unpark()
-                await run(ev)
-            if rt.slot_waiters and rt.running < limit:
-                self._release_parked(rt)
-
-    async def _run(self, ev: Event) -> None:
-        """Run one attempt of ``ev`` and everything that follows from its outcome."""
-        self._acct.in_flight += 1
-        rt = ev.rt
-        try:
-            cfg = ev.cfg
-            if self._now() - ev.enqueued_at > cfg.max_event_age:
-                if ev.enqueued_at == -math.inf and ev.error is not None:  # from reject()
-                    await self._fail(ev, RETRIES_EXHAUSTED, ev.error["errorMessage"])
-                else:
-                    reason = self._age_reason(ev, cfg.max_event_age)
-                    await self._fail(ev, EVENT_AGE_EXCEEDED, reason)
-                return
-            if self._running_threads and self._hold_retry(ev):
-                return  # its timed-out attempt's thread still runs: the retry waits for it
-            limited = rt.limit is not None
-            if limited:
-                rt.running += 1
-            try:
-                if cfg.idempotency is None:
-                    ok, value, exc = await self._attempt(ev, rt)
-                else:
-                    outcome, value, exc = await self._idempotent(ev, rt)
-                    ok = outcome == "ok"
-                    if outcome == "wait":
-                        self._wait_for_key(ev, *value)
-                        return
-                    if outcome == "dedup":
-                        ok = True
-                        self._acct.deduplicated += 1
-            finally:
-                if limited:
-                    rt.running -= 1
-            if ok:
-                if cfg.on_success is None:
-                    if self._log_attempts:
-                        self._log_success(ev)
-                    self._finish(ev, Outcome.SUCCEEDED)
-                    return
-                value = await self._succeed_with_destination(ev, value)
-                if value is None:
-                    return
-                exc = None  # the result could not be encoded: Runtime.MarshalError
-            await self._after_failure(ev, value, exc)
-        except asyncio.CancelledError:
-            self._cancelled(ev)
-            raise
-        except Exception as bug:  # a bug in eventflow itself: keep the worker, settle the event
-            self._internal_error(ev, bug)
+        return await self._request_responses.call(ev)
 
     # -- draining and statistics ----------------------------------------------------
 
