@@ -32,7 +32,6 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -40,26 +39,25 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from . import _registry
 from ._accounting import Accounting
-from ._attempts import FLAT_TYPES, AttemptRunner
+from ._attempts import AttemptRunner
 from ._clock import Clock, LoopClock
 from ._contracts import Defer, Outcome, QueuedEvent, Settle, SharedQueue, Sink, Source
 from ._delivery import Deliverer
 from ._errors import AppClosed, ConfigurationError, QueueFull, UnknownHandler
 from ._event import Event
 from ._handler import Handler, HandlerConfig, P, R, make_decorator
+from ._handler_set import HandlerSet
 from ._idempotent_runs import IdempotentRuns
 from ._ids import new_request_id
 from ._logging import log_context
 from ._middleware import Hooks
 from ._outcomes import Outcomes
-from ._payload import SAFE_INT, check_payload
 from ._queue import EventQueue, QueueStatistics
 from ._records import spill_message
 from ._request_response import RequestResponse
+from ._resources import Resources
 from ._results import Accepted, InvocationResult, Stats
-from ._runtime import HandlerRuntime
 from ._scheduler import RetryScheduler
 from ._threads import HandlerThreads, ThreadStatistics
 from ._wheel import TimerWheel, WheelStatistics
@@ -210,9 +208,7 @@ class App:
                     f"'async def run(self, app, *, task_status)', got {src!r}."
                 )
         self._source_scopes: list[anyio.CancelScope] = []
-        self._entered: set[int] = set()  # ids of the sinks and sources this app has opened
-        self._holders: Any = None
-        self._release_resources = anyio.Event()
+        self._resources = Resources()
         self._clock: Clock = clock if clock is not None else LoopClock()
         mws = list(middleware)
         self._hooks = (
@@ -223,18 +219,8 @@ class App:
         self._logger_arg = logger
         self._region = region
         self._account_id = account_id
-        self._uses_default_registry = handlers is None
-        self._handlers: dict[str, Handler] = {}
-        for h in handlers or ():
-            if not isinstance(h, Handler):
-                raise ConfigurationError(
-                    f"handlers must hold functions decorated with @eventflow.handler, got {h!r}."
-                )
-            self._add_handler(h)
+        self._handler_set = HandlerSet(name, handlers)
         self._state = _State.NEW
-        self._runtimes: dict[str, HandlerRuntime] = {}
-        # name -> runtime and Handler object -> runtime, so invoke() needs one lookup
-        self._index: dict[object, HandlerRuntime] = {}
         self._now = self._clock.now
         self._queue = EventQueue(self._queue_size)
         self._wheel: TimerWheel[Event] = TimerWheel(tick=self._tick, capacity=self._max_scheduled)
@@ -247,26 +233,16 @@ class App:
         self._log_attempts = False
         self._deliverer: Deliverer | None = None
         self._tg: Any = None
-        self._exit_stack: AsyncExitStack | None = None
         self._threads: HandlerThreads | None = None
 
     # -- handlers -------------------------------------------------------------------
-
-    def _add_handler(self, h: Handler) -> None:
-        existing = self._handlers.get(h.name)
-        if existing is not None and existing is not h:
-            raise ConfigurationError(
-                f"This app already has a handler named {h.name!r}; give one of them another "
-                "name with name=..."
-            )
-        self._handlers[h.name] = h
 
     def _register(self, h: Handler) -> None:
         if self._state is not _State.NEW:
             raise ConfigurationError(
                 f"Cannot add handler {h.name!r} after the app has started; register it first."
             )
-        self._add_handler(h)
+        self._handler_set.add(h)
 
     @overload
     def handler(self, fn: Callable[P, R], /, **options: Any) -> Handler[P, R]: ...
@@ -283,44 +259,18 @@ class App:
     def handlers(self) -> Mapping[str, Handler]:
         """The handlers this app serves, by name."""
         if self._state is _State.NEW:
-            return self._resolve_handlers()
-        return {name: rt.handler for name, rt in self._runtimes.items()}
-
-    def _resolve_handlers(self) -> dict[str, Handler]:
-        out = dict(self._handlers)
-        if self._uses_default_registry:
-            for name, h in _registry.default_handlers().items():
-                mine = out.get(name)
-                if mine is not None and mine is not h:
-                    raise ConfigurationError(
-                        f"Handler name {name!r} is registered both with @eventflow.handler and "
-                        "with @app.handler; rename one of them."
-                    )
-                out[name] = h
-        return out
-
-    def _lookup(self, handler: str | Handler) -> HandlerRuntime:
-        try:
-            rt = self._index.get(handler)
-        except TypeError:  # unhashable
-            rt = None
-        if rt is None:
-            known = ", ".join(sorted(self._runtimes)) or "none"
-            name = handler.name if isinstance(handler, Handler) else handler
-            raise UnknownHandler(
-                f"No handler {name!r} in app {self.name!r} (it serves: {known}); register it "
-                "with @eventflow.handler or @app.handler, or pass it in App(handlers=[...])."
-            )
-        return rt
+            return self._handler_set.resolve()
+        return {name: rt.handler for name, rt in self._handler_set.runtimes.items()}
 
     def handler_config(self, handler: str | Handler) -> HandlerConfig:
         """The settings that events accepted now for ``handler`` will run with."""
         if self._state is _State.NEW:
-            h = self._resolve_handlers().get(handler if isinstance(handler, str) else handler.name)
+            name = handler if isinstance(handler, str) else handler.name
+            h = self._handler_set.resolve().get(name)
             if h is None:
                 raise UnknownHandler(f"No handler {handler!r} in app {self.name!r}.")
             return h.config
-        return self._lookup(handler).config
+        return self._handler_set.lookup(handler).config
 
     async def configure_handler(
         self, handler: str | Handler, config: HandlerConfig | None = None, **changes: Any
@@ -343,14 +293,10 @@ class App:
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
-        rt = self._lookup(handler)
+        rt = self._handler_set.lookup(handler)
         new = (config or rt.config).replace(**changes) if changes else (config or rt.config)
         for sink in new.resources():
-            if id(sink) not in self._entered and hasattr(sink, "__aenter__"):
-                # opened and closed by a task the app owns: a sink holding a task group
-                # must be left by the task that entered it, not by the caller's
-                self._entered.add(id(sink))
-                await self._holders.start(self._hold_resource, sink)
+            await self._resources.open_later(sink)
         rt.config = new
         self._log.info("handler.configured", handler=rt.name, config=repr(new))
         return new
@@ -381,40 +327,21 @@ class App:
             self._hooks.bind(self._now, log)
         self._threads = HandlerThreads(self._thread_limit, f"eventflow-{self.name}")
         self._build_engine(log, self._deliverer, self._threads)
-        for name, h in self._resolve_handlers().items():
-            rt = HandlerRuntime(
-                h, region=self._region, account_id=self._account_id, clock=self._clock, log=log
-            )
-            self._runtimes[name] = rt
-            self._index[name] = rt
-            self._index[h] = rt
-        stack = AsyncExitStack()
-        await stack.__aenter__()
+        self._handler_set.start(
+            region=self._region, account_id=self._account_id, clock=self._clock, log=log
+        )
+        sinks = [s for rt in self._handler_set.runtimes.values() for s in rt.config.resources()]
+        if self._spill is not None:
+            sinks.append(self._spill)
+        # sources are entered before and exited after the task group, like sinks
+        shared = [self._shared] if self._shared is not None else []
+        await self._resources.open([*sinks, *self._sources, *shared])
+        tg = anyio.create_task_group()
         try:
-            seen = self._entered
-            sinks = [s for rt in self._runtimes.values() for s in rt.config.resources()]
-            if self._spill is not None:
-                sinks.append(self._spill)
-            # sources are entered before and exited after the task group, like sinks
-            shared = [self._shared] if self._shared is not None else []
-            for sink in [*sinks, *self._sources, *shared]:
-                if id(sink) not in seen and hasattr(sink, "__aenter__"):
-                    seen.add(id(sink))
-                    await stack.enter_async_context(sink)
-            # resources opened later (configure_handler) live in tasks of this group
-            holders = anyio.create_task_group()
-            await holders.__aenter__()
-            tg = anyio.create_task_group()
-            try:
-                await tg.__aenter__()
-            except BaseException:
-                await holders.__aexit__(*sys.exc_info())
-                raise
+            await tg.__aenter__()
         except BaseException:
-            await stack.aclose()
+            await self._resources.close(*sys.exc_info())
             raise
-        self._holders = holders
-        self._exit_stack = stack
         self._tg = tg
         for _ in range(self._concurrency):
             tg.start_soon(self._workers.work)
@@ -432,7 +359,7 @@ class App:
             log.info(
                 "app.started",
                 app=self.name,
-                handlers=sorted(self._runtimes),
+                handlers=sorted(self._handler_set.runtimes),
                 concurrency=self._concurrency,
                 queue_size=self._queue_size,
             )
@@ -525,18 +452,9 @@ class App:
                     self._state = _State.CLOSED
                     assert self._threads is not None
                     self._threads.close()  # a thread still running ends when its function does
-                    self._release_resources.set()
-                    await self._holders.__aexit__(None, None, None)
-                    assert self._exit_stack is not None
-                    # not shielded: sources may hold task groups entered before ours
-                    await self._exit_stack.aclose()
+                    await self._resources.close()
                     if self._info:
                         log.info("app.stopped", app=self.name, **self._acct.as_dict())
-
-    async def _hold_resource(self, resource: Any, *, task_status: TaskStatus[None]) -> None:
-        async with resource:
-            task_status.started()
-            await self._release_resources.wait()
 
     async def _run_source(
         self, source: Source | SharedQueue, *, task_status: TaskStatus[None]
@@ -548,7 +466,7 @@ class App:
     async def _spill_leftovers(self) -> None:
         leftovers = self._outcomes.take_interrupted()
         moved = self._queue.drain()
-        for rt in self._runtimes.values():
+        for rt in self._handler_set.runtimes.values():
             while rt.parked:
                 moved.append(rt.parked.popleft())
                 self._queue.unpark()
@@ -591,38 +509,6 @@ class App:
             )
         return AppClosed(f"App {self.name!r} is shutting down and accepts no more events.")
 
-    def _new_event(self, handler: str | Handler, payload: Any) -> Event:
-        try:
-            # names and Handler objects are both keys of the index: one lookup either way
-            rt = self._index.get(handler)
-        except TypeError:  # unhashable: certainly not a handler
-            rt = None
-        if rt is None:
-            rt = self._lookup(handler)
-        flat = False
-        if type(payload) is dict:
-            # flat objects of ASCII strings, ints, bools and nulls are the common case:
-            # checked here without a call; anything else by check_payload
-            for k, v in payload.items():
-                if type(k) is str and k.isascii():
-                    t = type(v)
-                    if t is str:
-                        if v.isascii():
-                            continue
-                    elif t is int:
-                        if -SAFE_INT < v < SAFE_INT:
-                            continue
-                    elif t is bool or v is None:
-                        continue
-                check_payload(payload, f"The payload for {rt.name!r}")
-                flat = all(type(v) in FLAT_TYPES for v in payload.values())
-                break
-            else:
-                flat = True
-        elif not ((type(payload) is str and payload.isascii()) or payload is None):
-            check_payload(payload, f"The payload for {rt.name!r}")
-        return Event(new_request_id(), rt, payload, self._now(), flat)
-
     def invoke_nowait(
         self,
         handler: str | Handler,
@@ -649,7 +535,7 @@ class App:
                 "invoke_nowait() cannot put an event on a shared queue without waiting for "
                 "it to be stored; use 'await app.invoke(...)' with App(queue=...)."
             )
-        ev = self._new_event(handler, payload)
+        ev = self._handler_set.new_event(handler, payload, self._now())
         self._queue.put_nowait(ev)
         self._acct.received += 1
         if self._hooks is not None:
@@ -700,7 +586,7 @@ class App:
         if invocation_type == "Event":
             if self._state is not _State.RUNNING:
                 raise self._closed_error()
-            ev = self._new_event(handler, payload)
+            ev = self._handler_set.new_event(handler, payload, self._now())
             if self._shared is not None:
                 return await self._put_shared(ev)
             try:
@@ -746,7 +632,7 @@ class App:
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
-        rt = self._lookup(event.handler)
+        rt = self._handler_set.lookup(event.handler)
         # the age counts from the first enqueue, wherever that was
         age = max(0.0, self._wall() - event.first_enqueued)
         ev = Event(event.request_id, rt, event.payload, self._now() - age)
@@ -783,7 +669,7 @@ class App:
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
-        ev = self._new_event(handler, payload)
+        ev = self._handler_set.new_event(handler, payload, self._now())
         ev.settle = settle
         return await self._enqueue(ev)
 
@@ -802,7 +688,7 @@ class App:
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
-        rt = self._lookup(handler)
+        rt = self._handler_set.lookup(handler)
         # an age of infinity routes it to the failure path (WorkerPool.run, Outcomes.too_old)
         ev = Event(request_id or new_request_id(), rt, payload, -math.inf)
         ev.settle = settle
@@ -839,7 +725,7 @@ class App:
             )
 
     def _dry_run(self, handler: str | Handler, payload: Any) -> InvocationResult:
-        ev = self._new_event(handler, payload)
+        ev = self._handler_set.new_event(handler, payload, self._now())
         return InvocationResult(status_code=204, request_id=ev.request_id)
 
     async def _request_response(
@@ -850,7 +736,7 @@ class App:
     ) -> InvocationResult:
         if self._state is not _State.RUNNING:
             raise self._closed_error()
-        ev = self._new_event(handler, payload)
+        ev = self._handler_set.new_event(handler, payload, self._now())
         if client_context is not None:
             ev.client_context = dict(client_context)
         return await self._request_responses.call(ev)
