@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -40,21 +39,20 @@ import structlog
 from anyio.abc import TaskStatus
 
 from ._accounting import Accounting
+from ._app_options import check_int, check_parts, check_seconds, wall_clock
 from ._attempts import AttemptRunner
 from ._clock import Clock, LoopClock
-from ._contracts import Defer, Outcome, QueuedEvent, Settle, SharedQueue, Sink, Source
+from ._contracts import Defer, QueuedEvent, Settle, SharedQueue, Sink, Source
 from ._delivery import Deliverer
 from ._errors import AppClosed, ConfigurationError, QueueFull, UnknownHandler
 from ._event import Event
 from ._handler import Handler, HandlerConfig, P, R, make_decorator
 from ._handler_set import HandlerSet
 from ._idempotent_runs import IdempotentRuns
-from ._ids import new_request_id
 from ._logging import log_context
 from ._middleware import Hooks
 from ._outcomes import Outcomes
 from ._queue import EventQueue, QueueStatistics
-from ._records import spill_message
 from ._request_response import RequestResponse
 from ._resources import Resources
 from ._results import Accepted, InvocationResult, Stats
@@ -75,27 +73,6 @@ class _State(enum.Enum):
     RUNNING = "running"
     CLOSING = "closing"
     CLOSED = "closed"
-
-
-def _wall_clock(clock: Clock) -> Callable[[], float]:
-    """Wall-clock seconds that move with ``clock``, from now on."""
-    offset = time.time() - clock.now()
-    now = clock.now
-    return lambda: offset + now()
-
-
-def _check_int(option: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{option} must be an integer >= {minimum}, got {value!r}.")
-    return value
-
-
-def _check_seconds(option: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{option} must be a number of seconds, got {value!r}.")
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigurationError(f"{option} must be a positive number of seconds, got {value!r}.")
-    return float(value)
 
 
 class App:
@@ -174,39 +151,16 @@ class App:
         log_success: bool = False,
     ) -> None:
         self.name = name
-        self._queue_size = _check_int("queue_size", queue_size, 1)
-        self._concurrency = _check_int("concurrency", concurrency, 1)
-        self._shutdown_timeout = _check_seconds("shutdown_timeout", shutdown_timeout)
-        self._tick = _check_seconds("tick", tick)
-        self._max_scheduled = _check_int("max_scheduled", max_scheduled, 1)
-        self._sink_timeout = _check_seconds("sink_timeout", sink_timeout)
-        self._thread_limit = _check_int("thread_limit", thread_limit, 1)
-        if spill is not None and not callable(getattr(spill, "send", None)):
-            raise ConfigurationError(
-                f"spill must be a sink (an object with 'async def send(self, message)'), "
-                f"got {spill!r}."
-            )
-        if clock is not None and not isinstance(clock, Clock):
-            raise ConfigurationError(
-                f"clock must have now() and call_at(when, callback) methods, got {clock!r}."
-            )
-        if queue is not None and not all(
-            callable(getattr(queue, m, None)) for m in ("put", "run", "wait_empty")
-        ):
-            raise ConfigurationError(
-                f"queue must be a shared event queue (with put(), run() and wait_empty(), "
-                f"such as eventflow.aws.SQSEventQueue or eventflow.queues.MemoryQueue), "
-                f"got {queue!r}; leave it None for the in-memory queue."
-            )
+        self._queue_size = check_int("queue_size", queue_size, 1)
+        self._concurrency = check_int("concurrency", concurrency, 1)
+        self._shutdown_timeout = check_seconds("shutdown_timeout", shutdown_timeout)
+        self._tick = check_seconds("tick", tick)
+        self._max_scheduled = check_int("max_scheduled", max_scheduled, 1)
+        self._sink_timeout = check_seconds("sink_timeout", sink_timeout)
+        self._thread_limit = check_int("thread_limit", thread_limit, 1)
+        self._sources = check_parts(spill, clock, queue, sources)
         self._shared = queue
         self._spill = spill
-        self._sources = list(sources)
-        for src in self._sources:
-            if not callable(getattr(src, "run", None)):
-                raise ConfigurationError(
-                    f"sources must hold sources, objects with "
-                    f"'async def run(self, app, *, task_status)', got {src!r}."
-                )
         self._source_scopes: list[anyio.CancelScope] = []
         self._resources = Resources()
         self._clock: Clock = clock if clock is not None else LoopClock()
@@ -215,7 +169,7 @@ class App:
             Hooks(mws, self._clock.now, structlog.get_logger("eventflow")) if mws else None
         )
         # a custom (virtual) clock moves wall time too, so leases and records follow it
-        self._wall = time.time if clock is None else _wall_clock(clock)
+        self._wall = time.time if clock is None else wall_clock(clock)
         self._logger_arg = logger
         self._region = region
         self._account_id = account_id
@@ -474,30 +428,8 @@ class App:
         # counted in flight while their spill is being sent, so the equation holds throughout
         self._acct.in_flight += len(moved)
         leftovers.extend(moved)
-        assert self._deliverer is not None
         for ev in leftovers:
-            ctx = log_context(ev)
-            if ev.settle is not None:
-                # the source still holds it (an SQS message, say): give it back, don't spill
-                self._outcomes.finish(ev, Outcome.RELEASED)
-                self._log.warning("event.released", **ctx)
-                continue
-            if self._spill is not None:
-                sent = await self._deliverer.deliver(
-                    self._spill, spill_message(ev), role="spill", **ctx
-                )
-                if sent:
-                    self._log.warning("event.spilled", **ctx)
-            else:
-                sent = False
-            if not sent:
-                self._log.error(
-                    "event.undelivered",
-                    reason="the app stopped before this event finished",
-                    payload=ev.payload,
-                    **ctx,
-                )
-            self._outcomes.finish(ev, Outcome.RELEASED)
+            await self._outcomes.release(ev, self._spill)
         self._acct.wake_idle()
 
     # -- invoking -------------------------------------------------------------------
@@ -632,31 +564,12 @@ class App:
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
-        rt = self._handler_set.lookup(event.handler)
-        # the age counts from the first enqueue, wherever that was
-        age = max(0.0, self._wall() - event.first_enqueued)
-        ev = Event(event.request_id, rt, event.payload, self._now() - age)
-        ev.attempts = event.attempts
+        ev = self._handler_set.queued_event(event, self._now(), self._wall())
         ev.settle = settle
         ev.defer = defer
-        if event.attempts > ev.cfg.max_retries:
-            # its last attempt was cut short by a process that died: no retry is left
-            ev.enqueued_at = -math.inf
-            ev.error = {
-                "errorMessage": (
-                    f"Retries exhausted: attempt {event.attempts} of this event stopped "
-                    "with the process running it (or its failure records could not be sent "
-                    "before), and it had no retries left."
-                ),
-                "errorType": "AttemptInterrupted",
-                "requestId": ev.request_id,
-                "stackTrace": [],
-            }
-            self._log.error(
-                "event.attempt_interrupted",
-                reason=ev.error["errorMessage"],
-                **log_context(ev),
-            )
+        if ev.error is not None:
+            reason = ev.error["errorMessage"]
+            self._log.error("event.attempt_interrupted", reason=reason, **log_context(ev))
         await self._enqueue(ev)
 
     async def submit(
@@ -688,16 +601,8 @@ class App:
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
-        rt = self._handler_set.lookup(handler)
-        # an age of infinity routes it to the failure path (WorkerPool.run, Outcomes.too_old)
-        ev = Event(request_id or new_request_id(), rt, payload, -math.inf)
+        ev = self._handler_set.rejected_event(handler, payload, reason, request_id)
         ev.settle = settle
-        ev.error = {
-            "errorMessage": reason,
-            "errorType": "InvalidEvent",
-            "requestId": ev.request_id,
-            "stackTrace": [],
-        }
         self._log.error("event.rejected", reason=reason, **log_context(ev))
         return await self._enqueue(ev)
 

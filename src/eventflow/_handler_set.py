@@ -8,6 +8,7 @@ one dictionary lookup. :meth:`HandlerSet.new_event` checks a payload and makes t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from ._runtime import HandlerRuntime
 
 if TYPE_CHECKING:
     from ._clock import Clock
+    from ._contracts import QueuedEvent
 
 __all__ = ("HandlerSet",)
 
@@ -132,3 +134,47 @@ class HandlerSet:
         elif not ((type(payload) is str and payload.isascii()) or payload is None):
             check_payload(payload, f"The payload for {rt.name!r}")
         return Event(new_request_id(), rt, payload, now, flat)
+
+    def queued_event(self, queued: QueuedEvent, now: float, wall: float) -> Event:
+        """The event a shared queue hands over, at clock time ``now`` and wall time ``wall``.
+
+        Its age counts from its first enqueue, wherever that was. An event whose last
+        attempt was cut short and that has no retry left comes with its ``error`` set and
+        an infinite age: it goes straight down the failure path.
+
+        Raises:
+            UnknownHandler: the app does not serve its handler.
+        """
+        rt = self.lookup(queued.handler)
+        age = max(0.0, wall - queued.first_enqueued)
+        ev = Event(queued.request_id, rt, queued.payload, now - age)
+        ev.attempts = queued.attempts
+        if queued.attempts > ev.cfg.max_retries:
+            # its last attempt was cut short by a process that died: no retry is left
+            ev.enqueued_at = -math.inf
+            ev.error = {
+                "errorMessage": (
+                    f"Retries exhausted: attempt {queued.attempts} of this event stopped "
+                    "with the process running it (or its failure records could not be sent "
+                    "before), and it had no retries left."
+                ),
+                "errorType": "AttemptInterrupted",
+                "requestId": ev.request_id,
+                "stackTrace": [],
+            }
+        return ev
+
+    def rejected_event(
+        self, handler: str | Handler, payload: Any, reason: str, request_id: str | None
+    ) -> Event:
+        """An event that cannot run (``App.reject``): ``reason`` is its error message."""
+        rt = self.lookup(handler)
+        # an age of infinity routes it to the failure path (WorkerPool.run, Outcomes.too_old)
+        ev = Event(request_id or new_request_id(), rt, payload, -math.inf)
+        ev.error = {
+            "errorMessage": reason,
+            "errorType": "InvalidEvent",
+            "requestId": ev.request_id,
+            "stackTrace": [],
+        }
+        return ev

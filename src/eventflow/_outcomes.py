@@ -26,6 +26,7 @@ from ._records import (
     dead_letter_message,
     destination_record,
     marshal_failure,
+    spill_message,
 )
 
 if TYPE_CHECKING:
@@ -325,6 +326,29 @@ class Outcomes:
             self._given_up.discard(ev)
         else:
             self._interrupted.append(ev)  # still in flight; spilled at shutdown
+
+    async def release(self, ev: Event, spill: Sink | None) -> None:
+        """The app stops before ``ev`` finished: give it back to the source that holds it,
+        or send it to the ``spill`` sink (or log it with its payload); ``RELEASED``."""
+        ctx = log_context(ev)
+        if ev.settle is not None:
+            # the source still holds it (an SQS message, say): give it back, don't spill
+            self.finish(ev, Outcome.RELEASED)
+            self._log.warning("event.released", **ctx)
+            return
+        sent = False
+        if spill is not None:
+            sent = await self._deliverer.deliver(spill, spill_message(ev), role="spill", **ctx)
+            if sent:
+                self._log.warning("event.spilled", **ctx)
+        if not sent:
+            self._log.error(
+                "event.undelivered",
+                reason="the app stopped before this event finished",
+                payload=ev.payload,
+                **ctx,
+            )
+        self.finish(ev, Outcome.RELEASED)
 
     def take_interrupted(self) -> list[Event]:
         """The events whose worker was cancelled before their outcome, for the spill."""
