@@ -2,8 +2,10 @@
 
 Start reading here. ``App`` holds the wiring, the lifecycle and the public API; the
 engine is a handful of collaborators it holds as fields, each in its own module with its
-own state, built with explicit arguments when the app starts (:meth:`App._build_engine`):
+own state, built with explicit arguments: in ``__init__``, or when the app starts
+(:meth:`App._build_engine`) for those that need its final logger and clock reader:
 
+- ``_handler_set.HandlerSet``: the handlers served, and the :class:`Event` made for one;
 - ``_queue.EventQueue`` (bounded, with a retry lane) and ``_scheduler.RetryScheduler``
   (over the ``_wheel.TimerWheel``) hold events waiting to run;
 - ``_accounting.Accounting`` owns the counters, ``stats()`` and idle waiting;
@@ -15,7 +17,8 @@ own state, built with explicit arguments when the app starts (:meth:`App._build_
 - ``_outcomes.Outcomes``: the failure router (retry, age, dead letter, destinations)
   and ``finish``, the one way out of the engine;
 - ``_request_response.RequestResponse``: synchronous invocations, through the same parts;
-- ``_middleware.Hooks`` and ``_delivery.Deliverer``: middleware calls and sink sends.
+- ``_middleware.Hooks``, ``_delivery.Deliverer`` and ``_resources.Resources``: middleware
+  calls, sink sends, and entering each sink and source once.
 
 ``invoke`` puts an :class:`Event` on the queue and answers 202 at once; one anyio task
 group owns the workers and the scheduler; it is entered by ``async with app`` and left by
