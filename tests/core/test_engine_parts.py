@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import pytest
 import structlog
 
@@ -158,8 +159,9 @@ async def test_idempotent_runs_answer_ran_deduplicated_and_wait_for_key() -> Non
     )
     first = parts.event(h, {"id": "k"})
     running = asyncio.create_task(parts.idem.run(first, first.rt))
-    while not len(store):  # noqa: ASYNC110 - one condition, bounded by the claim's await
-        await asyncio.sleep(0)
+    with anyio.fail_after(5):
+        while not len(store):  # noqa: ASYNC110 - one condition, bounded
+            await asyncio.sleep(0)
     second = parts.event(h, {"id": "k"})
     waiting = await parts.idem.run(second, second.rt)
     assert type(waiting) is WaitForKey and waiting.key == "k"
