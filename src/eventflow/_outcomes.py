@@ -11,6 +11,7 @@ the accounting, then the middleware's ``finished``, then the source's ``settle``
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +181,7 @@ class Outcomes:
 
     async def too_old(self, ev: Event) -> None:
         """``ev`` is past its ``max_event_age`` before an attempt (or was rejected)."""
-        if ev.enqueued_at == -float("inf") and ev.error is not None:  # from App.reject()
+        if ev.enqueued_at == -math.inf and ev.error is not None:  # from App.reject()
             await self.fail(ev, RETRIES_EXHAUSTED, ev.error["errorMessage"])
         else:
             await self.fail(ev, EVENT_AGE_EXCEEDED, self._age_reason(ev, ev.cfg.max_event_age))
