@@ -1,12 +1,12 @@
 """eventflow: AWS Lambda's asynchronous invocation model inside any asyncio service.
 
 Layout: ``_contracts`` holds the vocabulary and extension protocols and imports nothing
-of eventflow. ``_app`` (the App: wiring, lifecycle, invoke, workers) holds its
-``_accounting.Accounting`` and ``_middleware.Hooks`` as fields and stands on the engine
-steps ``_engine_base`` → ``_engine_outcomes`` → ``_engine_attempts`` →
-``_engine_idempotency``, and on the core pieces ``_queue``, ``_scheduler`` + ``_wheel``,
-``_delivery``, ``_records`` and ``_logging``; the core reads time only through ``_clock``
-and never imports AWS code. The README's Design section follows an event through them.
+of eventflow. ``_app`` (the App: wiring, lifecycle, the public API; start reading there) holds the
+engine's parts as fields: ``_workers``, ``_attempts``, ``_idempotent_runs``, ``_outcomes``,
+``_request_response``, ``_accounting`` and ``_middleware``, over the core pieces ``_queue``,
+``_scheduler`` + ``_wheel``, ``_delivery``, ``_records`` and ``_logging``; the core reads
+time only through ``_clock`` and never imports AWS code. The README's Design section
+follows an event through them.
 ``sinks``, ``sources``, ``queues``, ``stores``, ``events`` and ``testing`` are public
 modules; the AWS adapters live in ``eventflow.aws`` and the Lambda HTTP API in
 ``eventflow.http``, imported only when you import them.

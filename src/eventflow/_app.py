@@ -1,26 +1,39 @@
 """The App: Lambda's asynchronous invocation model inside one asyncio process.
 
-``invoke`` puts an :class:`Event` on the bounded :class:`EventQueue` and answers 202 at
-once; ``concurrency`` worker tasks take events only when free and run one attempt each;
-a failed attempt goes to the :class:`RetryScheduler` (a timer wheel) and comes back on
-the queue's retry lane; an event that succeeds, runs out of retries or grows too old
-gets its dead letter / destination record sent and reaches its terminal outcome.
+Start reading here. ``App`` holds the wiring, the lifecycle and the public API; the
+engine is a handful of collaborators it holds as fields, each in its own module with its
+own state, built with explicit arguments: in ``__init__``, or when the app starts
+(:meth:`App._build_engine`) for those that need its final logger and clock reader:
 
-One anyio task group owns the workers and the scheduler; it is entered by
-``async with app`` and left by it, after a graceful drain and a spill of whatever is left.
+- ``_handler_set.HandlerSet``: the handlers served, and the :class:`Event` made for one;
+- ``_queue.EventQueue`` (bounded, with a retry lane) and ``_scheduler.RetryScheduler``
+  (over the ``_wheel.TimerWheel``) hold events waiting to run;
+- ``_accounting.Accounting`` owns the counters, ``stats()`` and idle waiting;
+- ``_workers.WorkerPool``: the ``concurrency`` worker tasks, the inline fast path and
+  the general path of one event;
+- ``_attempts.AttemptRunner``: one attempt, with the one exception classifier and a
+  typed result (``Succeeded`` / ``Failed``);
+- ``_idempotent_runs.IdempotentRuns``: the idempotency steps around an attempt;
+- ``_outcomes.Outcomes``: the failure router (retry, age, dead letter, destinations)
+  and ``finish``, the one way out of the engine;
+- ``_request_response.RequestResponse``: synchronous invocations, through the same parts;
+- ``_middleware.Hooks``, ``_delivery.Deliverer`` and ``_resources.Resources``: middleware
+  calls, sink sends, and entering each sink and source once.
+
+``invoke`` puts an :class:`Event` on the queue and answers 202 at once; one anyio task
+group owns the workers and the scheduler; it is entered by ``async with app`` and left by
+it, after a graceful drain and a spill of whatever is left. The README's Design section
+follows an event from ``invoke`` to a dead-letter sink through these modules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -28,42 +41,28 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from . import _registry
 from ._accounting import Accounting
+from ._app_options import check_int, check_parts, check_seconds, wall_clock
+from ._attempts import AttemptRunner
 from ._clock import Clock, LoopClock
-from ._context import Context
-from ._contracts import Defer, Outcome, QueuedEvent, Settle, SharedQueue, Sink, Source
+from ._contracts import Defer, QueuedEvent, Settle, SharedQueue, Sink, Source
 from ._delivery import Deliverer
-from ._engine_base import CLAIMED, FLAT_TYPES
-from ._engine_idempotency import IdempotentRuns
-from ._errors import (
-    AppClosed,
-    ConfigurationError,
-    QueueFull,
-    UnknownHandler,
-)
+from ._errors import AppClosed, ConfigurationError, QueueFull, UnknownHandler
 from ._event import Event
 from ._handler import Handler, HandlerConfig, P, R, make_decorator
-from ._ids import new_request_id
-from ._logging import attempt_var as _attempt_var
-from ._logging import handler_var as _handler_var
-from ._logging import request_id_var
+from ._handler_set import HandlerSet
+from ._idempotent_runs import IdempotentRuns
+from ._logging import log_context
 from ._middleware import Hooks
-from ._payload import SAFE_INT, check_payload, private_copy, to_json
+from ._outcomes import Outcomes
 from ._queue import EventQueue, QueueStatistics
-from ._records import (
-    EVENT_AGE_EXCEEDED,
-    RETRIES_EXHAUSTED,
-    marshal_error,
-    marshal_failure,
-    spill_message,
-)
+from ._request_response import RequestResponse
+from ._resources import Resources
 from ._results import Accepted, InvocationResult, Stats
-from ._runtime import HandlerRuntime
 from ._scheduler import RetryScheduler
-from ._tail import TailLog
 from ._threads import HandlerThreads, ThreadStatistics
 from ._wheel import TimerWheel, WheelStatistics
+from ._workers import WorkerPool
 
 __all__ = ("App", "InvocationType")
 
@@ -79,28 +78,7 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-def _wall_clock(clock: Clock) -> Callable[[], float]:
-    """Wall-clock seconds that move with ``clock``, from now on."""
-    offset = time.time() - clock.now()
-    now = clock.now
-    return lambda: offset + now()
-
-
-def _check_int(option: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{option} must be an integer >= {minimum}, got {value!r}.")
-    return value
-
-
-def _check_seconds(option: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{option} must be a number of seconds, got {value!r}.")
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigurationError(f"{option} must be a positive number of seconds, got {value!r}.")
-    return float(value)
-
-
-class App(IdempotentRuns):
+class App:
     """An event-processing app: handlers, a bounded event queue, workers and retries.
 
     Use it as an async context manager inside your service::
@@ -148,6 +126,11 @@ class App(IdempotentRuns):
             expiries are always logged.
     """
 
+    # the engine's parts, wired when the app starts (see _build_engine)
+    _outcomes: Outcomes
+    _workers: WorkerPool
+    _request_responses: RequestResponse
+
     def __init__(
         self,
         *,
@@ -171,67 +154,30 @@ class App(IdempotentRuns):
         log_success: bool = False,
     ) -> None:
         self.name = name
-        self._queue_size = _check_int("queue_size", queue_size, 1)
-        self._concurrency = _check_int("concurrency", concurrency, 1)
-        self._shutdown_timeout = _check_seconds("shutdown_timeout", shutdown_timeout)
-        self._tick = _check_seconds("tick", tick)
-        self._max_scheduled = _check_int("max_scheduled", max_scheduled, 1)
-        self._sink_timeout = _check_seconds("sink_timeout", sink_timeout)
-        self._thread_limit = _check_int("thread_limit", thread_limit, 1)
-        if spill is not None and not callable(getattr(spill, "send", None)):
-            raise ConfigurationError(
-                f"spill must be a sink (an object with 'async def send(self, message)'), "
-                f"got {spill!r}."
-            )
-        if clock is not None and not isinstance(clock, Clock):
-            raise ConfigurationError(
-                f"clock must have now() and call_at(when, callback) methods, got {clock!r}."
-            )
-        if queue is not None and not all(
-            callable(getattr(queue, m, None)) for m in ("put", "run", "wait_empty")
-        ):
-            raise ConfigurationError(
-                f"queue must be a shared event queue (with put(), run() and wait_empty(), "
-                f"such as eventflow.aws.SQSEventQueue or eventflow.queues.MemoryQueue), "
-                f"got {queue!r}; leave it None for the in-memory queue."
-            )
+        self._queue_size = check_int("queue_size", queue_size, 1)
+        self._concurrency = check_int("concurrency", concurrency, 1)
+        self._shutdown_timeout = check_seconds("shutdown_timeout", shutdown_timeout)
+        self._tick = check_seconds("tick", tick)
+        self._max_scheduled = check_int("max_scheduled", max_scheduled, 1)
+        self._sink_timeout = check_seconds("sink_timeout", sink_timeout)
+        self._thread_limit = check_int("thread_limit", thread_limit, 1)
+        self._sources = check_parts(spill, clock, queue, sources)
         self._shared = queue
         self._spill = spill
-        self._sources = list(sources)
-        for src in self._sources:
-            if not callable(getattr(src, "run", None)):
-                raise ConfigurationError(
-                    f"sources must hold sources, objects with "
-                    f"'async def run(self, app, *, task_status)', got {src!r}."
-                )
         self._source_scopes: list[anyio.CancelScope] = []
-        self._entered: set[int] = set()  # ids of the sinks and sources this app has opened
-        self._holders: Any = None
-        self._release_resources = anyio.Event()
-        self._key_waiters: dict[str, list[Event]] = {}  # duplicates waiting for a claim
-        self._key_futures: dict[str, list[asyncio.Future[None]]] = {}
+        self._resources = Resources()
         self._clock: Clock = clock if clock is not None else LoopClock()
         mws = list(middleware)
         self._hooks = (
             Hooks(mws, self._clock.now, structlog.get_logger("eventflow")) if mws else None
         )
         # a custom (virtual) clock moves wall time too, so leases and records follow it
-        self._wall = time.time if clock is None else _wall_clock(clock)
+        self._wall = time.time if clock is None else wall_clock(clock)
         self._logger_arg = logger
         self._region = region
         self._account_id = account_id
-        self._uses_default_registry = handlers is None
-        self._handlers: dict[str, Handler] = {}
-        for h in handlers or ():
-            if not isinstance(h, Handler):
-                raise ConfigurationError(
-                    f"handlers must hold functions decorated with @eventflow.handler, got {h!r}."
-                )
-            self._add_handler(h)
+        self._handler_set = HandlerSet(name, handlers)
         self._state = _State.NEW
-        self._runtimes: dict[str, HandlerRuntime] = {}
-        # name -> runtime and Handler object -> runtime, so invoke() needs one lookup
-        self._index: dict[object, HandlerRuntime] = {}
         self._now = self._clock.now
         self._queue = EventQueue(self._queue_size)
         self._wheel: TimerWheel[Event] = TimerWheel(tick=self._tick, capacity=self._max_scheduled)
@@ -244,30 +190,16 @@ class App(IdempotentRuns):
         self._log_attempts = False
         self._deliverer: Deliverer | None = None
         self._tg: Any = None
-        self._exit_stack: AsyncExitStack | None = None
         self._threads: HandlerThreads | None = None
-        self._running_threads: dict[str, asyncio.Future[None]] = {}
-        self._held_retries: dict[str, float] = {}
-        self._given_up: set[Event] = set()
-        self._interrupted: list[Event] = []
 
     # -- handlers -------------------------------------------------------------------
-
-    def _add_handler(self, h: Handler) -> None:
-        existing = self._handlers.get(h.name)
-        if existing is not None and existing is not h:
-            raise ConfigurationError(
-                f"This app already has a handler named {h.name!r}; give one of them another "
-                "name with name=..."
-            )
-        self._handlers[h.name] = h
 
     def _register(self, h: Handler) -> None:
         if self._state is not _State.NEW:
             raise ConfigurationError(
                 f"Cannot add handler {h.name!r} after the app has started; register it first."
             )
-        self._add_handler(h)
+        self._handler_set.add(h)
 
     @overload
     def handler(self, fn: Callable[P, R], /, **options: Any) -> Handler[P, R]: ...
@@ -304,44 +236,18 @@ class App(IdempotentRuns):
     def handlers(self) -> Mapping[str, Handler]:
         """The handlers this app serves, by name."""
         if self._state is _State.NEW:
-            return self._resolve_handlers()
-        return {name: rt.handler for name, rt in self._runtimes.items()}
-
-    def _resolve_handlers(self) -> dict[str, Handler]:
-        out = dict(self._handlers)
-        if self._uses_default_registry:
-            for name, h in _registry.default_handlers().items():
-                mine = out.get(name)
-                if mine is not None and mine is not h:
-                    raise ConfigurationError(
-                        f"Handler name {name!r} is registered both with @eventflow.handler and "
-                        "with @app.handler; rename one of them."
-                    )
-                out[name] = h
-        return out
-
-    def _lookup(self, handler: str | Handler) -> HandlerRuntime:
-        try:
-            rt = self._index.get(handler)
-        except TypeError:  # unhashable
-            rt = None
-        if rt is None:
-            known = ", ".join(sorted(self._runtimes)) or "none"
-            name = handler.name if isinstance(handler, Handler) else handler
-            raise UnknownHandler(
-                f"No handler {name!r} in app {self.name!r} (it serves: {known}); register it "
-                "with @eventflow.handler or @app.handler, or pass it in App(handlers=[...])."
-            )
-        return rt
+            return self._handler_set.resolve()
+        return {name: rt.handler for name, rt in self._handler_set.runtimes.items()}
 
     def handler_config(self, handler: str | Handler) -> HandlerConfig:
         """The settings that events accepted now for ``handler`` will run with."""
         if self._state is _State.NEW:
-            h = self._resolve_handlers().get(handler if isinstance(handler, str) else handler.name)
+            name = handler if isinstance(handler, str) else handler.name
+            h = self._handler_set.resolve().get(name)
             if h is None:
                 raise UnknownHandler(f"No handler {handler!r} in app {self.name!r}.")
             return h.config
-        return self._lookup(handler).config
+        return self._handler_set.lookup(handler).config
 
     async def configure_handler(
         self, handler: str | Handler, config: HandlerConfig | None = None, **changes: Any
@@ -364,14 +270,10 @@ class App(IdempotentRuns):
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
-        rt = self._lookup(handler)
+        rt = self._handler_set.lookup(handler)
         new = (config or rt.config).replace(**changes) if changes else (config or rt.config)
         for sink in new.resources():
-            if id(sink) not in self._entered and hasattr(sink, "__aenter__"):
-                # opened and closed by a task the app owns: a sink holding a task group
-                # must be left by the task that entered it, not by the caller's
-                self._entered.add(id(sink))
-                await self._holders.start(self._hold_resource, sink)
+            await self._resources.open_later(sink)
         rt.config = new
         self._log.info("handler.configured", handler=rt.name, config=repr(new))
         return new
@@ -401,43 +303,25 @@ class App(IdempotentRuns):
         if self._hooks is not None:
             self._hooks.bind(self._now, log)
         self._threads = HandlerThreads(self._thread_limit, f"eventflow-{self.name}")
-        for name, h in self._resolve_handlers().items():
-            rt = HandlerRuntime(
-                h, region=self._region, account_id=self._account_id, clock=self._clock, log=log
-            )
-            self._runtimes[name] = rt
-            self._index[name] = rt
-            self._index[h] = rt
-        stack = AsyncExitStack()
-        await stack.__aenter__()
+        self._build_engine(log, self._deliverer, self._threads)
+        self._handler_set.start(
+            region=self._region, account_id=self._account_id, clock=self._clock, log=log
+        )
+        sinks = [s for rt in self._handler_set.runtimes.values() for s in rt.config.resources()]
+        if self._spill is not None:
+            sinks.append(self._spill)
+        # sources are entered before and exited after the task group, like sinks
+        shared = [self._shared] if self._shared is not None else []
+        await self._resources.open([*sinks, *self._sources, *shared])
+        tg = anyio.create_task_group()
         try:
-            seen = self._entered
-            sinks = [s for rt in self._runtimes.values() for s in rt.config.resources()]
-            if self._spill is not None:
-                sinks.append(self._spill)
-            # sources are entered before and exited after the task group, like sinks
-            shared = [self._shared] if self._shared is not None else []
-            for sink in [*sinks, *self._sources, *shared]:
-                if id(sink) not in seen and hasattr(sink, "__aenter__"):
-                    seen.add(id(sink))
-                    await stack.enter_async_context(sink)
-            # resources opened later (configure_handler) live in tasks of this group
-            holders = anyio.create_task_group()
-            await holders.__aenter__()
-            tg = anyio.create_task_group()
-            try:
-                await tg.__aenter__()
-            except BaseException:
-                await holders.__aexit__(*sys.exc_info())
-                raise
+            await tg.__aenter__()
         except BaseException:
-            await stack.aclose()
+            await self._resources.close(*sys.exc_info())
             raise
-        self._holders = holders
-        self._exit_stack = stack
         self._tg = tg
         for _ in range(self._concurrency):
-            tg.start_soon(self._worker)
+            tg.start_soon(self._workers.work)
         tg.start_soon(self._scheduler.run)
         self._state = _State.RUNNING
         try:
@@ -452,11 +336,59 @@ class App(IdempotentRuns):
             log.info(
                 "app.started",
                 app=self.name,
-                handlers=sorted(self._runtimes),
+                handlers=sorted(self._handler_set.runtimes),
                 concurrency=self._concurrency,
                 queue_size=self._queue_size,
             )
         return self
+
+    def _build_engine(self, log: Any, deliverer: Deliverer, threads: HandlerThreads) -> None:
+        """Wire the engine's parts, once the logger and the clock reader are final."""
+        acct, hooks, now, log_attempts = self._acct, self._hooks, self._now, self._log_attempts
+        self._outcomes = Outcomes(
+            accounting=acct,
+            scheduler=self._scheduler,
+            deliverer=deliverer,
+            hooks=hooks,
+            log=log,
+            now=now,
+            info=self._info,
+            log_attempts=log_attempts,
+        )
+        runner = AttemptRunner(
+            accounting=acct,
+            clock=self._clock,
+            now=now,
+            scheduler=self._scheduler,
+            threads=threads,
+            hooks=hooks,
+            log=log,
+            log_attempts=log_attempts,
+        )
+        idempotent = IdempotentRuns(
+            accounting=acct,
+            runner=runner,
+            scheduler=self._scheduler,
+            clock=self._clock,
+            now=now,
+            wall=self._wall,
+            log=log,
+        )
+        self._workers = WorkerPool(
+            queue=self._queue,
+            accounting=acct,
+            runner=runner,
+            idempotent=idempotent,
+            outcomes=self._outcomes,
+            hooks=hooks,
+            now=now,
+            wall=self._wall,
+            log=log,
+            log_attempts=log_attempts,
+        )
+        self._request_responses = RequestResponse(
+            runner=runner, idempotent=idempotent, outcomes=self._outcomes, workers=self._workers
+        )
 
     async def __aexit__(
         self,
@@ -497,18 +429,9 @@ class App(IdempotentRuns):
                     self._state = _State.CLOSED
                     assert self._threads is not None
                     self._threads.close()  # a thread still running ends when its function does
-                    self._release_resources.set()
-                    await self._holders.__aexit__(None, None, None)
-                    assert self._exit_stack is not None
-                    # not shielded: sources may hold task groups entered before ours
-                    await self._exit_stack.aclose()
+                    await self._resources.close()
                     if self._info:
                         log.info("app.stopped", app=self.name, **self._acct.as_dict())
-
-    async def _hold_resource(self, resource: Any, *, task_status: TaskStatus[None]) -> None:
-        async with resource:
-            task_status.started()
-            await self._release_resources.wait()
 
     async def _run_source(
         self, source: Source | SharedQueue, *, task_status: TaskStatus[None]
@@ -518,10 +441,9 @@ class App(IdempotentRuns):
             await source.run(self, task_status=task_status)
 
     async def _spill_leftovers(self) -> None:
-        leftovers = list(self._interrupted)
-        self._interrupted.clear()
+        leftovers = self._outcomes.take_interrupted()
         moved = self._queue.drain()
-        for rt in self._runtimes.values():
+        for rt in self._handler_set.runtimes.values():
             while rt.parked:
                 moved.append(rt.parked.popleft())
                 self._queue.unpark()
@@ -529,30 +451,8 @@ class App(IdempotentRuns):
         # counted in flight while their spill is being sent, so the equation holds throughout
         self._acct.in_flight += len(moved)
         leftovers.extend(moved)
-        assert self._deliverer is not None
         for ev in leftovers:
-            ctx = {"request_id": ev.request_id, "handler": ev.rt.name, "attempt": ev.attempts}
-            if ev.settle is not None:
-                # the source still holds it (an SQS message, say): give it back, don't spill
-                self._finish(ev, Outcome.RELEASED)
-                self._log.warning("event.released", **ctx)
-                continue
-            if self._spill is not None:
-                sent = await self._deliverer.deliver(
-                    self._spill, spill_message(ev), role="spill", **ctx
-                )
-                if sent:
-                    self._log.warning("event.spilled", **ctx)
-            else:
-                sent = False
-            if not sent:
-                self._log.error(
-                    "event.undelivered",
-                    reason="the app stopped before this event finished",
-                    payload=ev.payload,
-                    **ctx,
-                )
-            self._finish(ev, Outcome.RELEASED)
+            await self._outcomes.release(ev, self._spill)
         self._acct.wake_idle()
 
     # -- invoking -------------------------------------------------------------------
@@ -563,38 +463,6 @@ class App(IdempotentRuns):
                 f"App {self.name!r} has not started; use 'async with app:' before invoking."
             )
         return AppClosed(f"App {self.name!r} is shutting down and accepts no more events.")
-
-    def _new_event(self, handler: str | Handler, payload: Any) -> Event:
-        try:
-            # names and Handler objects are both keys of the index: one lookup either way
-            rt = self._index.get(handler)
-        except TypeError:  # unhashable: certainly not a handler
-            rt = None
-        if rt is None:
-            rt = self._lookup(handler)
-        flat = False
-        if type(payload) is dict:
-            # flat objects of ASCII strings, ints, bools and nulls are the common case:
-            # checked here without a call; anything else by check_payload
-            for k, v in payload.items():
-                if type(k) is str and k.isascii():
-                    t = type(v)
-                    if t is str:
-                        if v.isascii():
-                            continue
-                    elif t is int:
-                        if -SAFE_INT < v < SAFE_INT:
-                            continue
-                    elif t is bool or v is None:
-                        continue
-                check_payload(payload, f"The payload for {rt.name!r}")
-                flat = all(type(v) in FLAT_TYPES for v in payload.values())
-                break
-            else:
-                flat = True
-        elif not ((type(payload) is str and payload.isascii()) or payload is None):
-            check_payload(payload, f"The payload for {rt.name!r}")
-        return Event(new_request_id(), rt, payload, self._now(), flat)
 
     def invoke_nowait(
         self,
@@ -622,7 +490,7 @@ class App(IdempotentRuns):
                 "invoke_nowait() cannot put an event on a shared queue without waiting for "
                 "it to be stored; use 'await app.invoke(...)' with App(queue=...)."
             )
-        ev = self._new_event(handler, payload)
+        ev = self._handler_set.new_event(handler, payload, self._now())
         self._queue.put_nowait(ev)
         self._acct.received += 1
         if self._hooks is not None:
@@ -673,7 +541,7 @@ class App(IdempotentRuns):
         if invocation_type == "Event":
             if self._state is not _State.RUNNING:
                 raise self._closed_error()
-            ev = self._new_event(handler, payload)
+            ev = self._handler_set.new_event(handler, payload, self._now())
             if self._shared is not None:
                 return await self._put_shared(ev)
             try:
@@ -719,31 +587,12 @@ class App(IdempotentRuns):
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
-        rt = self._lookup(event.handler)
-        # the age counts from the first enqueue, wherever that was
-        age = max(0.0, self._wall() - event.first_enqueued)
-        ev = Event(event.request_id, rt, event.payload, self._now() - age)
-        ev.attempts = event.attempts
+        ev = self._handler_set.queued_event(event, self._now(), self._wall())
         ev.settle = settle
         ev.defer = defer
-        if event.attempts > ev.cfg.max_retries:
-            # its last attempt was cut short by a process that died: no retry is left
-            ev.enqueued_at = -math.inf
-            ev.error = {
-                "errorMessage": (
-                    f"Retries exhausted: attempt {event.attempts} of this event stopped "
-                    "with the process running it (or its failure records could not be sent "
-                    "before), and it had no retries left."
-                ),
-                "errorType": "AttemptInterrupted",
-                "requestId": ev.request_id,
-                "stackTrace": [],
-            }
-            self._log.error(
-                "event.attempt_interrupted",
-                reason=ev.error["errorMessage"],
-                **self._log_context(ev),
-            )
+        if ev.error is not None:
+            reason = ev.error["errorMessage"]
+            self._log.error("event.attempt_interrupted", reason=reason, **log_context(ev))
         await self._enqueue(ev)
 
     async def submit(
@@ -756,7 +605,7 @@ class App(IdempotentRuns):
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
-        ev = self._new_event(handler, payload)
+        ev = self._handler_set.new_event(handler, payload, self._now())
         ev.settle = settle
         return await self._enqueue(ev)
 
@@ -775,17 +624,9 @@ class App(IdempotentRuns):
         """
         if self._state is not _State.RUNNING:
             raise self._closed_error()
-        rt = self._lookup(handler)
-        # an age of infinity routes it to the slow path of _run, which sees the reason
-        ev = Event(request_id or new_request_id(), rt, payload, -math.inf)
+        ev = self._handler_set.rejected_event(handler, payload, reason, request_id)
         ev.settle = settle
-        ev.error = {
-            "errorMessage": reason,
-            "errorType": "InvalidEvent",
-            "requestId": ev.request_id,
-            "stackTrace": [],
-        }
-        self._log.error("event.rejected", reason=reason, **self._log_context(ev))
+        self._log.error("event.rejected", reason=reason, **log_context(ev))
         return await self._enqueue(ev)
 
     async def _enqueue(self, ev: Event) -> Accepted:
@@ -812,7 +653,7 @@ class App(IdempotentRuns):
             )
 
     def _dry_run(self, handler: str | Handler, payload: Any) -> InvocationResult:
-        ev = self._new_event(handler, payload)
+        ev = self._handler_set.new_event(handler, payload, self._now())
         return InvocationResult(status_code=204, request_id=ev.request_id)
 
     async def _request_response(
@@ -823,249 +664,10 @@ class App(IdempotentRuns):
     ) -> InvocationResult:
         if self._state is not _State.RUNNING:
             raise self._closed_error()
-        ev = self._new_event(handler, payload)
+        ev = self._handler_set.new_event(handler, payload, self._now())
         if client_context is not None:
             ev.client_context = dict(client_context)
-        rt = ev.rt
-        if rt.limit is not None:
-            while rt.running >= rt.limit:
-                # a synchronous call waits for a slot like any caller of a capped function
-                await self._wait_slot(rt)
-            rt.running += 1
-        lines = [TailLog.start(ev.request_id)]
-        tail = TailLog(
-            rt.log.bind(request_id=ev.request_id, handler=rt.name, attempt=1), ev.request_id, lines
-        )
-        started = time.perf_counter()
-        try:
-            if ev.cfg.idempotency is None:
-                ok, value, exc = await self._attempt(ev, rt, tail)
-            else:
-                while True:
-                    outcome, value, exc = await self._idempotent(ev, rt, tail)
-                    if outcome != "wait":
-                        break
-                    # a duplicate in progress: wait for it to settle (here or elsewhere)
-                    key, lease_until = value
-                    await self._wait_key_settled(key, lease_until)
-                if outcome == "dedup":
-                    self._acct.deduplicated += 1
-                ok = outcome in ("ok", "dedup")
-        finally:
-            if rt.limit is not None:
-                rt.running -= 1
-                self._release_parked(rt)
-        duration = time.perf_counter() - started
-        if ok and value is not None and type(value) is not str:
-            try:
-                # what Lambda answers: the result as JSON decodes it (tuples become lists,
-                # int keys strings), the same as a duplicate gets back from the store
-                value = json.loads(to_json(value))
-            except (TypeError, ValueError, RecursionError) as marshal:
-                ok, value, exc = False, marshal_failure(marshal, ev.request_id), None
-        if ok:
-            self._log_success(ev)
-            lines.extend(TailLog.end(ev.request_id, duration, None))
-            return InvocationResult(
-                status_code=200, request_id=ev.request_id, payload=value, log="\n".join(lines)
-            )
-        self._log_failure(ev, value, exc)
-        lines.append(TailLog.unhandled(value))
-        lines.extend(TailLog.end(ev.request_id, duration, value.get("errorType")))
-        return InvocationResult(
-            status_code=200,
-            request_id=ev.request_id,
-            payload=value,
-            function_error="Unhandled",
-            log="\n".join(lines),
-        )
-
-    async def _wait_slot(self, rt: HandlerRuntime) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        rt.slot_waiters.append(fut)
-        try:
-            await fut
-        finally:
-            if fut in rt.slot_waiters:
-                rt.slot_waiters.remove(fut)
-
-    def _release_parked(self, rt: HandlerRuntime) -> None:
-        # a capped handler's slot freed outside a worker: let a waiter or a worker use it
-        while rt.slot_waiters:
-            fut = rt.slot_waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
-        if rt.parked and rt.limit is not None and rt.running < rt.limit:
-            self._queue.unpark()
-            self._queue.put_retry(rt.parked.popleft())
-
-    # -- workers --------------------------------------------------------------------
-
-    async def _worker(self) -> None:
-        queue = self._queue
-        get_nowait = queue.get_nowait
-        run = self._run
-        now = self._now
-        wall = self._wall
-        flat = FLAT_TYPES
-        claimed = CLAIMED
-        # the wall time this worker read as its last inline event completed a claim: the
-        # next claim, microseconds later with no await between, reuses it (0.0: read anew)
-        fresh = 0.0
-        # middleware wraps every handler call: the general path (_run) has the seams for it
-        inline = self._hooks is None
-        acct = self._acct
-        finish = acct.finish
-        succeeded = Outcome.SUCCEEDED
-        log_attempts = self._log_attempts
-        rid_var, handler_var, attempt_var = request_id_var, _handler_var, _attempt_var
-        while True:
-            last, fresh = fresh, 0.0
-            ev = get_nowait()
-            if ev is None:
-                last = 0.0
-                ev = await queue.get()
-            rt = ev.rt
-            cfg = ev.cfg
-            if inline and rt.simple and cfg.inline and now() - ev.enqueued_at <= cfg.max_event_age:
-                # The hot path, inline (no coroutine per event): an async, uncapped handler
-                # with no timeout, no on-success record and at most a non-blocking
-                # idempotency store; _run does all the rest.
-                acct.in_flight += 1
-                payload = ev.payload
-                idem = cfg.idempotency
-                if idem is not None:
-                    # the store's documented non-blocking claim: no await, no coroutine
-                    store = idem.nowait_store
-                    try:
-                        key = idem.key_for(payload)
-                        at = last or wall()
-                        status, token = store.claim_nowait(
-                            key, payload, at, at + idem.lease_seconds, idem.validate_payload
-                        )
-                    except Exception as claim_error:
-                        error = self._idempotency_error(ev, claim_error)[1]
-                        await self._inline_failed(ev, None, error=error)
-                        continue
-                    if status is not claimed:
-                        error = self._not_claimed(ev, key, status, token, at)
-                        if error is not None:
-                            await self._inline_failed(ev, None, error=error)
-                        continue
-                ev.attempts += 1
-                acct.attempts += 1
-                if log_attempts:
-                    self._log.info("attempt.started", **self._log_context(ev))
-                # bound for the handler's own structlog lines; not reset after: this task
-                # runs nothing else between attempts, and the next attempt overwrites them
-                rid_var.set(ev.request_id)
-                handler_var.set(rt.name)
-                attempt_var.set(ev.attempts)
-                try:
-                    # a private copy of the event, as Lambda deserialises one per attempt
-                    value = await rt.fn(
-                        payload.copy() if ev.flat else private_copy(payload), Context(ev, None)
-                    )
-                except BaseException as exc:
-                    if idem is not None:
-                        self._release_inline(ev, key, token)
-                    await self._inline_failed(ev, exc)
-                    continue
-                if type(value) not in flat and marshal_error(value, ev.request_id) is not None:
-                    if idem is not None:
-                        self._release_inline(ev, key, token)
-                    await self._inline_failed(ev, None, value)
-                    continue
-                if idem is not None:
-                    try:
-                        # most handlers return None: no call to the JSON encoder
-                        result = "null" if value is None else to_json(value)
-                    except (TypeError, ValueError, RecursionError) as marshal:
-                        self._release_inline(ev, key, token)
-                        error = marshal_failure(marshal, ev.request_id)
-                        await self._inline_failed(ev, None, error=error)
-                        continue
-                    try:
-                        fresh = wall()
-                        store.complete_nowait(key, token, result, fresh + idem.expires_after)
-                    except Exception as store_error:
-                        self._store_failed(ev, key, store_error)
-                    if self._key_waiters or self._key_futures:
-                        self._key_settled(key)
-                if log_attempts:
-                    self._log_success(ev)
-                # _finish() without the middleware call: the inline path runs without any
-                finish(succeeded)
-                if ev.settle is not None:
-                    self._settle(ev, succeeded)
-                continue
-            limit = rt.limit
-            if limit is None:
-                await run(ev)
-                continue
-            if rt.running >= limit:
-                rt.parked.append(ev)
-                queue.park()
-                continue
-            await run(ev)
-            # this worker is free and the handler has room: take its oldest parked event
-            while rt.parked and rt.running < limit and not rt.slot_waiters:
-                ev = rt.parked.popleft()
-                queue.unpark()
-                await run(ev)
-            if rt.slot_waiters and rt.running < limit:
-                self._release_parked(rt)
-
-    async def _run(self, ev: Event) -> None:
-        """Run one attempt of ``ev`` and everything that follows from its outcome."""
-        self._acct.in_flight += 1
-        rt = ev.rt
-        try:
-            cfg = ev.cfg
-            if self._now() - ev.enqueued_at > cfg.max_event_age:
-                if ev.enqueued_at == -math.inf and ev.error is not None:  # from reject()
-                    await self._fail(ev, RETRIES_EXHAUSTED, ev.error["errorMessage"])
-                else:
-                    reason = self._age_reason(ev, cfg.max_event_age)
-                    await self._fail(ev, EVENT_AGE_EXCEEDED, reason)
-                return
-            if self._running_threads and self._hold_retry(ev):
-                return  # its timed-out attempt's thread still runs: the retry waits for it
-            limited = rt.limit is not None
-            if limited:
-                rt.running += 1
-            try:
-                if cfg.idempotency is None:
-                    ok, value, exc = await self._attempt(ev, rt)
-                else:
-                    outcome, value, exc = await self._idempotent(ev, rt)
-                    ok = outcome == "ok"
-                    if outcome == "wait":
-                        self._wait_for_key(ev, *value)
-                        return
-                    if outcome == "dedup":
-                        ok = True
-                        self._acct.deduplicated += 1
-            finally:
-                if limited:
-                    rt.running -= 1
-            if ok:
-                if cfg.on_success is None:
-                    if self._log_attempts:
-                        self._log_success(ev)
-                    self._finish(ev, Outcome.SUCCEEDED)
-                    return
-                value = await self._succeed_with_destination(ev, value)
-                if value is None:
-                    return
-                exc = None  # the result could not be encoded: Runtime.MarshalError
-            await self._after_failure(ev, value, exc)
-        except asyncio.CancelledError:
-            self._cancelled(ev)
-            raise
-        except Exception as bug:  # a bug in eventflow itself: keep the worker, settle the event
-            self._internal_error(ev, bug)
+        return await self._request_responses.call(ev)
 
     # -- draining and statistics ----------------------------------------------------
 

@@ -10,9 +10,12 @@ handler's own ``structlog.get_logger()`` entries carry them too wherever
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
+
+if TYPE_CHECKING:
+    from ._event import Event
 
 __all__ = (
     "ATTEMPT",
@@ -20,6 +23,7 @@ __all__ = (
     "REQUEST_ID",
     "attempt_var",
     "handler_var",
+    "log_context",
     "request_id_var",
 )
 
@@ -39,3 +43,8 @@ def _structlog_vars() -> tuple[ContextVar[Any], ContextVar[Any], ContextVar[Any]
 
 
 request_id_var, handler_var, attempt_var = _structlog_vars()
+
+
+def log_context(ev: Event) -> dict[str, Any]:
+    """The three keys every log entry about ``ev`` carries."""
+    return {REQUEST_ID: ev.request_id, HANDLER: ev.rt.name, ATTEMPT: ev.attempts}

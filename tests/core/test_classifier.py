@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import pytest
 
 import eventflow
 from eventflow.sinks import MemorySink
+from eventflow.stores import MemoryStore
 from eventflow.testing import VirtualClock
 
 CASES: dict[str, tuple[Callable[[], BaseException], str]] = {
@@ -18,13 +20,33 @@ CASES: dict[str, tuple[Callable[[], BaseException], str]] = {
     "sys_exit": (lambda: SystemExit(3), "Runtime.ExitError"),
     "own_cancelled_error": (lambda: asyncio.CancelledError("its own"), "CancelledError"),
 }
-PATHS = ("inline", "general", "timeout", "thread", "request_response")
+PATHS = (
+    "inline",
+    "inline_idempotent",  # the worker's inline path with MemoryStore's non-blocking claim
+    "general",
+    "general_idempotent",  # the general path's async claim
+    "middleware",  # middleware sends every attempt down the general path
+    "timeout",
+    "thread",
+    "request_response",
+)
+
+
+class _Counting(eventflow.Middleware):
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def attempt(self, event: eventflow.EventInfo) -> AbstractAsyncContextManager[object]:
+        self.attempts += 1
+        return nullcontext()
 
 
 def _handler(path: str, raised: BaseException, on_failure: MemorySink) -> eventflow.Handler:
     options: dict[str, Any] = {"name": "h", "max_retries": 0, "on_failure": on_failure}
-    if path == "general":
+    if path.startswith("general"):
         options["concurrency"] = 2  # a capped handler takes the general path
+    if path.endswith("idempotent"):
+        options["idempotency"] = eventflow.Idempotency(store=MemoryStore())
     if path == "timeout":
         options["timeout"] = 30.0
     if path == "thread":
@@ -46,7 +68,9 @@ async def test_each_case_is_the_same_function_error_on_every_path(case: str, pat
     make, error_type = CASES[case]
     on_failure = MemorySink()
     h = _handler(path, make(), on_failure)
-    async with eventflow.App(handlers=[h]) as app:
+    counting = _Counting()
+    middleware = [counting] if path == "middleware" else []
+    async with eventflow.App(handlers=[h], middleware=middleware) as app:
         if path == "request_response":
             result = await app.invoke(h, {}, invocation_type="RequestResponse")
             assert result.function_error == "Unhandled"
@@ -58,6 +82,7 @@ async def test_each_case_is_the_same_function_error_on_every_path(case: str, pat
             assert (stats.attempts, stats.errors, stats.failed) == (1, 1, 1)
             error = on_failure.messages[0].json()["responsePayload"]
     assert error["errorType"] == error_type
+    assert counting.attempts == (1 if path == "middleware" else 0)
 
 
 @pytest.mark.parametrize("path", ["timeout", "thread_timeout"])
