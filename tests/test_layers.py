@@ -169,3 +169,18 @@ def test_the_sqlite_implementations_are_still_importable_by_their_public_paths()
         check=True,
     )
     assert result.stdout.split() == ["eventflow.queues", "True"]
+
+
+def test_the_core_and_the_cli_import_neither_prometheus_nor_opentelemetry() -> None:
+    # the metrics and tracing extras are optional: only eventflow.metrics / .tracing need them
+    code = (
+        "import sys, eventflow, eventflow.queues, eventflow.aws, eventflow._cli; "
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('prometheus_client', 'opentelemetry')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+    graph = import_graph()
+    assert "eventflow.metrics" not in {t for m, ts in graph.items() for t in ts if m != "eventflow"}

@@ -379,7 +379,7 @@ class App(IdempotentRuns):
             self._now = time.monotonic if plain else loop.time
         self._deliverer = Deliverer(self._clock, log, timeout=self._sink_timeout)
         if self._hooks is not None:
-            self._hooks.bind(self._now, log)
+            self._hooks.bind(self._now, log, self)
         self._threads = HandlerThreads(self._thread_limit, f"eventflow-{self.name}")
         for name, h in self._resolve_handlers().items():
             rt = HandlerRuntime(
@@ -574,7 +574,10 @@ class App(IdempotentRuns):
                 flat = True
         elif not ((type(payload) is str and payload.isascii()) or payload is None):
             check_payload(payload, f"The payload for {rt.name!r}")
-        return Event(new_request_id(), rt, payload, self._now(), flat)
+        ev = Event(new_request_id(), rt, payload, self._now(), flat)
+        if self._hooks is not None:
+            ev.trace_context = self._hooks.inject(ev)  # in the invoker's context
+        return ev
 
     def invoke_nowait(
         self,
@@ -677,7 +680,9 @@ class App(IdempotentRuns):
 
     async def _put_shared(self, ev: Event) -> Accepted:
         assert self._shared is not None
-        queued = QueuedEvent(ev.request_id, ev.rt.name, ev.payload, self._wall(), 0)
+        queued = QueuedEvent(
+            ev.request_id, ev.rt.name, ev.payload, self._wall(), 0, ev.trace_context
+        )
         await self._shared.put(queued)
         self._acct.enqueued += 1
         if self._info:
@@ -704,6 +709,7 @@ class App(IdempotentRuns):
         age = max(0.0, self._wall() - event.first_enqueued)
         ev = Event(event.request_id, rt, event.payload, self._now() - age)
         ev.attempts = event.attempts
+        ev.trace_context = event.trace_context
         ev.settle = settle
         ev.defer = defer
         if event.attempts > ev.cfg.max_retries:
@@ -1087,6 +1093,11 @@ class App(IdempotentRuns):
     def stats(self) -> Stats:
         """A frozen snapshot of the app's counters (see :class:`eventflow.Stats`)."""
         return self._acct.stats()
+
+    @property
+    def middleware(self) -> tuple[object, ...]:
+        """The middleware given to the app, in order."""
+        return self._hooks.middleware if self._hooks is not None else ()
 
     def queue_statistics(self) -> QueueStatistics:
         """A snapshot of the event queue."""

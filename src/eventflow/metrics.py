@@ -1,0 +1,331 @@
+"""Prometheus metrics of an app, shaped after Lambda's asynchronous-invocation metrics.
+
+``pip install 'eventflow[metrics]'``, then::
+
+    from eventflow.metrics import PrometheusMetrics
+
+    app = eventflow.App(middleware=[PrometheusMetrics()])
+
+``eventflow serve`` answers ``GET /metrics``; ``eventflow worker --metrics-port PORT`` serves
+one scrape for all its processes. Elsewhere, expose the registry as any
+``prometheus_client`` program does (``start_http_server``, ``make_asgi_app``).
+
+Each counter has a twin in :meth:`eventflow.App.stats` and equals it, summed over the
+``function`` label (the handler's name), for one app on its registry:
+
+=================================================  ===========================================
+metric                                             ``stats()`` twin, and what it counts
+=================================================  ===========================================
+``eventflow_async_events_received_total``          ``received``: events accepted
+                                                   (Lambda's ``AsyncEventsReceived``)
+``eventflow_async_events_dropped_total``           ``failed``: events that failed for good,
+                                                   retries exhausted or too old, whether or
+                                                   not a dead letter or on-failure record was
+                                                   sent (Lambda's ``AsyncEventsDropped``: "sent
+                                                   there before being dropped")
+``eventflow_async_event_age_seconds``              histogram, one observation per attempt of
+                                                   its age at the start (``AsyncEventAge``,
+                                                   in seconds here)
+``eventflow_invocations_total``                    ``attempts``: handler calls
+                                                   (``Invocations``)
+``eventflow_errors_total``                         ``errors``: failed attempts, function
+                                                   errors and timeouts (``Errors``)
+``eventflow_duration_seconds``                     histogram of each handler call's wall time
+                                                   (``Duration``)
+``eventflow_dead_letter_errors_total``             ``dead_letter_errors`` (``DeadLetterErrors``)
+``eventflow_destination_delivery_failures_total``  ``destination_errors``
+                                                   (``DestinationDeliveryFailures``)
+``eventflow_concurrent_executions``                gauge: handler calls running now
+                                                   (``ConcurrentExecutions``)
+``eventflow_retries_total``                        ``retries``, labelled by ``retry`` too: the
+                                                   retry's number (1 after the first attempt)
+``eventflow_queue_depth``                          ``queued``, per ``app``, read at scrape time
+``eventflow_scheduled_retries``                    ``scheduled``, per ``app``, at scrape time
+``eventflow_in_flight``                            ``in_flight``, per ``app``, at scrape time
+=================================================  ===========================================
+
+Where they part: a ``RequestResponse`` invocation counts in ``invocations``, ``duration``,
+``concurrent_executions`` and ``event_age`` (age 0), as it does in ``stats().attempts``;
+an attempt that an idempotency store or key failed before the handler ran counts in
+``stats().attempts`` and ``errors`` but is no handler call, so not in ``invocations``; an
+attempt cut short by the app's shutdown is taken back from ``stats().attempts``, not from
+the counter.
+
+Several apps (or several ``PrometheusMetrics``) on one registry share the metrics. Under
+``prometheus_client``'s multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set, as ``eventflow
+worker --processes N`` does for its children), the three per-app gauges are written at
+most once a second, as events are accepted and finish, instead of at scrape time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+from ._contracts import AppHost, Outcome
+from ._middleware import EventInfo
+
+__all__ = ("AGE_BUCKETS", "DURATION_BUCKETS", "PrometheusMetrics", "registries")
+
+# seconds, up to Lambda's longest timeout (15 min)
+DURATION_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    900,
+)
+# seconds, up to Lambda's longest maximum event age (6 h)
+AGE_BUCKETS = (
+    0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600,
+)  # fmt: skip
+_REFRESH = 1.0  # seconds between writes of the per-app gauges in multiprocess mode
+
+
+def _multiprocess() -> bool:
+    return "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ
+
+
+class _AppGauges(Collector):
+    """Reads each started app's ``stats()`` at scrape time."""
+
+    def __init__(self) -> None:
+        self.apps: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return self._families(list(self.apps))
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return self._families([])  # the names, for the registry's duplicate check
+
+    @staticmethod
+    def _families(apps: list[Any]) -> Iterator[GaugeMetricFamily]:
+        depth = GaugeMetricFamily(
+            "eventflow_queue_depth", "Events accepted and not started.", labels=["app"]
+        )
+        scheduled = GaugeMetricFamily(
+            "eventflow_scheduled_retries", "Events waiting for a retry.", labels=["app"]
+        )
+        in_flight = GaugeMetricFamily(
+            "eventflow_in_flight", "Events running an attempt or sending a record.", labels=["app"]
+        )
+        for app in apps:
+            s = app.stats()
+            name = str(getattr(app, "name", "eventflow"))
+            depth.add_metric([name], s.queued)
+            scheduled.add_metric([name], s.scheduled)
+            in_flight.add_metric([name], s.in_flight)
+        yield depth
+        yield scheduled
+        yield in_flight
+
+
+class _Family:
+    """The metrics of one registry, made once and shared by every middleware on it."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        f = ["function"]
+        self.received = Counter(
+            "eventflow_async_events_received",
+            "Events accepted (Lambda's AsyncEventsReceived); stats().received.",
+            f,
+            registry=registry,
+        )
+        self.dropped = Counter(
+            "eventflow_async_events_dropped",
+            "Events that failed for good: retries exhausted or too old (Lambda's "
+            "AsyncEventsDropped); stats().failed.",
+            f,
+            registry=registry,
+        )
+        self.age = Histogram(
+            "eventflow_async_event_age_seconds",
+            "Age of the event at the start of each attempt (Lambda's AsyncEventAge).",
+            f,
+            buckets=AGE_BUCKETS,
+            registry=registry,
+        )
+        self.invocations = Counter(
+            "eventflow_invocations",
+            "Handler calls (Lambda's Invocations); stats().attempts.",
+            f,
+            registry=registry,
+        )
+        self.errors = Counter(
+            "eventflow_errors",
+            "Failed attempts: function errors and timeouts (Lambda's Errors); stats().errors.",
+            f,
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "eventflow_duration_seconds",
+            "Wall time of each handler call (Lambda's Duration).",
+            f,
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.dead_letter_errors = Counter(
+            "eventflow_dead_letter_errors",
+            "Dead letters given up (Lambda's DeadLetterErrors); stats().dead_letter_errors.",
+            f,
+            registry=registry,
+        )
+        self.destination_failures = Counter(
+            "eventflow_destination_delivery_failures",
+            "Destination records given up (Lambda's DestinationDeliveryFailures); "
+            "stats().destination_errors.",
+            f,
+            registry=registry,
+        )
+        self.concurrent = Gauge(
+            "eventflow_concurrent_executions",
+            "Handler calls running now (Lambda's ConcurrentExecutions).",
+            f,
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.retries = Counter(
+            "eventflow_retries",
+            "Retries scheduled, by the retry's number; stats().retries.",
+            ["function", "retry"],
+            registry=registry,
+        )
+        self.apps = _AppGauges()
+        self.app_gauges: tuple[Gauge, Gauge, Gauge] | None = None
+        if _multiprocess():
+            # a collector is not exported across processes: each process writes gauges
+            self.app_gauges = tuple(  # type: ignore[assignment]
+                Gauge(
+                    name,
+                    doc,
+                    ["app"],
+                    registry=registry,
+                    multiprocess_mode="livesum",
+                )
+                for name, doc in (
+                    ("eventflow_queue_depth", "Events accepted and not started."),
+                    ("eventflow_scheduled_retries", "Events waiting for a retry."),
+                    ("eventflow_in_flight", "Events running an attempt or sending a record."),
+                )
+            )
+        else:
+            registry.register(self.apps)
+
+
+_families: weakref.WeakKeyDictionary[CollectorRegistry, _Family] = weakref.WeakKeyDictionary()
+
+
+class PrometheusMetrics:
+    """Middleware that counts an app's events in ``prometheus_client`` metrics.
+
+    Args:
+        registry: The registry to put the metrics in; ``None`` is
+            ``prometheus_client.REGISTRY``, the one ``start_http_server`` serves by default.
+            Every ``PrometheusMetrics`` on one registry shares its metrics.
+
+    The module's docstring lists the metrics and the ``stats()`` counter each equals.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry: CollectorRegistry = REGISTRY if registry is None else registry
+        family = _families.get(self.registry)
+        if family is None:
+            family = _families[self.registry] = _Family(self.registry)
+        self._m = family
+        self._refresh_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"<PrometheusMetrics registry={self.registry!r}>"
+
+    def started(self, app: AppHost) -> None:
+        """Report the app's queue depth, scheduled retries and events in flight."""
+        self._m.apps.apps.add(app)
+        self._refresh_at = 0.0
+        self._refresh()
+
+    def accepted(self, event: EventInfo) -> None:
+        self._m.received.labels(event.handler).inc()
+        if self._m.app_gauges is not None:
+            self._refresh()
+
+    def attempt(self, event: EventInfo) -> AbstractAsyncContextManager[object]:
+        return self._attempt(event)
+
+    @asynccontextmanager
+    async def _attempt(self, event: EventInfo) -> AsyncIterator[None]:
+        m = self._m
+        fn = event.handler
+        m.invocations.labels(fn).inc()
+        m.age.labels(fn).observe(max(0.0, event.age))
+        concurrent = m.concurrent.labels(fn)
+        concurrent.inc()
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            m.duration.labels(fn).observe(time.perf_counter() - started)
+            concurrent.dec()
+
+    def attempt_failed(self, event: EventInfo, error: Mapping[str, Any]) -> None:
+        self._m.errors.labels(event.handler).inc()
+
+    def retry_scheduled(self, event: EventInfo, delay: float) -> None:
+        # attempts so far = the number of the retry now scheduled
+        self._m.retries.labels(event.handler, str(event.attempt)).inc()
+
+    def delivery_failed(self, event: EventInfo, role: str) -> None:
+        if role == "dead_letter":
+            self._m.dead_letter_errors.labels(event.handler).inc()
+        else:
+            self._m.destination_failures.labels(event.handler).inc()
+
+    def finished(self, event: EventInfo, outcome: Outcome) -> None:
+        if outcome is Outcome.FAILED:
+            self._m.dropped.labels(event.handler).inc()
+        if self._m.app_gauges is not None:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        gauges = self._m.app_gauges
+        if gauges is None:
+            return
+        now = time.monotonic()
+        if now < self._refresh_at:
+            return
+        self._refresh_at = now + _REFRESH
+        depth, scheduled, in_flight = gauges
+        for app in list(self._m.apps.apps):
+            s = app.stats()
+            name = str(getattr(app, "name", "eventflow"))
+            depth.labels(name).set(s.queued)
+            scheduled.labels(name).set(s.scheduled)
+            in_flight.labels(name).set(s.in_flight)
+
+
+def registries(middleware: Iterable[object]) -> list[CollectorRegistry]:
+    """The registries of the :class:`PrometheusMetrics` among ``middleware`` (each once),
+    for a server that exposes an app's metrics (``registries(app.middleware)``)."""
+    found: list[CollectorRegistry] = []
+    for mw in middleware:
+        if isinstance(mw, PrometheusMetrics) and all(r is not mw.registry for r in found):
+            found.append(mw.registry)
+    return found
