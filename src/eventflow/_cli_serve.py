@@ -7,6 +7,11 @@ at ``/sns/<attribute name>`` (``orders = SNSEndpoint(app, ...)`` → ``/sns/orde
 
 Health: ``GET /healthz`` answers 200 while the App runs and 503 once it drains.
 
+Metrics: ``GET /metrics`` answers the Prometheus metrics of the App's
+:class:`eventflow.metrics.PrometheusMetrics` middleware (``pip install
+'eventflow[metrics]'``), without authentication like ``/healthz``; without the extra or the
+middleware it answers 404 with what to do.
+
 Shutdown: on SIGTERM or SIGINT ``/healthz`` answers 503 at once, and the server keeps
 serving until no request is open (at most the App's ``shutdown_timeout``), so a load
 balancer that polls it stops sending new work first; then uvicorn stops accepting
@@ -56,11 +61,13 @@ from ._cli_common import (
 
 __all__ = (
     "HEALTH_PATH",
+    "METRICS_PATH",
     "Health",
     "Router",
     "add_parser",
     "find_sns_endpoints",
     "is_loopback",
+    "metrics_endpoint",
     "server_config",
 )
 
@@ -76,6 +83,7 @@ ACCESS_KEY_ENV = "EVENTFLOW_ACCESS_KEY_ID"
 SECRET_KEY_ENV = "EVENTFLOW_SECRET_ACCESS_KEY"
 SNS_PREFIX = "/sns/"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 
 #: Connections and requests at once; more are answered 503, which AWS SDKs retry. A
 #: RequestResponse call holds one for its handler's run; uvicorn buffers at most 64 KiB
@@ -136,7 +144,8 @@ def find_sns_endpoints(module: ModuleType, app: App) -> dict[str, Any]:
 
 
 class Router:
-    """A minimal ASGI router: SNS endpoints by exact path, everything else to ``default``.
+    """A minimal ASGI router: SNS endpoints and ``/metrics`` by exact path, everything else
+    to ``default``.
 
     ``lifespan`` goes to ``default`` (the Lambda API) only; the SNS endpoints' start-up
     check (their handler exists) is made before serving.
@@ -218,6 +227,47 @@ class Health:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         body_bytes = b"" if scope["method"] == "HEAD" else data
         await send({"type": "http.response.body", "body": body_bytes})
+
+
+def _plain_answer(status: int, text: str) -> ASGIApp:
+    """An ASGI app that answers every request with ``status`` and ``text``."""
+    data = text.encode()
+
+    async def answer(
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(data)),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+    return answer
+
+
+def metrics_endpoint(app: App) -> ASGIApp:
+    """``/metrics``: the app's PrometheusMetrics, or a 404 that says how to get them."""
+    try:
+        from .metrics import asgi_app
+    except ImportError as exc:  # prometheus_client is an optional extra
+        return _plain_answer(
+            404,
+            f"No metrics here: {exc}. Install the metrics extra (pip install "
+            "'eventflow[metrics]') and give the app App(middleware=[PrometheusMetrics()]) "
+            "(from eventflow.metrics).\n",
+        )
+    endpoint = asgi_app(app.middleware)
+    if endpoint is None:
+        return _plain_answer(
+            404,
+            f"No metrics here: the app {app.name!r} has no PrometheusMetrics middleware. "
+            "Create it with App(middleware=[PrometheusMetrics()]) "
+            "(from eventflow.metrics import PrometheusMetrics).\n",
+        )
+    return endpoint
 
 
 def _lambda_api(app: App, credentials: tuple[str, str] | None) -> ASGIApp:
@@ -402,8 +452,9 @@ def _cmd(args: argparse.Namespace) -> int:
     app, module = load_app(args.app)
     app.log_success = True  # a person reads these lines
     mounts = find_sns_endpoints(module, app)
+    mounts[METRICS_PATH] = metrics_endpoint(app)
     api = _lambda_api(app, credentials)
-    asgi = Router(api, mounts) if mounts else api
+    asgi = Router(api, mounts)
     return asyncio.run(_serve(app, asgi, args))
 
 

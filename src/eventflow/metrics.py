@@ -60,20 +60,57 @@ most once a second, as events are accepted and finish, instead of at scrape time
 from __future__ import annotations
 
 import os
+import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    make_asgi_app,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import REGISTRY, Collector
 
 from ._contracts import AppHost, Outcome
 from ._middleware import EventInfo
 
-__all__ = ("AGE_BUCKETS", "DURATION_BUCKETS", "PrometheusMetrics", "registries")
+__all__ = (
+    "AGE_BUCKETS",
+    "DURATION_BUCKETS",
+    "PrometheusMetrics",
+    "asgi_app",
+    "process_exited",
+    "registries",
+    "serve",
+    "serve_multiprocess",
+)
+
+ASGIApp = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[MutableMapping[str, Any]]],
+        Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
 
 # seconds, up to Lambda's longest timeout (15 min)
 DURATION_BUCKETS = (
@@ -329,3 +366,52 @@ def registries(middleware: Iterable[object]) -> list[CollectorRegistry]:
         if isinstance(mw, PrometheusMetrics) and all(r is not mw.registry for r in found):
             found.append(mw.registry)
     return found
+
+
+class _Merged(Collector):
+    """Several registries as one (an app with middleware on more than one)."""
+
+    def __init__(self, found: Sequence[CollectorRegistry]) -> None:
+        self._found = found
+
+    def collect(self) -> Iterator[Metric]:
+        for registry in self._found:
+            yield from registry.collect()
+
+
+def _one(found: Sequence[CollectorRegistry]) -> Collector:
+    return found[0] if len(found) == 1 else _Merged(found)
+
+
+def asgi_app(middleware: Iterable[object]) -> ASGIApp | None:
+    """An ASGI app that answers with the metrics of the :class:`PrometheusMetrics` among
+    ``middleware`` (``app.middleware``), or ``None`` if there is none."""
+    found = registries(middleware)
+    if not found:
+        return None
+    endpoint: ASGIApp = make_asgi_app(_one(found))
+    return endpoint
+
+
+def serve(
+    middleware: Iterable[object], host: str, port: int
+) -> tuple[WSGIServer, threading.Thread] | None:
+    """Serve the metrics of ``middleware``'s :class:`PrometheusMetrics` over HTTP in a thread
+    (``prometheus_client.start_http_server``); ``None`` if there is none."""
+    found = registries(middleware)
+    if not found:
+        return None
+    return start_http_server(port, host, _one(found))
+
+
+def serve_multiprocess(path: str, host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
+    """Serve, in a thread, the metrics that processes with ``PROMETHEUS_MULTIPROC_DIR=path``
+    write: one scrape for all of them."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    return start_http_server(port, host, registry)
+
+
+def process_exited(pid: int, path: str) -> None:
+    """Forget the gauges of a process that wrote to ``path`` and exited (its counters stay)."""
+    mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
