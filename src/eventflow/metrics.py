@@ -64,7 +64,6 @@ import threading
 import time
 import weakref
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -73,8 +72,8 @@ from collections.abc import (
     MutableMapping,
     Sequence,
 )
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, NamedTuple
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -246,6 +245,7 @@ class _Family:
             ["function", "retry"],
             registry=registry,
         )
+        self._children: dict[str, _Children] = {}
         self.apps = _AppGauges()
         self.app_gauges: tuple[Gauge, Gauge, Gauge] | None = None
         if _multiprocess():
@@ -266,6 +266,57 @@ class _Family:
             )
         else:
             registry.register(self.apps)
+
+    def of(self, function: str) -> _Children:
+        """The metrics labelled with ``function`` (looked up once per handler, not per event)."""
+        children = self._children.get(function)
+        if children is None:
+            children = self._children[function] = _Children(
+                self.received.labels(function),
+                self.dropped.labels(function),
+                self.age.labels(function),
+                self.invocations.labels(function),
+                self.errors.labels(function),
+                self.duration.labels(function),
+                self.dead_letter_errors.labels(function),
+                self.destination_failures.labels(function),
+                self.concurrent.labels(function),
+            )
+        return children
+
+
+class _Children(NamedTuple):
+    received: Counter
+    dropped: Counter
+    age: Histogram
+    invocations: Counter
+    errors: Counter
+    duration: Histogram
+    dead_letter_errors: Counter
+    destination_failures: Counter
+    concurrent: Gauge
+
+
+class _Attempt:
+    """The context around one handler call: invocations, age, concurrency, duration."""
+
+    __slots__ = ("_age", "_fn", "_started")
+
+    def __init__(self, fn: _Children, age: float) -> None:
+        self._fn = fn
+        self._age = age
+        self._started = 0.0
+
+    async def __aenter__(self) -> None:
+        fn = self._fn
+        fn.invocations.inc()
+        fn.age.observe(self._age if self._age > 0.0 else 0.0)
+        fn.concurrent.inc()
+        self._started = time.perf_counter()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._fn.duration.observe(time.perf_counter() - self._started)
+        self._fn.concurrent.dec()
 
 
 _families: weakref.WeakKeyDictionary[CollectorRegistry, _Family] = weakref.WeakKeyDictionary()
@@ -300,44 +351,27 @@ class PrometheusMetrics:
         self._refresh()
 
     def accepted(self, event: EventInfo) -> None:
-        self._m.received.labels(event.handler).inc()
+        self._m.of(event.handler).received.inc()
         if self._m.app_gauges is not None:
             self._refresh()
 
     def attempt(self, event: EventInfo) -> AbstractAsyncContextManager[object]:
-        return self._attempt(event)
-
-    @asynccontextmanager
-    async def _attempt(self, event: EventInfo) -> AsyncIterator[None]:
-        m = self._m
-        fn = event.handler
-        m.invocations.labels(fn).inc()
-        m.age.labels(fn).observe(max(0.0, event.age))
-        concurrent = m.concurrent.labels(fn)
-        concurrent.inc()
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            m.duration.labels(fn).observe(time.perf_counter() - started)
-            concurrent.dec()
+        return _Attempt(self._m.of(event.handler), event.age)
 
     def attempt_failed(self, event: EventInfo, error: Mapping[str, Any]) -> None:
-        self._m.errors.labels(event.handler).inc()
+        self._m.of(event.handler).errors.inc()
 
     def retry_scheduled(self, event: EventInfo, delay: float) -> None:
         # attempts so far = the number of the retry now scheduled
         self._m.retries.labels(event.handler, str(event.attempt)).inc()
 
     def delivery_failed(self, event: EventInfo, role: str) -> None:
-        if role == "dead_letter":
-            self._m.dead_letter_errors.labels(event.handler).inc()
-        else:
-            self._m.destination_failures.labels(event.handler).inc()
+        fn = self._m.of(event.handler)
+        (fn.dead_letter_errors if role == "dead_letter" else fn.destination_failures).inc()
 
     def finished(self, event: EventInfo, outcome: Outcome) -> None:
         if outcome is Outcome.FAILED:
-            self._m.dropped.labels(event.handler).inc()
+            self._m.of(event.handler).dropped.inc()
         if self._m.app_gauges is not None:
             self._refresh()
 
