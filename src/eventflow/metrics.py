@@ -141,6 +141,17 @@ def _multiprocess() -> bool:
     return "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ
 
 
+def _by_name(apps: Iterable[Any]) -> dict[str, tuple[int, int, int]]:
+    """Queued, scheduled and in-flight events per app name (apps of one name summed)."""
+    out: dict[str, tuple[int, int, int]] = {}
+    for app in apps:
+        s = app.stats()
+        name = str(getattr(app, "name", "eventflow"))
+        q, w, r = out.get(name, (0, 0, 0))
+        out[name] = (q + s.queued, w + s.scheduled, r + s.in_flight)
+    return out
+
+
 class _AppGauges(Collector):
     """Reads each started app's ``stats()`` at scrape time."""
 
@@ -164,12 +175,10 @@ class _AppGauges(Collector):
         in_flight = GaugeMetricFamily(
             "eventflow_in_flight", "Events running an attempt or sending a record.", labels=["app"]
         )
-        for app in apps:
-            s = app.stats()
-            name = str(getattr(app, "name", "eventflow"))
-            depth.add_metric([name], s.queued)
-            scheduled.add_metric([name], s.scheduled)
-            in_flight.add_metric([name], s.in_flight)
+        for name, (queued, waiting, running) in _by_name(apps).items():
+            depth.add_metric([name], queued)
+            scheduled.add_metric([name], waiting)
+            in_flight.add_metric([name], running)
         yield depth
         yield scheduled
         yield in_flight
@@ -384,12 +393,10 @@ class PrometheusMetrics:
             return
         self._refresh_at = now + _REFRESH
         depth, scheduled, in_flight = gauges
-        for app in list(self._m.apps.apps):
-            s = app.stats()
-            name = str(getattr(app, "name", "eventflow"))
-            depth.labels(name).set(s.queued)
-            scheduled.labels(name).set(s.scheduled)
-            in_flight.labels(name).set(s.in_flight)
+        for name, (queued, waiting, running) in _by_name(list(self._m.apps.apps)).items():
+            depth.labels(name).set(queued)
+            scheduled.labels(name).set(waiting)
+            in_flight.labels(name).set(running)
 
 
 def registries(middleware: Iterable[object]) -> list[CollectorRegistry]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import anyio
 import pytest
@@ -153,10 +154,34 @@ async def test_concurrent_executions_counts_the_attempts_running_now() -> None:
     assert total(scrape(registry), "eventflow_concurrent_executions", function="slow") == 0
 
 
-def test_middleware_on_one_registry_share_its_metrics() -> None:
-    # Given two PrometheusMetrics on one registry (two apps in one process, say)
+async def test_middleware_on_one_registry_share_its_metrics() -> None:
+    # Given two PrometheusMetrics on one registry, in two apps of one name and a third app
     registry = CollectorRegistry()
     first, second = PrometheusMetrics(registry), PrometheusMetrics(registry)
     # Then the second does not register the metrics again, and a server finds one registry
     assert registries([first, second, object()]) == [registry]
-    assert "eventflow_invocations" in {f.name for f in registry.collect()}
+
+    @eventflow.handler
+    async def fine(event: Any, context: eventflow.Context) -> None:
+        pass
+
+    apps = [
+        eventflow.App(name="same", handlers=[fine], middleware=[first]),
+        eventflow.App(name="same", handlers=[fine], middleware=[second]),
+        eventflow.App(name="other", handlers=[fine], middleware=[second]),
+    ]
+    async with apps[0], apps[1], apps[2]:
+        for app in apps:
+            await app.invoke(fine, {})
+            await app.drain()
+        s = scrape(registry)
+        text = generate_latest(registry).decode()
+    # and the apps of one name are one sample (Prometheus refuses a repeated series)
+    depth = [
+        sample.labels["app"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "eventflow_queue_depth"
+    ]
+    assert sorted(depth) == ["other", "same"]
+    assert total(s, "eventflow_async_events_received_total", function="fine") == 3
