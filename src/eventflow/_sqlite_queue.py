@@ -707,7 +707,11 @@ def _setup(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(eventflow_queue)")}
     if "trace_context" not in columns:
         # a file made before the column: its rows read as events without a trace context
-        conn.execute("ALTER TABLE eventflow_queue ADD COLUMN trace_context TEXT")
+        try:
+            conn.execute("ALTER TABLE eventflow_queue ADD COLUMN trace_context TEXT")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):
+                raise  # else another process opening the file added it first
 
 
 # public as eventflow.queues.SQLiteQueue
