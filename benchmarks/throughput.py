@@ -8,7 +8,12 @@ recommends for production (filtered below WARNING), and with structlog never con
 (its default prints every level), as a user who never configures it gets: success lines
 are opt-in (``App(log_success=True)``), so neither prints a line per event.
 
+With ``--middleware prometheus`` each round also runs the app (logging filtered) with
+``eventflow.metrics.PrometheusMetrics`` on a registry of its own, and the best of those
+rounds is reported against the best without middleware (needs ``eventflow[metrics]``).
+
     python benchmarks/throughput.py [--events 200000] [--rounds 3] [--concurrency 1000]
+        [--middleware none|prometheus]
 """
 
 from __future__ import annotations
@@ -49,10 +54,21 @@ async def ceiling(n: int) -> float:
     return n / elapsed
 
 
-async def through_app(n: int, concurrency: int) -> float:
+def middleware_for(name: str) -> list[object]:
+    if name == "none":
+        return []
+    from prometheus_client import CollectorRegistry
+
+    from eventflow.metrics import PrometheusMetrics
+
+    return [PrometheusMetrics(CollectorRegistry())]
+
+
+async def through_app(n: int, concurrency: int, middleware: str = "none") -> float:
     eventflow.reset_default_registry()
     noop = eventflow.handler(handler_fn)
-    async with eventflow.App(concurrency=concurrency) as app:
+    app = eventflow.App(concurrency=concurrency, middleware=middleware_for(middleware))
+    async with app:
         t0 = time.perf_counter()
         for i in range(n):
             await app.invoke(noop, {"i": i})
@@ -68,8 +84,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=1000)
+    parser.add_argument(
+        "--middleware",
+        choices=("none", "prometheus"),
+        default="none",
+        help="also run the app with this middleware each round (none)",
+    )
     args = parser.parse_args()
-    best_ceiling = best_app = best_default = 0.0
+    best_ceiling = best_app = best_default = best_mw = 0.0
     for r in range(args.rounds):
         gc.collect()
         c = asyncio.run(ceiling(args.events))
@@ -79,6 +101,11 @@ def main() -> None:
         )
         gc.collect()
         a = asyncio.run(through_app(args.events, args.concurrency))
+        if args.middleware != "none":
+            gc.collect()
+            m = asyncio.run(through_app(args.events, args.concurrency, args.middleware))
+            best_mw = max(best_mw, m)
+            print(f"round {r + 1}: eventflow with {args.middleware} {m:,.0f} events/s (filtered)")
         structlog.reset_defaults()  # never configured: structlog prints every level
         gc.collect()
         d = asyncio.run(through_app(args.events, args.concurrency))
@@ -97,6 +124,12 @@ def main() -> None:
         f"{'PASS' if ratio >= 0.45 else 'FAIL'}"
     )
     print(f"ratio, unconfigured  : {best_default / best_ceiling:.2f} of the ceiling")
+    if args.middleware != "none":
+        print(
+            f"with {args.middleware:<11}: {best_mw:12,.0f} events/s  "
+            f"({best_mw / best_app:.2f} of the app without middleware, "
+            f"{best_mw / best_ceiling:.2f} of the ceiling)"
+        )
 
 
 if __name__ == "__main__":

@@ -213,3 +213,18 @@ def test_one_asgi_toolkit() -> None:
         for marker in ("http.disconnect", "http.response.start", "lifespan.startup", "more_body")
     }
     assert spelled == {marker: ["eventflow._asgi"] for marker in spelled}
+
+
+def test_the_core_and_the_cli_import_neither_prometheus_nor_opentelemetry() -> None:
+    # the metrics and tracing extras are optional: only eventflow.metrics / .tracing need them
+    code = (
+        "import sys, eventflow, eventflow.queues, eventflow.aws, eventflow._cli; "
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('prometheus_client', 'opentelemetry')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+    graph = import_graph()
+    assert "eventflow.metrics" not in {t for m, ts in graph.items() for t in ts if m != "eventflow"}

@@ -301,7 +301,7 @@ class App:
             self._now = time.monotonic if plain else loop.time
         self._deliverer = Deliverer(self._clock, log, timeout=self._sink_timeout)
         if self._hooks is not None:
-            self._hooks.bind(self._now, log)
+            self._hooks.bind(self._now, log, self)
         self._threads = HandlerThreads(self._thread_limit, f"eventflow-{self.name}")
         self._build_engine(log, self._deliverer, self._threads)
         self._handler_set.start(
@@ -491,6 +491,8 @@ class App:
                 "it to be stored; use 'await app.invoke(...)' with App(queue=...)."
             )
         ev = self._handler_set.new_event(handler, payload, self._now())
+        if self._hooks is not None:
+            ev.trace_context = self._hooks.inject(ev)  # in the invoker's context
         self._queue.put_nowait(ev)
         self._acct.received += 1
         if self._hooks is not None:
@@ -542,6 +544,8 @@ class App:
             if self._state is not _State.RUNNING:
                 raise self._closed_error()
             ev = self._handler_set.new_event(handler, payload, self._now())
+            if self._hooks is not None:
+                ev.trace_context = self._hooks.inject(ev)  # in the invoker's context
             if self._shared is not None:
                 return await self._put_shared(ev)
             try:
@@ -565,7 +569,9 @@ class App:
 
     async def _put_shared(self, ev: Event) -> Accepted:
         assert self._shared is not None
-        queued = QueuedEvent(ev.request_id, ev.rt.name, ev.payload, self._wall(), 0)
+        queued = QueuedEvent(
+            ev.request_id, ev.rt.name, ev.payload, self._wall(), 0, ev.trace_context
+        )
         await self._shared.put(queued)
         self._acct.enqueued += 1
         if self._info:
@@ -606,6 +612,8 @@ class App:
         if self._state is not _State.RUNNING:
             raise self._closed_error()
         ev = self._handler_set.new_event(handler, payload, self._now())
+        if self._hooks is not None:
+            ev.trace_context = self._hooks.inject(ev)  # in the invoker's context
         ev.settle = settle
         return await self._enqueue(ev)
 
@@ -709,6 +717,11 @@ class App:
     def stats(self) -> Stats:
         """A frozen snapshot of the app's counters (see :class:`eventflow.Stats`)."""
         return self._acct.stats()
+
+    @property
+    def middleware(self) -> tuple[object, ...]:
+        """The middleware given to the app, in order."""
+        return self._hooks.middleware if self._hooks is not None else ()
 
     def queue_statistics(self) -> QueueStatistics:
         """A snapshot of the event queue."""

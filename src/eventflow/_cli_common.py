@@ -96,16 +96,17 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        # a line-buffered print per entry, so a supervisor reading the pipe sees it at once
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        # one write and flush per entry (line and newline together): a supervisor reading the
+        # pipe sees it at once, and processes sharing it (worker children) never split a line
+        logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
 
 
 def lambda_logs(stream: TextIO) -> LambdaLogs:
     """The START/END/REPORT middleware for ``--log-format lambda``, writing to ``stream``."""
-    # a PrintLogger on the same stream shares structlog's lock for it: no interleaved lines
-    return LambdaLogs(structlog.PrintLogger(stream).msg)
+    # a WriteLogger on the same stream shares structlog's lock for it: no interleaved lines
+    return LambdaLogs(structlog.WriteLogger(stream).msg)
 
 
 class _LambdaLogHandler(logging.Handler):
@@ -113,7 +114,7 @@ class _LambdaLogHandler(logging.Handler):
 
     def __init__(self, level: int, stream: TextIO) -> None:
         super().__init__(level)
-        self._write = structlog.PrintLogger(stream).msg
+        self._write = structlog.WriteLogger(stream).msg
         self._render = LambdaRenderer()
 
     def emit(self, record: logging.LogRecord) -> None:

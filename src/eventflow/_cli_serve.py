@@ -14,6 +14,11 @@ second; its data is JSON at ``/_eventflow/api/stats``, and the recent log lines 
 request at ``/_eventflow/api/logs?request_id=ID``. It has no authentication: it is on by
 default on a loopback address only (``--dashboard`` / ``--no-dashboard`` decide).
 
+Metrics: ``GET /metrics`` answers the Prometheus metrics of the App's
+:class:`eventflow.metrics.PrometheusMetrics` middleware (``pip install
+'eventflow[metrics]'``), without authentication like ``/healthz``; without the extra or the
+middleware it answers 404 with what to do.
+
 Shutdown: on SIGTERM or SIGINT ``/healthz`` answers 503 at once, and the server keeps
 serving until no request is open (at most the App's ``shutdown_timeout``), so a load
 balancer that polls it stops sending new work first; then uvicorn stops accepting
@@ -53,7 +58,7 @@ import anyio
 import structlog
 
 from ._app import App
-from ._asgi import ASGIApp, json_reply, send_reply
+from ._asgi import ASGIApp, Reply, json_reply, send_reply
 from ._cli_common import (
     CommandError,
     add_log_options,
@@ -68,11 +73,13 @@ from .dashboard import Dashboard, LogRing
 
 __all__ = (
     "HEALTH_PATH",
+    "METRICS_PATH",
     "Health",
     "Router",
     "add_parser",
     "find_sns_endpoints",
     "is_loopback",
+    "metrics_endpoint",
     "server_config",
 )
 
@@ -80,6 +87,7 @@ ACCESS_KEY_ENV = "EVENTFLOW_ACCESS_KEY_ID"
 SECRET_KEY_ENV = "EVENTFLOW_SECRET_ACCESS_KEY"
 SNS_PREFIX = "/sns/"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 
 #: Connections and requests at once; more are answered 503, which AWS SDKs retry. A
 #: RequestResponse call holds one for its handler's run; uvicorn buffers at most 64 KiB
@@ -140,8 +148,8 @@ def find_sns_endpoints(module: ModuleType, app: App) -> dict[str, Any]:
 
 
 class Router:
-    """A minimal ASGI router: SNS endpoints by exact path, the dashboard by path prefix
-    (the prefix itself and every path under it), everything else to ``default``.
+    """A minimal ASGI router: SNS endpoints and ``/metrics`` by exact path, the dashboard by
+    path prefix (the prefix itself and every path under it), everything else to ``default``.
 
     ``lifespan`` goes to ``default`` (the Lambda API), with the mounts entered around it
     (an SNS endpoint's certificate fetches live in it); the SNS endpoints' start-up check
@@ -242,6 +250,46 @@ class Health:
         if scope["method"] == "HEAD":  # the GET's headers, no body
             reply = dataclasses.replace(reply, body=b"")
         await send_reply(send, reply)
+
+
+def _plain_answer(status: int, text: str) -> ASGIApp:
+    """An ASGI app that answers every request with ``status`` and ``text``."""
+    data = text.encode()
+
+    async def answer(
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        headers = (
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(data)),
+        )
+        await send_reply(send, Reply(status, data, headers))
+
+    return answer
+
+
+def metrics_endpoint(app: App) -> ASGIApp:
+    """``/metrics``: the app's PrometheusMetrics, or a 404 that says how to get them."""
+    try:
+        from .metrics import asgi_app
+    except ImportError as exc:  # prometheus_client is an optional extra
+        return _plain_answer(
+            404,
+            f"No metrics here: {exc}. Install the metrics extra (pip install "
+            "'eventflow[metrics]') and give the app App(middleware=[PrometheusMetrics()]) "
+            "(from eventflow.metrics).\n",
+        )
+    endpoint = asgi_app(app.middleware)
+    if endpoint is None:
+        return _plain_answer(
+            404,
+            f"No metrics here: the app {app.name!r} has no PrometheusMetrics middleware. "
+            "Create it with App(middleware=[PrometheusMetrics()]) "
+            "(from eventflow.metrics import PrometheusMetrics).\n",
+        )
+    return endpoint
 
 
 def _lambda_api(app: App, credentials: tuple[str, str] | None) -> ASGIApp:
@@ -430,11 +478,12 @@ def _cmd(args: argparse.Namespace) -> int:
     else:
         app.log_success = True  # a person reads these lines
     mounts = find_sns_endpoints(module, app)
+    mounts[METRICS_PATH] = metrics_endpoint(app)
     prefixes: dict[str, ASGIApp] = {}
     if dashboard:
         prefixes[DASHBOARD_PREFIX] = Dashboard(app, logs=logs)
     api = _lambda_api(app, credentials)
-    asgi = Router(api, mounts, prefixes) if mounts or prefixes else api
+    asgi = Router(api, mounts, prefixes)
     return asyncio.run(_serve(app, asgi, args))
 
 

@@ -22,6 +22,14 @@ A child that exits while not told to stop is logged at error level
 children and exits 1, leaving restarts to your supervisor (systemd, Kubernetes, ...).
 Logs, one line per entry, go to stdout (children share the parent's stdout).
 
+Metrics: ``--metrics-port PORT`` serves the Prometheus metrics of the App's
+:class:`eventflow.metrics.PrometheusMetrics` middleware at ``http://HOST:PORT/metrics``
+(``--metrics-host``, 127.0.0.1 by default; ``pip install 'eventflow[metrics]'``). With
+``--processes N`` it is one scrape for all the children: the parent makes a temporary
+directory, hands it to them as ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's
+multiprocess mode: each child writes its metrics to files there), serves their sum, forgets
+the gauges of a child that exits, and removes the directory when it exits.
+
 A parent that dies without stopping its children (SIGKILL, a crash) takes them with it:
 each child stops as on SIGTERM (``worker.parent_exited``), so no orphan keeps consuming.
 On Linux the kernel sends the child SIGTERM (``prctl(PR_SET_PDEATHSIG)``); everywhere, the
@@ -35,11 +43,15 @@ import asyncio
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -134,6 +146,37 @@ async def _run_app(
     return INTERRUPTED if "SIGINT" in received else 0
 
 
+def _metrics_module(args: argparse.Namespace, app: App) -> Any:
+    """eventflow.metrics, once ``--metrics-port`` is known to have something to serve."""
+    try:
+        from . import metrics
+    except ImportError as exc:  # prometheus_client is an optional extra
+        raise CommandError(
+            f"--metrics-port needs the metrics extra ({exc}): pip install 'eventflow[metrics]'."
+        ) from None
+    if not metrics.registries(app.middleware):
+        raise CommandError(
+            f"--metrics-port has nothing to serve: the app {args.app!r} has no "
+            "PrometheusMetrics middleware. Create it with App(middleware=[PrometheusMetrics()]) "
+            "(from eventflow.metrics import PrometheusMetrics)."
+        )
+    return metrics
+
+
+@contextlib.contextmanager
+def _metrics_server(args: argparse.Namespace, serve: Any) -> Any:
+    """Run ``serve(host, port)``'s HTTP server for the block, then shut it down."""
+    server, thread = serve(args.metrics_host, args.metrics_port)
+    log = structlog.get_logger("eventflow.worker").bind(pid=os.getpid())
+    log.info("worker.metrics", url=f"http://{args.metrics_host}:{server.server_port}/metrics")
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 def _child_command(args: argparse.Namespace, index: int, parent_pipe: int) -> list[str]:
     return [
         sys.executable,
@@ -156,9 +199,25 @@ def _child_command(args: argparse.Namespace, index: int, parent_pipe: int) -> li
     ]
 
 
-def _supervise(args: argparse.Namespace) -> int:
-    """Start ``args.processes`` children, forward SIGTERM/SIGINT to them, and wait."""
+def _supervise(args: argparse.Namespace, metrics: Any = None) -> int:
+    """Start ``args.processes`` children, forward SIGTERM/SIGINT to them, and wait; with
+    ``metrics`` (eventflow.metrics), serve one scrape of all of them meanwhile."""
+    if metrics is None:
+        return _supervise_children(args, None, None)
+    folder = tempfile.mkdtemp(prefix="eventflow-metrics-")
+    try:
+        serve = functools.partial(metrics.serve_multiprocess, folder)
+        with _metrics_server(args, serve):
+            return _supervise_children(args, folder, metrics.process_exited)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _supervise_children(
+    args: argparse.Namespace, folder: str | None, forget: Callable[[int, str], None] | None
+) -> int:
     log = structlog.get_logger("eventflow.worker").bind(pid=os.getpid())
+    env = None if folder is None else {**os.environ, "PROMETHEUS_MULTIPROC_DIR": folder}
     signals: list[int] = []
 
     def remember(sig: int, frame: FrameType | None) -> None:
@@ -173,7 +232,7 @@ def _supervise(args: argparse.Namespace) -> int:
     try:
         for index in range(1, args.processes + 1):
             command = _child_command(args, index, pipe_read)
-            children.append(subprocess.Popen(command, pass_fds=(pipe_read,)))
+            children.append(subprocess.Popen(command, pass_fds=(pipe_read,), env=env))
         os.close(pipe_read)
         pipe_read = -1
         log.info("worker.children", app=args.app, children=[c.pid for c in children])
@@ -193,6 +252,9 @@ def _supervise(args: argparse.Namespace) -> int:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         codes = {child.pid: child.wait() for child in children}
+        if forget is not None and folder is not None:
+            for child in children:
+                forget(child.pid, folder)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         for fd in (pipe_read, pipe_write):
@@ -238,11 +300,17 @@ def _cmd(args: argparse.Namespace) -> int:
     idle = _nothing_to_consume(app)
     if idle is not None:
         raise CommandError(f"The app {args.app!r} {idle}")
+    serving = args.metrics_port is not None and args.child is None
+    metrics = _metrics_module(args, app) if serving else None
     if args.processes > 1 and args.child is None:
-        return _supervise(args)
+        return _supervise(args, metrics)
     if args.child is not None:
         _die_with_parent()
-    return asyncio.run(_run_app(app, args.stats_interval, args.child or 0, args.parent_pipe))
+    run = functools.partial(_run_app, app, args.stats_interval, args.child or 0, args.parent_pipe)
+    if metrics is None:
+        return asyncio.run(run())
+    with _metrics_server(args, functools.partial(metrics.serve, app.middleware)):
+        return asyncio.run(run())
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -269,6 +337,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=10.0,
         metavar="SECONDS",
         help="seconds between each process's worker.stats log line (10)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve the App's PrometheusMetrics at http://HOST:PORT/metrics, one scrape for "
+        "all processes (needs eventflow[metrics])",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address of the metrics server (127.0.0.1)",
     )
     add_log_options(p, formats=("console", "json", "lambda"))
     # set by the parent on the children it starts: the child's number, 1..N

@@ -120,6 +120,9 @@ class QueuedEvent:
             age, checked against ``max_event_age``, counts from here.
         attempts: Attempts already made before this delivery (an attempt cut short by a
             dying process counts, as Lambda counts a crashed runtime).
+        trace_context: String pairs a middleware gave the event where it was invoked (W3C
+            ``traceparent`` / ``tracestate``, say), or ``None``: a queue stores them with
+            the event and hands them back unchanged.
     """
 
     request_id: str
@@ -127,6 +130,7 @@ class QueuedEvent:
     payload: Any
     first_enqueued: float
     attempts: int = 0
+    trace_context: Mapping[str, str] | None = None
 
 
 class AppHost(Protocol):

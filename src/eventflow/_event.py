@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._payload import private_copy
@@ -31,6 +32,8 @@ class Event:
         settle: The submitting source's callback for the terminal outcome, if any.
         defer: The shared queue's callback that takes a retry back, if it came from one.
         client_context: A synchronous caller's ``ClientContext`` (decoded JSON), if any.
+        trace_context: String pairs a middleware's ``inject`` hook gave it where it was
+            invoked (W3C trace context, say), carried through shared queues; or ``None``.
     """
 
     __slots__ = (
@@ -46,6 +49,7 @@ class Event:
         "rt",
         "settle",
         "timer",
+        "trace_context",
     )
 
     def __init__(
@@ -68,6 +72,7 @@ class Event:
         self.settle: Settle | None = None
         self.defer: Defer | None = None
         self.client_context: dict[str, Any] | None = None
+        self.trace_context: Mapping[str, str] | None = None
 
     def private_payload(self) -> Any:
         """A copy of the payload for one attempt, so the handler may change it freely."""

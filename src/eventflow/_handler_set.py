@@ -149,6 +149,7 @@ class HandlerSet:
         age = max(0.0, wall - queued.first_enqueued)
         ev = Event(queued.request_id, rt, queued.payload, now - age)
         ev.attempts = queued.attempts
+        ev.trace_context = queued.trace_context
         if queued.attempts > ev.cfg.max_retries:
             # its last attempt was cut short by a process that died: no retry is left
             ev.enqueued_at = -math.inf

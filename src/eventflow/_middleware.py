@@ -17,12 +17,29 @@ hook                                   called
                                        ``SUCCEEDED``, ``FAILED`` (``stats().failed``), or
                                        ``RELEASED`` / ``UNDELIVERED`` (together
                                        ``stats().undelivered``)
+``started(app)``                       once, as the app starts (before it accepts events),
+                                       with the app (:class:`eventflow.sources.AppHost`):
+                                       its name, region, account, ``stats()``
+``inject(event)``                      once per ``invoke`` / ``submit``, in the caller's
+                                       context, before the event is queued: returns string
+                                       pairs (a W3C ``traceparent``, say) or ``None``; they
+                                       travel with the event through every queue (in
+                                       memory, SQLite, SQS) as ``event.trace_context``
+``attempt_failed(event, error)``       per attempt that failed (``stats().errors``), with
+                                       Lambda's error object (``errorType``,
+                                       ``errorMessage``): a function error, a timeout, a
+                                       result JSON cannot carry, an idempotency failure
+``delivery_failed(event, role)``       per dead letter (``role="dead_letter"``,
+                                       ``stats().dead_letter_errors``) or destination
+                                       record (``"on_success"`` / ``"on_failure"``,
+                                       ``stats().destination_errors``) given up
 =====================================  ===================================================
 
-Every hook sees an :class:`EventInfo`: the request ID, the handler's name, the attempt
-number and the timing (the clock time it was accepted, its age). Hooks run on the event
-loop in the worker that handles the event and must not block. ``accepted``,
-``retry_scheduled`` and ``finished`` run in the order the middleware were given,
+Every event hook sees an :class:`EventInfo`: the request ID, the handler's name, the
+attempt number, the timing (the clock time it was accepted, its age) and the trace context
+``inject`` gave it. Hooks run on the event loop in the worker that handles the event (``inject``:
+in the caller of ``invoke``) and must not block. The other hooks run in the order the
+middleware were given,
 ``attempt`` contexts are entered in that order and exited in reverse (an onion).
 
 A hook that raises fails nothing: the error is logged (``middleware.failed``, with the
@@ -36,7 +53,7 @@ With no middleware the engine checks one attribute per event and calls nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar, final
 
@@ -44,12 +61,22 @@ from ._contracts import Outcome
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from ._contracts import AppHost
     from ._event import Event
 
 __all__ = ("EventInfo", "Hooks", "Middleware")
 
 _T = TypeVar("_T")
-_HOOKS = ("accepted", "attempt", "retry_scheduled", "finished")
+_HOOKS = (
+    "accepted",
+    "attempt",
+    "retry_scheduled",
+    "finished",
+    "started",
+    "inject",
+    "attempt_failed",
+    "delivery_failed",
+)
 
 
 @final
@@ -62,9 +89,11 @@ class EventInfo:
         attempt: Attempts started so far (during ``attempt``: this attempt's number).
         accepted_at: Clock time (the app's clock) the event was accepted at.
         now: Clock time of the hook call.
+        trace_context: The string pairs an ``inject`` hook gave the event where it was
+            invoked (carried through shared queues), or ``None``.
     """
 
-    __slots__ = ("accepted_at", "attempt", "handler", "now", "request_id")
+    __slots__ = ("accepted_at", "attempt", "handler", "now", "request_id", "trace_context")
 
     def __init__(self, ev: Event, now: float) -> None:
         self.request_id: str = ev.request_id
@@ -72,6 +101,7 @@ class EventInfo:
         self.attempt: int = ev.attempts
         self.accepted_at: float = ev.enqueued_at
         self.now = now
+        self.trace_context: Mapping[str, str] | None = ev.trace_context
 
     @property
     def age(self) -> float:
@@ -105,6 +135,19 @@ class Middleware:
     def finished(self, event: EventInfo, outcome: Outcome) -> None:
         """``event`` reached its terminal ``outcome`` in this app."""
 
+    def started(self, app: AppHost) -> None:
+        """``app`` is starting: it accepts events once every middleware saw this."""
+
+    def inject(self, event: EventInfo) -> Mapping[str, str] | None:
+        """String pairs to carry with ``event`` to its attempts, read in the invoker's context."""
+        return None
+
+    def attempt_failed(self, event: EventInfo, error: Mapping[str, Any]) -> None:
+        """An attempt of ``event`` failed with ``error`` (Lambda's error object)."""
+
+    def delivery_failed(self, event: EventInfo, role: str) -> None:
+        """A record of ``event`` (``dead_letter``, ``on_success``, ``on_failure``) was given up."""
+
 
 def _own_hook(mw: object, name: str) -> Any:
     hook = getattr(mw, name, None)
@@ -124,7 +167,19 @@ def _own_hook(mw: object, name: str) -> Any:
 class Hooks:
     """The middleware of one app, resolved once at construction; the engine calls these."""
 
-    __slots__ = ("_accepted", "_attempt", "_finished", "_log", "_now", "_retry", "middleware")
+    __slots__ = (
+        "_accepted",
+        "_attempt",
+        "_attempt_failed",
+        "_delivery_failed",
+        "_finished",
+        "_inject",
+        "_log",
+        "_now",
+        "_retry",
+        "_started",
+        "middleware",
+    )
 
     def __init__(self, middleware: Sequence[object], now: Callable[[], float], log: Any) -> None:
         self.middleware = tuple(middleware)
@@ -139,13 +194,27 @@ class Hooks:
         self._attempt = [(mw, f["attempt"]) for mw, f in pairs if f["attempt"]]
         self._retry = [(mw, f["retry_scheduled"]) for mw, f in pairs if f["retry_scheduled"]]
         self._finished = [(mw, f["finished"]) for mw, f in pairs if f["finished"]]
+        self._started = [(mw, f["started"]) for mw, f in pairs if f["started"]]
+        self._inject = [(mw, f["inject"]) for mw, f in pairs if f["inject"]]
+        self._attempt_failed = [(mw, f["attempt_failed"]) for mw, f in pairs if f["attempt_failed"]]
+        self._delivery_failed = [
+            (mw, f["delivery_failed"]) for mw, f in pairs if f["delivery_failed"]
+        ]
         self._now = now
         self._log = log
 
-    def bind(self, now: Callable[[], float], log: Any) -> None:
-        """Use the app's started clock reader and logger."""
+    def bind(self, now: Callable[[], float], log: Any, app: AppHost | None = None) -> None:
+        """Use the app's started clock reader and logger; tell ``started`` hooks of ``app``."""
         self._now = now
         self._log = log
+        if app is not None:
+            for mw, hook in self._started:
+                try:
+                    hook(app)
+                except Exception as exc:
+                    log.error(
+                        "middleware.failed", middleware=repr(mw), hook="started", exc_info=exc
+                    )
 
     def _failed(self, mw: object, hook: str, ev: Event, exc: BaseException) -> None:
         self._log.error(
@@ -184,6 +253,39 @@ class Hooks:
                     hook(info, outcome)
                 except Exception as exc:
                     self._failed(mw, "finished", ev, exc)
+
+    def inject(self, ev: Event) -> dict[str, str] | None:
+        """The string pairs the ``inject`` hooks give ``ev`` (merged), or ``None``."""
+        if not self._inject:
+            return None
+        info = EventInfo(ev, self._now())
+        carried: dict[str, str] | None = None
+        for mw, hook in self._inject:
+            try:
+                pairs = hook(info)
+                if pairs:
+                    carried = {**(carried or {}), **{str(k): str(v) for k, v in pairs.items()}}
+            except Exception as exc:
+                self._failed(mw, "inject", ev, exc)
+        return carried
+
+    def attempt_failed(self, ev: Event, error: Mapping[str, Any]) -> None:
+        if self._attempt_failed:
+            info = EventInfo(ev, self._now())
+            for mw, hook in self._attempt_failed:
+                try:
+                    hook(info, error)
+                except Exception as exc:
+                    self._failed(mw, "attempt_failed", ev, exc)
+
+    def delivery_failed(self, ev: Event, role: str) -> None:
+        if self._delivery_failed:
+            info = EventInfo(ev, self._now())
+            for mw, hook in self._delivery_failed:
+                try:
+                    hook(info, role)
+                except Exception as exc:
+                    self._failed(mw, "delivery_failed", ev, exc)
 
     async def around(self, ev: Event, call: Callable[[], Awaitable[_T]]) -> _T:
         """Run ``call()`` (the handler's call) inside every middleware's attempt context."""

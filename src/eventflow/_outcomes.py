@@ -137,12 +137,12 @@ class Outcomes:
         except asyncio.CancelledError:
             # the app stopped: the event succeeded all the same and must not run again
             self._deliverer.give_up(sink, record, role="on_success", error=_STOPPED, **ctx)
-            self._acct.destination_errors += 1
+            self._count_gave_up(ev, "on_success")
             self._given_up.add(ev)
             self.finish(ev, Outcome.SUCCEEDED)
             raise
         if not sent:
-            self._acct.destination_errors += 1
+            self._count_gave_up(ev, "on_success")
         self.finish(ev, Outcome.SUCCEEDED)
         return None
 
@@ -152,6 +152,8 @@ class Outcomes:
         """Route a failed attempt: a retry, or (out of retries, too old) failure for good."""
         self._acct.errors += 1
         error = ev.error = failed.error
+        if self._hooks is not None:
+            self._hooks.attempt_failed(ev, error)
         self.log_failure(ev, failed)
         h = ev.cfg
         if ev.attempts > h.max_retries:
@@ -266,7 +268,7 @@ class Outcomes:
             for role, sink, message in sends:
                 if role not in sent:
                     self._deliverer.give_up(sink, message, role=role, error=_STOPPED, **ctx)
-                    self._count_gave_up(role)
+                    self._count_gave_up(ev, role)
             self._given_up.add(ev)
             self._finish_failed(ev, expired)
             raise
@@ -288,16 +290,18 @@ class Outcomes:
         ok = await self._deliverer.deliver(sink, message, role=role, **ctx)
         sent[role] = ok
         if not ok:
-            self._count_gave_up(role)
+            self._count_gave_up(ev, role)
         elif role == "dead_letter":
             self._acct.dead_lettered += 1
             self._log.warning("event.dead_lettered", condition=condition, **ctx)
 
-    def _count_gave_up(self, role: str) -> None:
+    def _count_gave_up(self, ev: Event, role: str) -> None:
         if role == "dead_letter":
             self._acct.dead_letter_errors += 1
         else:
             self._acct.destination_errors += 1
+        if self._hooks is not None:
+            self._hooks.delivery_failed(ev, role)
 
     def _finish_failed(self, ev: Event, expired: bool) -> None:
         if expired:

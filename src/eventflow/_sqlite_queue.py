@@ -61,7 +61,8 @@ _SCHEMA = (
         attempts INTEGER NOT NULL DEFAULT 0,
         due REAL NOT NULL DEFAULT 0,
         owner TEXT,
-        lease INTEGER NOT NULL DEFAULT 0
+        lease INTEGER NOT NULL DEFAULT 0,
+        trace_context TEXT
     )
     """,
     "CREATE INDEX IF NOT EXISTS eventflow_queue_due ON eventflow_queue (due)",
@@ -69,13 +70,14 @@ _SCHEMA = (
 # the operations that come in runs, each run one executemany: (statement, parameters)
 _MANY = {
     "put": (
-        "INSERT INTO eventflow_queue (request_id, handler, payload, first_enqueued, attempts) "
-        "VALUES (?, ?, ?, ?, ?)",
-        slice(1, 6),
+        "INSERT INTO eventflow_queue "
+        "(request_id, handler, payload, first_enqueued, attempts, trace_context) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        slice(1, 7),
     ),
     "delete": ("DELETE FROM eventflow_queue WHERE id = ? AND lease = ?", slice(1, 3)),
 }
-_COLUMNS = "id, request_id, handler, payload, first_enqueued, attempts, lease"
+_COLUMNS = "id, request_id, handler, payload, first_enqueued, attempts, lease, trace_context"
 _SYNCHRONOUS = ("FULL", "NORMAL")
 _WAL_LIMIT = 16 * 1024 * 1024  # bytes the WAL is cut back to after a checkpoint
 _VACUUM_EVERY = 512  # transactions between returns of free pages to the file system
@@ -154,14 +156,33 @@ class _Counts:
 
 
 def _decode(columns: tuple[Any, ...], lease: int) -> _Row:
-    row_id, request_id, handler, payload, first, attempts, _ = columns
+    row_id, request_id, handler, payload, first, attempts, _, trace = columns
     try:
         if not isinstance(request_id, str) or not isinstance(handler, str):
             raise TypeError("its request ID or handler name is not text")
-        event = QueuedEvent(request_id, handler, json.loads(payload), float(first), int(attempts))
+        event = QueuedEvent(
+            request_id,
+            handler,
+            json.loads(payload),
+            float(first),
+            int(attempts),
+            _trace_context(trace),
+        )
     except (TypeError, ValueError, RecursionError) as exc:
         return _Row(row_id, lease, None, columns, f"{type(exc).__name__}: {exc}")
     return _Row(row_id, lease, event, columns)
+
+
+def _trace_context(stored: object) -> dict[str, str] | None:
+    """The trace context of a row; one that cannot be read is left out (it only links
+    spans: the event runs all the same)."""
+    try:
+        pairs = json.loads(stored) if isinstance(stored, str) else None
+    except ValueError:
+        return None
+    if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
+        return None
+    return pairs
 
 
 class SQLiteQueue:
@@ -314,8 +335,9 @@ class SQLiteQueue:
         self._check_open("store events")
         payload = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False)
         op = ("put", event.request_id, event.handler, payload, event.first_enqueued)
+        trace = None if not event.trace_context else json.dumps(dict(event.trace_context))
         try:
-            await self._db.submit((*op, event.attempts))
+            await self._db.submit((*op, event.attempts, trace))
         except OSError as exc:
             raise QueueUnavailable(
                 f"{exc}. The event was not stored: nothing was accepted; invoke again."
@@ -682,6 +704,14 @@ def _setup(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
     for statement in _SCHEMA:
         conn.execute(statement)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(eventflow_queue)")}
+    if "trace_context" not in columns:
+        # a file made before the column: its rows read as events without a trace context
+        try:
+            conn.execute("ALTER TABLE eventflow_queue ADD COLUMN trace_context TEXT")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):
+                raise  # else another process opening the file added it first
 
 
 # public as eventflow.queues.SQLiteQueue

@@ -70,13 +70,13 @@ class LambdaLogs:
 
     Args:
         write: Called with each line (without its newline). By default a
-            ``structlog.PrintLogger`` on ``sys.stdout``, which takes the same lock as
-            structlog's own ``PrintLogger`` on that stream, so lines never interleave.
+            ``structlog.WriteLogger`` on ``sys.stdout``: one write per line, under the
+            same lock as structlog's own loggers on that stream, so lines never interleave.
     """
 
     def __init__(self, write: Callable[[str], Any] | None = None) -> None:
         self._write: Callable[[str], Any] = (
-            write if write is not None else structlog.PrintLogger(sys.stdout).msg
+            write if write is not None else structlog.WriteLogger(sys.stdout).msg
         )
 
     def attempt(self, event: EventInfo) -> _Attempt:

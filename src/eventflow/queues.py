@@ -192,7 +192,12 @@ class MemoryQueue:
                 self._deliveries += 1
                 ev = stored.event
                 queued = QueuedEvent(
-                    ev.request_id, ev.handler, ev.payload, ev.first_enqueued, stored.attempts
+                    ev.request_id,
+                    ev.handler,
+                    ev.payload,
+                    ev.first_enqueued,
+                    stored.attempts,
+                    ev.trace_context,
                 )
                 # the delivery is an attempt from now on, even if the app dies running it
                 stored.attempts += 1

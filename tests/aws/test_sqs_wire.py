@@ -70,3 +70,26 @@ def test_a_refused_message_still_names_what_it_can() -> None:
         wire.decode(received(attributes))
     assert wire.identity(received(attributes)) == ("req-7", "resize")
     assert wire.identity({}) == ("", "")
+
+
+def test_a_trace_context_travels_in_an_optional_attribute() -> None:
+    pairs = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    trace = wire.encode_trace(pairs)
+    attributes = wire.attributes("req-1", "resize", 0.0, 0, None, trace)
+    assert set(attributes) <= set(wire.RECEIVE_ATTRIBUTES)
+    assert wire.decode(received(attributes)).trace_context == pairs
+    assert wire.size_of("{}", "req-1", "resize", trace) > wire.size_of("{}", "req-1", "resize")
+    # none to carry: no attribute, and the version stays (older readers ignore the field)
+    assert wire.encode_trace(None) is None and wire.encode_trace({}) is None
+    plain = wire.attributes("req-1", "resize", 0.0, 0)
+    assert "TraceContext" not in plain and plain["Version"]["StringValue"] == "1"
+
+
+def test_a_message_without_or_with_an_unreadable_trace_context_still_decodes() -> None:
+    # a message from a process before the field, and ones whose field is not an object
+    assert wire.decode(received(wire.attributes("r", "h", 0.0, 0))).trace_context is None
+    for text in ("not json", "[1]", '{"traceparent": 1}'):
+        attributes = wire.attributes("r", "h", 0.0, 0)
+        attributes["TraceContext"] = {"DataType": "String", "StringValue": text}
+        event = wire.decode(received(attributes))
+        assert (event.request_id, event.trace_context) == ("r", None)

@@ -235,3 +235,109 @@ async def test_a_timed_out_attempt_exits_its_context_with_the_cancellation() -> 
 def test_middleware_without_any_hook_is_refused() -> None:
     with pytest.raises(eventflow.ConfigurationError, match="none of the hooks"):
         eventflow.App(middleware=[object()])
+
+
+CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("CALLER", default="none")
+
+
+class Seams(Middleware):
+    """The hooks that carry what the four first ones cannot see."""
+
+    def __init__(self) -> None:
+        self.apps: list[object] = []
+        self.errors: list[tuple[str, int, str]] = []
+        self.gave_up: Counter[str] = Counter()
+        self.carried: list[tuple[str, object]] = []
+
+    def started(self, app: Any) -> None:
+        self.apps.append(app)
+
+    def inject(self, event: EventInfo) -> dict[str, str]:
+        # read in the caller's context: its context variables are the invoker's
+        return {"caller": CALLER.get()}
+
+    @asynccontextmanager
+    async def attempt(self, event: EventInfo) -> AsyncIterator[None]:
+        self.carried.append((event.request_id, event.trace_context))
+        yield
+
+    def attempt_failed(self, event: EventInfo, error: Any) -> None:
+        self.errors.append((event.handler, event.attempt, error["errorType"]))
+
+    def delivery_failed(self, event: EventInfo, role: str) -> None:
+        self.gave_up[role] += 1
+
+
+async def test_the_new_hooks_see_every_error_give_up_and_the_callers_context() -> None:
+    # Given failures of every kind: a function error, a result JSON cannot carry, an
+    # idempotency key that cannot be read, and records that no sink takes
+    clock = VirtualClock()
+    seams = Seams()
+
+    class Refusing:
+        async def send(self, message: eventflow.Message) -> None:
+            raise eventflow.sinks.SinkRejected("refused")
+
+    refusing = Refusing()
+
+    @eventflow.handler(max_retries=1, retry_delays=(1.0,), dead_letter=refusing)
+    async def raises(event: Any, context: eventflow.Context) -> None:
+        raise KeyError("missing")
+
+    @eventflow.handler(max_retries=0, on_failure=refusing, on_success=refusing)
+    async def unencodable(event: Any, context: eventflow.Context) -> object:
+        return object() if event["bad"] else "fine"
+
+    @eventflow.handler(max_retries=0, idempotency=eventflow.Idempotency(key="id"))
+    async def keyed(event: Any, context: eventflow.Context) -> None:
+        pass
+
+    app = eventflow.App(clock=clock, handlers=[raises, unencodable, keyed], middleware=[seams])
+    async with app:
+        token = CALLER.set("request-42")
+        try:
+            first = await app.invoke(raises, {})
+        finally:
+            CALLER.reset(token)
+        await app.invoke(unencodable, {"bad": True})
+        await app.invoke(unencodable, {"bad": False})
+        await app.invoke(keyed, {"no": "id"})
+        async with clock.autojump():
+            await app.drain()
+        stats = app.stats()
+
+    # Then each hook call matches its counter
+    assert seams.apps == [app]
+    assert len(seams.errors) == stats.errors == 4
+    assert sorted(seams.errors) == sorted(
+        [
+            ("raises", 1, "KeyError"),
+            ("raises", 2, "KeyError"),
+            ("unencodable", 1, "Runtime.MarshalError"),
+            ("keyed", 1, "IdempotencyKeyMissing"),
+        ]
+    )
+    assert seams.gave_up == {"dead_letter": 1, "on_failure": 1, "on_success": 1}
+    assert stats.dead_letter_errors == 1 and stats.destination_errors == 2
+    # and the caller's context came with the event to both of its attempts
+    assert [c for rid, c in seams.carried if rid == first.request_id] == [
+        {"caller": "request-42"},
+        {"caller": "request-42"},
+    ]
+    assert {"caller": "none"} in [c for rid, c in seams.carried if rid != first.request_id]
+
+
+async def test_a_raising_started_hook_is_logged_and_the_app_starts() -> None:
+    class BadStart:
+        def started(self, app: Any) -> None:
+            raise RuntimeError("started hook bug")
+
+    @eventflow.handler
+    async def fine(event: Any, context: eventflow.Context) -> str:
+        return "ok"
+
+    with structlog.testing.capture_logs() as logs:
+        async with eventflow.App(handlers=[fine], middleware=[BadStart()]) as app:
+            result = await app.invoke(fine, {}, invocation_type="RequestResponse")
+    assert result.payload == "ok"
+    assert [e["hook"] for e in logs if e["event"] == "middleware.failed"] == ["started"]

@@ -8,6 +8,7 @@ on the same file (its own connection), or rows written straight into the file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -350,3 +351,42 @@ async def test_one_queue_object_serves_one_app_at_a_time(tmp_path: Path) -> None
         with pytest.raises(eventflow.ConfigurationError, match="its own SQLiteQueue"):
             async with eventflow.App(queue=queue):
                 pass
+
+
+async def test_a_row_keeps_its_trace_context_and_a_file_from_before_the_column_opens(
+    tmp_path: Path,
+) -> None:
+    # Given a file made before the trace_context column, with one row in it
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE eventflow_queue (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL, "
+            "handler TEXT NOT NULL, payload TEXT NOT NULL, first_enqueued REAL NOT NULL, "
+            "attempts INTEGER NOT NULL DEFAULT 0, due REAL NOT NULL DEFAULT 0, owner TEXT, "
+            "lease INTEGER NOT NULL DEFAULT 0)"
+        )
+    insert(path, request_id="r-old", handler="work", payload="{}", first_enqueued=time.time())
+    seen: list[tuple[str, object]] = []
+
+    class Carrying:
+        def attempt(self, event: eventflow.EventInfo) -> Any:
+            seen.append((event.request_id, event.trace_context))
+            return contextlib.nullcontext()
+
+        def inject(self, event: eventflow.EventInfo) -> dict[str, str]:
+            return {"traceparent": f"for-{event.handler}"}
+
+    app = eventflow.App(queue=SQLiteQueue(path), middleware=[Carrying()])
+
+    @app.handler
+    async def work(event: Any, context: eventflow.Context) -> None:
+        pass
+
+    # When the app opens it and a new event is invoked
+    async with app:
+        accepted = await app.invoke(work, {})
+        await app.drain()
+    # Then the old row runs without a trace context, the new one with its own
+    assert sorted(seen) == sorted(
+        [("r-old", None), (accepted.request_id, {"traceparent": "for-work"})]
+    )

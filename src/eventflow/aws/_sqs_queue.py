@@ -129,6 +129,7 @@ class _Held:
         "receipt",
         "received",
         "request_id",
+        "trace",
         "until",
     )
 
@@ -142,6 +143,7 @@ class _Held:
         self.request_id = self.handler = ""
         self.first = 0.0
         self.not_before: float | None = None  # Unix time a long retry is due
+        self.trace: dict[str, str] | None = None  # the event's trace context, if any
 
 
 class SQSEventQueue(LeasedQueue[_Held]):
@@ -347,13 +349,18 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 "it starts (App(queue=...))."
             )
         body = wire.encode_body(event.payload)
+        trace = wire.encode_trace(event.trace_context)
         entry = {
             "MessageBody": body,
             "MessageAttributes": wire.attributes(
-                event.request_id, event.handler, event.first_enqueued, event.attempts
+                event.request_id,
+                event.handler,
+                event.first_enqueued,
+                event.attempts,
+                trace=trace,
             ),
         }
-        size = wire.size_of(body, event.request_id, event.handler)
+        size = wire.size_of(body, event.request_id, event.handler, trace)
         if size > self._max_bytes:
             raise InvalidPayload(
                 f"The payload for {event.handler!r} is {len(body.encode())} bytes as JSON "
@@ -512,6 +519,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
         held.request_id, held.handler = event.request_id, event.handler
         held.first, held.attempts = event.first_enqueued, event.attempts
         held.not_before = event.not_before
+        held.trace = event.trace_context
         return True
 
     def _malformed_message(self, held: _Held, reason: str) -> None:
@@ -546,7 +554,9 @@ class SQSEventQueue(LeasedQueue[_Held]):
         if why is not None:
             self._malformed_message(held, f"its payload cannot be an event ({why})")
             return
-        event = QueuedEvent(held.request_id, held.handler, payload, held.first, held.attempts)
+        event = QueuedEvent(
+            held.request_id, held.handler, payload, held.first, held.attempts, held.trace
+        )
         try:
             await app.deliver(
                 event,
@@ -712,7 +722,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
                 entry["DelaySeconds"] = delay
                 attempts += adjust
             entry["MessageAttributes"] = wire.attributes(
-                h.request_id, h.handler, h.first, attempts, due
+                h.request_id, h.handler, h.first, attempts, due, wire.encode_trace(h.trace)
             )
             entries.append(entry)
         failed = await self._batch("send_message_batch", entries, chunk)

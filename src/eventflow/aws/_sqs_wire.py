@@ -14,6 +14,12 @@ payload            body         the event payload as compact JSON (UTF-8)
 ``Attempt``        Number attr  attempts made before this message was sent (0 for an invoke)
 ``NotBefore``      Number attr  on a long retry only: Unix seconds before which no attempt
                                 runs (a receive before it puts the message back)
+``TraceContext``   String attr  optional: the string pairs a middleware gave the event
+                                where it was invoked (W3C ``traceparent`` / ``tracestate``)
+                                as a JSON object; absent when there are none. Optional both
+                                ways, so it needs no new version: a process from before it
+                                does not ask for it, and a message without it (or with one
+                                that cannot be read) runs without a trace context
 ``Version``        Number attr  :data:`VERSION`; absent means 1 (messages of processes from
                                 before the field); a higher one is refused as malformed
 =================  ===========  ==========================================================
@@ -42,6 +48,7 @@ __all__ = (
     "attributes",
     "decode",
     "encode_body",
+    "encode_trace",
     "identity",
     "is_early",
     "resend_delay",
@@ -51,8 +58,8 @@ __all__ = (
 VERSION = 1
 EARLY = 0.5  # a receive this much before NotBefore is early (SQS delays are whole seconds)
 _REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT = "RequestID", "Handler", "FirstEnqueued", "Attempt"
-_NOT_BEFORE, _VERSION = "NotBefore", "Version"
-RECEIVE_ATTRIBUTES = [_REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT, _NOT_BEFORE, _VERSION]
+_NOT_BEFORE, _VERSION, _TRACE = "NotBefore", "Version", "TraceContext"
+RECEIVE_ATTRIBUTES = [_REQUEST_ID, _HANDLER, _FIRST, _ATTEMPT, _NOT_BEFORE, _VERSION, _TRACE]
 _OVERHEAD = 200  # bytes the attributes take besides the request ID and handler name
 
 
@@ -65,6 +72,7 @@ class WireEvent:
     first_enqueued: float
     attempts: int  # before this delivery, by the attempt rule
     not_before: float | None
+    trace_context: dict[str, str] | None = None
 
 
 def encode_body(payload: Any) -> str:
@@ -72,15 +80,29 @@ def encode_body(payload: Any) -> str:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
-def size_of(body: str, request_id: str, handler: str) -> int:
+def encode_trace(trace_context: Mapping[str, str] | None) -> str | None:
+    """The ``TraceContext`` attribute's value for ``trace_context`` (``None``: no attribute)."""
+    if not trace_context:
+        return None
+    return json.dumps(dict(trace_context), separators=(",", ":"), ensure_ascii=False)
+
+
+def size_of(body: str, request_id: str, handler: str, trace: str | None = None) -> int:
     """The bytes a message counts against the queue's MaximumMessageSize (an upper bound)."""
-    return len(body.encode()) + _OVERHEAD + len(request_id) + len(handler)
+    extra = 0 if trace is None else len(_TRACE) + len(trace.encode()) + 6  # + "String"
+    return len(body.encode()) + _OVERHEAD + len(request_id) + len(handler) + extra
 
 
 def attributes(
-    request_id: str, handler: str, first: float, attempts: int, not_before: float | None = None
+    request_id: str,
+    handler: str,
+    first: float,
+    attempts: int,
+    not_before: float | None = None,
+    trace: str | None = None,
 ) -> dict[str, Any]:
-    """The message attributes that carry an event's identity and progress."""
+    """The message attributes that carry an event's identity and progress; ``trace`` is
+    :func:`encode_trace`'s value."""
     out = {
         _REQUEST_ID: {"DataType": "String", "StringValue": request_id},
         _HANDLER: {"DataType": "String", "StringValue": handler},
@@ -90,7 +112,24 @@ def attributes(
     }
     if not_before is not None:
         out[_NOT_BEFORE] = {"DataType": "Number", "StringValue": f"{not_before:.3f}"}
+    if trace is not None:
+        out[_TRACE] = {"DataType": "String", "StringValue": trace}
     return out
+
+
+def _trace_context(attrs: Mapping[str, Any]) -> dict[str, str] | None:
+    # it only links spans: one that cannot be read is left out, and the event runs
+    raw = attrs.get(_TRACE)
+    text = raw.get("StringValue") if isinstance(raw, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        pairs = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
+        return None
+    return pairs
 
 
 def decode(message: Mapping[str, Any]) -> WireEvent:
@@ -119,7 +158,9 @@ def decode(message: Mapping[str, Any]) -> WireEvent:
             f"the message has wire format version {version}, newer than this process "
             f"understands ({VERSION}); upgrade eventflow here"
         )
-    return WireEvent(request_id, handler, first, base + max(0, count - 1), not_before)
+    return WireEvent(
+        request_id, handler, first, base + max(0, count - 1), not_before, _trace_context(attrs)
+    )
 
 
 def identity(message: Mapping[str, Any]) -> tuple[str, str]:
