@@ -661,6 +661,8 @@ class App:
             )
 
     def _dry_run(self, handler: str | Handler, payload: Any) -> InvocationResult:
+        if self._state is not _State.RUNNING:
+            raise self._closed_error()
         ev = self._handler_set.new_event(handler, payload, self._now())
         return InvocationResult(status_code=204, request_id=ev.request_id)
 

@@ -94,6 +94,20 @@ async def test_dry_run_validates_without_running() -> None:
     assert result.status_code == 204 and ran == []
 
 
+async def test_dry_run_before_start_and_after_stop_raises_app_closed() -> None:
+    @eventflow.handler
+    async def h(event: object, context: eventflow.Context) -> None:
+        return None
+
+    app = eventflow.App(handlers=[h])
+    with pytest.raises(eventflow.AppClosed, match="has not started"):
+        app.invoke_nowait(h, {}, invocation_type="DryRun")
+    async with app:
+        pass
+    with pytest.raises(eventflow.AppClosed, match="shutting down"):
+        await app.invoke(h, {}, invocation_type="DryRun")
+
+
 async def test_unknown_handler_and_invalid_payload_queue_nothing() -> None:
     @eventflow.handler
     async def known(event: object, context: eventflow.Context) -> None:
