@@ -139,7 +139,8 @@ class GroupCommit:
         """
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((op, fut))
-        await self.flush()
+        if not self._flushing:  # else the flush under way takes it
+            await self.flush()
         return await fut
 
     def post(self, op: tuple[Any, ...], done: Done) -> None:
