@@ -153,7 +153,8 @@ def build_app(setup: DurableSetup) -> App:
 
 
 async def _child(setup: DurableSetup) -> None:
-    """Invoke the uploads, printing ``request-id number`` once each 202 came back."""
+    """Invoke the uploads, printing ``request-id number`` once each 202 came back; then
+    run the events until killed (or until the demo's end of the stdin pipe closes)."""
     app = build_app(setup)
     rng = random.Random(setup.seed)
     numbers = iter(range(setup.events))
@@ -173,6 +174,9 @@ async def _child(setup: DurableSetup) -> None:
             for _ in range(setup.callers):
                 tg.start_soon(caller)
         await app.drain()
+        # the kill is the demo's: wait for it, whatever the machine's speed; if the demo
+        # itself is gone, its end of the pipe closes and this ends
+        await anyio.to_thread.run_sync(sys.stdin.buffer.read)
 
 
 def _outcomes(setup: DurableSetup) -> dict[str, list[str]]:
@@ -216,7 +220,7 @@ async def run_durable_demo(setup: DurableSetup, *, stream: TextIO | None = None)
     killed = False
     command = [sys.executable, "-m", "eventflow._demo_durable", setup.to_json()]
     out.write(f"phase 1: a child process invokes {setup.events} uploads on {setup.queue_file}\n")
-    async with await anyio.open_process(command, stdout=-1, stderr=None) as child:
+    async with await anyio.open_process(command, stdin=-1, stdout=-1, stderr=None) as child:
         assert child.stdout is not None
         bar = ProgressBar(
             kill_at, lambda: len(accepted), lambda: "accepted (202: the row is on disk)", stream=out

@@ -21,7 +21,7 @@ def _number(summary: str, label: str) -> int:
 
 def test_the_durable_demo_kills_its_child_and_loses_no_accepted_event(tmp_path: Path) -> None:
     dead_letters = tmp_path / "dl.jsonl"
-    events = 200
+    events = 120
     result = subprocess.run(
         [
             sys.executable,
@@ -37,7 +37,7 @@ def test_the_durable_demo_kills_its_child_and_loses_no_accepted_event(tmp_path: 
     summary = result.stdout
     assert "killed with SIGKILL" in summary, summary
     accepted = _number(summary, "accepted")
-    assert events // 2 <= accepted < events, summary  # killed midway
+    assert events // 2 <= accepted <= events, summary  # killed once half were accepted
     in_file = _number(summary, "in the file")
     assert _number(summary, "done before") + in_file >= accepted, summary
     match = re.search(
