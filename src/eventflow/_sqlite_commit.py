@@ -1,11 +1,12 @@
 """Group commit on one SQLite file: what the SQLite store and the SQLite queue share.
 
-A :class:`GroupCommit` owns one connection (WAL mode) and runs every write in a worker
-thread, one transaction at a time, never on the event loop. Operations that arrive while a
+A :class:`GroupCommit` owns one connection (WAL mode) and its own thread, which runs every
+transaction, one at a time, never on the event loop. Operations that arrive while a
 transaction runs are queued and all go in the next one: a lone caller waits for one commit,
-a burst of thousands costs a few. An operation that cannot be written (its input cannot be
-encoded, say a lone surrogate) fails alone: the transaction is rolled back and the others
-commit without it.
+a burst of thousands costs a few. The thread hands each transaction's results back to the
+loop in one call. An operation that cannot be written (its input cannot be encoded, say a
+lone surrogate) fails alone: the transaction is rolled back and the others commit without
+it.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 
 __all__ = ("Done", "GroupCommit", "Synchronous")
 
@@ -29,14 +32,28 @@ Synchronous = Literal["FULL", "NORMAL"]
 survives a power cut); ``NORMAL`` syncs it at checkpoints (a commit survives a process
 crash; the last commits before a power cut may be lost)."""
 
-Done = Callable[[BaseException | None], None]
-"""Called once a posted operation committed (with ``None``) or failed (with the error)."""
+Done = Callable[[tuple[Any, ...], BaseException | None], None]
+"""Called with a posted operation once it committed (with ``None``) or failed (with the
+error)."""
 
 Apply = Callable[[sqlite3.Connection, Sequence[tuple[Any, ...]]], list[Any]]
 """Runs a batch of operations inside an open transaction; one result per operation."""
 
 Refuse = Callable[[tuple[Any, ...], Exception], Exception]
 """The error an operation that cannot be written fails with, from what it raised."""
+
+_T = TypeVar("_T")
+_STOP = None  # what tells the thread to close the connection and end
+
+
+def _resolve(fut: asyncio.Future[Any], result: tuple[bool, Any]) -> None:
+    if fut.done():  # its caller was cancelled
+        return
+    ok, value = result
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
 
 
 def _store_failed(exc: Exception) -> bool:
@@ -100,7 +117,9 @@ class GroupCommit:
         self._flushing = False
         self._in_flight = 0
         self._conn: sqlite3.Connection | None = None
-        self._conn_lock = threading.Lock()
+        # the thread's work: (function, argument, future, loop), or _STOP
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self.commits = 0
         """Transactions committed that wrote something."""
         self.rows = 0
@@ -120,12 +139,14 @@ class GroupCommit:
         """
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((op, fut))
-        await self.flush()
+        if not self._flushing:  # else the flush under way takes it
+            await self.flush()
         return await fut
 
     def post(self, op: tuple[Any, ...], done: Done) -> None:
         """Queue ``op`` for the next transaction without waiting (someone must ``flush``);
-        ``done(error)`` is called on the event loop once it committed (``None``) or failed."""
+        ``done(op, error)`` is called on the event loop once it committed (``error`` is
+        ``None``) or failed."""
         self._pending.append((op, done))
 
     async def flush(self) -> None:
@@ -135,26 +156,25 @@ class GroupCommit:
         # this caller commits for everyone queued; others just wait for their result
         self._flushing = True
         try:
-            # one turn of the loop first: callers woken with this one join its transaction
-            with anyio.CancelScope(shield=True):
-                await anyio.lowlevel.checkpoint()
             while self._pending:
+                # one turn of the loop first: callers woken with this one (or by the last
+                # commit) join its transaction
+                with anyio.CancelScope(shield=True):
+                    await anyio.lowlevel.checkpoint()
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 self._in_flight = len(batch)
                 # shielded: a transaction cut off would leave its callers without an answer
                 with anyio.CancelScope(shield=True):
                     try:
-                        outcomes = await anyio.to_thread.run_sync(
-                            self._execute, [o for o, _ in batch]
-                        )
+                        outcomes = await self._in_thread(self._execute, [o for o, _ in batch])
                     except Exception as exc:  # every caller waiting gets an answer
                         outcomes = [(False, exc)] * len(batch)
                     finally:
                         self._in_flight = 0
-                for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
+                for (op, fut), (ok, value) in zip(batch, outcomes, strict=True):
                     if not isinstance(fut, asyncio.Future):
-                        fut(None if ok else value)
+                        fut(op, None if ok else value)
                     elif not fut.done():
                         if ok:
                             fut.set_result(value)
@@ -164,11 +184,13 @@ class GroupCommit:
             self._flushing = False
 
     async def aclose(self) -> None:
-        """Commit what is pending, then close the connection."""
+        """Commit what is pending, then close the connection and end the thread."""
         await self.flush()
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await anyio.to_thread.run_sync(conn.close)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._requests.put(_STOP)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(thread.join)
 
     async def open(self) -> None:
         """Open the file now (else the first transaction does).
@@ -176,32 +198,58 @@ class GroupCommit:
         Raises:
             OSError: the file cannot be opened as this kind of database.
         """
-        await anyio.to_thread.run_sync(self._connect_or_raise)
+        await self._in_thread(self._connect_or_raise, None)
 
-    # -- in the worker thread -------------------------------------------------------
+    async def _in_thread(self, function: Callable[[Any], _T], argument: Any) -> _T:
+        """Run ``function(argument)`` in this file's thread (started on first use)."""
+        if self._thread is None:
+            # one thread owns the connection, so its transactions never wait for a worker
+            thread = threading.Thread(
+                target=self._serve, name=f"eventflow-sqlite {self.path.name}", daemon=True
+            )
+            thread.start()
+            self._thread = thread
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[_T] = loop.create_future()
+        self._requests.put((function, argument, fut, loop))
+        return await fut
 
-    def _connect_or_raise(self) -> sqlite3.Connection:
+    # -- in the thread --------------------------------------------------------------
+
+    def _serve(self) -> None:
+        while (request := self._requests.get()) is not _STOP:
+            function, argument, fut, loop = request
+            try:
+                result = (True, function(argument))
+            except BaseException as exc:  # handed to the caller, which raises it
+                result = (False, exc)
+            try:
+                loop.call_soon_threadsafe(_resolve, fut, result)
+            except RuntimeError:  # the loop has closed: nobody waits for the answer
+                pass
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connect_or_raise(self, _: None) -> sqlite3.Connection:
         try:
             return self._connect()
         except (sqlite3.Error, OSError) as exc:
             raise OSError(f"{self._what} {self.path} cannot be opened: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
-        with self._conn_lock:
-            if self._conn is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(
-                    self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-                )
-                try:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.execute(f"PRAGMA synchronous={self._synchronous}")
-                    self._setup(conn)
-                except BaseException:
-                    conn.close()
-                    raise
-                self._conn = conn
-            return self._conn
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                self._setup(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
 
     def _execute(self, ops: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
         """Commit ``ops``; per operation, ``(True, result)`` or ``(False, error)``."""

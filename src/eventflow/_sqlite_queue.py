@@ -78,6 +78,8 @@ _MANY = {
     "delete": ("DELETE FROM eventflow_queue WHERE id = ? AND lease = ?", slice(1, 3)),
 }
 _COLUMNS = "id, request_id, handler, payload, first_enqueued, attempts, lease, trace_context"
+# one encoder for every payload (json.dumps with options builds one per call)
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _SYNCHRONOUS = ("FULL", "NORMAL")
 _WAL_LIMIT = 16 * 1024 * 1024  # bytes the WAL is cut back to after a checkpoint
 _VACUUM_EVERY = 512  # transactions between returns of free pages to the file system
@@ -201,8 +203,9 @@ class SQLiteQueue:
             at every commit that stores an event). ``"NORMAL"``: a 202 survives a crash of
             the process, and a power cut may lose the last commits before it; commits are
             cheaper. Either case is accepted.
-        batch_size: Rows claimed at a time. A process holds at most its app's
-            concurrency plus one batch: all that its crash can repeat.
+        batch_size: A process holds at most its app's concurrency plus this many rows:
+            all that its crash can repeat. It claims once at least this many fit under
+            that bound, as many as fit, in one statement.
         lease: Seconds a claim lasts; a heartbeat renews it every third of that while
             the event is held. A dead process's events run elsewhere after this.
         poll_interval: Seconds between looks at the file for rows written by other
@@ -333,11 +336,17 @@ class SQLiteQueue:
             QueueUnavailable: the row could not be written (nothing was accepted).
         """
         self._check_open("store events")
-        payload = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False)
-        op = ("put", event.request_id, event.handler, payload, event.first_enqueued)
-        trace = None if not event.trace_context else json.dumps(dict(event.trace_context))
+        op = (
+            "put",
+            event.request_id,
+            event.handler,
+            _encode(event.payload),
+            event.first_enqueued,
+            event.attempts,
+            None if not event.trace_context else _encode(dict(event.trace_context)),
+        )
         try:
-            await self._db.submit((*op, event.attempts, trace))
+            await self._db.submit(op)
         except OSError as exc:
             raise QueueUnavailable(
                 f"{exc}. The event was not stored: nothing was accepted; invoke again."
@@ -361,14 +370,16 @@ class SQLiteQueue:
             tg.start_soon(self._heartbeat, clock)
             task_status.started()
             while True:
-                while self._holding + self._batch > bound:
+                # rows let go count as room at once: their writes are queued before the
+                # claim, so they commit before it or with it, never after
+                while len(self._held) + self._batch > bound:
                     self._room = anyio.Event()
                     await self._room.wait()
                 await anyio.lowlevel.checkpoint()  # where a shutdown's cancellation lands
-                room = bound - self._holding
+                room = bound - len(self._held)
                 changed = self._change_event()  # before the claim: a change after it wakes us
                 now = self._now()
-                claim = ("claim", now, now + self._lease, min(self._batch, room))
+                claim = ("claim", now, now + self._lease, room)
                 try:
                     # shielded: a claim cut off would leave its rows held by nobody here
                     with anyio.CancelScope(shield=True):
@@ -478,15 +489,16 @@ class SQLiteQueue:
         if self._held.pop(row.id, None) is None:
             return False
         self._settling += 1
-        self._db.post((kind, row.id, row.lease, due), functools.partial(self._written, kind, row))
+        self._db.post((kind, row.id, row.lease, due, row), self._written)
         self._posted.set()
+        self._room.set()
         return True
 
-    def _written(self, kind: str, row: _Row, error: BaseException | None) -> None:
+    def _written(self, op: tuple[Any, ...], error: BaseException | None) -> None:
         self._settling -= 1
-        self._room.set()
         self._look_again()
         if error is not None:
+            kind, row = op[0], op[4]
             self._write_errors += 1
             _log.error(
                 "sqlite_queue.write_failed",

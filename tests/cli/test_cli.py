@@ -47,7 +47,7 @@ HELP = {
     ("generate-event", "eventbridge"): ["--source", "--detail-type", "--detail", "--account"],
     ("generate-event", "scheduled"): ["--rule", "--region", "--account"],
     ("bench", "fanout"): ["--events", "--latency", "--concurrency"],
-    ("demo",): ["--events", "--retry-delays", "--dead-letters"],
+    ("demo",): ["--events", "--retry-delays", "--dead-letters", "--durable", "--queue-file"],
     ("redrive",): ["--from-jsonl", "--from-sqs", "--handler", "--max", "--dry-run", "--wait"],
 }
 
