@@ -181,12 +181,15 @@ async def test_a_dead_process_lease_lapses_and_the_row_runs_here(tmp_path: Path)
     async def work(event: dict[str, int], context: eventflow.Context) -> None:
         seen.append((context.attempt, clock.now()))
 
-    async with app, clock.autojump():
-        await app.drain()
+    async with app:
+        # the app's wall clock starts here; the lease's 30 s counted from `now` on
+        entered = time.time()
+        async with clock.autojump():
+            await app.drain()
     assert len(seen) == 1
     attempt, when = seen[0]
     assert attempt == 2  # the dead process's attempt counts
-    assert when >= 100.0 + 29  # not before the lease lapsed
+    assert when >= 100.0 + 30 - (entered - now)  # not before the lease lapsed
 
 
 async def test_heartbeats_keep_a_long_attempt_from_another_process(tmp_path: Path) -> None:
