@@ -14,6 +14,10 @@ rounds is reported against the best without middleware (needs ``eventflow[metric
 
     python benchmarks/throughput.py [--events 200000] [--rounds 3] [--concurrency 1000]
         [--middleware none|prometheus]
+
+With ``--instructions`` it counts instead the instructions per event of both (logging
+filtered) under valgrind's callgrind, which a loaded machine does not disturb
+(``benchmarks/_instructions.py``; ``--events`` is then the smaller of its two runs).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import argparse
 import asyncio
 import gc
 import logging
+import sys
 import time
+from pathlib import Path
 
 import structlog
 
@@ -79,6 +85,36 @@ async def through_app(n: int, concurrency: int, middleware: str = "none") -> flo
     return n / elapsed
 
 
+def configure_filtered() -> None:
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        cache_logger_on_first_use=True,
+    )
+
+
+def instructions(events: int, concurrency: int) -> None:
+    """Instructions per event of the ceiling and of the app, and their ratio."""
+    from _instructions import count_per_event, require_valgrind
+
+    require_valgrind()
+    script = Path(__file__).resolve()
+    ceiling_count = count_per_event(script, "ceiling", events)
+    app_count = count_per_event(script, f"app:{concurrency}", events)
+    print("instructions per event under valgrind --tool=callgrind (runs of N and 2N, differenced)")
+    print(f"bare asyncio ceiling : {ceiling_count:12,.0f}")
+    print(f"eventflow.App        : {app_count:12,.0f}  (concurrency={concurrency})")
+    print(f"ratio                : {ceiling_count / app_count:.3f} of the ceiling")
+
+
+def run_workload(name: str, events: int) -> None:
+    """Run one workload once: the child process that valgrind counts."""
+    configure_filtered()
+    if name == "ceiling":
+        asyncio.run(ceiling(events))
+    else:
+        asyncio.run(through_app(events, int(name.partition(":")[2])))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -90,15 +126,24 @@ def main() -> None:
         default="none",
         help="also run the app with this middleware each round (none)",
     )
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions with valgrind instead"
+    )
+    parser.add_argument("--workload", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.workload is not None:
+        run_workload(args.workload, args.events)
+        return
+    if args.instructions:
+        # under valgrind Python runs about 50 times slower: a smaller default
+        events = args.events if "--events" in sys.argv else 20_000
+        instructions(events, args.concurrency)
+        return
     best_ceiling = best_app = best_default = best_mw = 0.0
     for r in range(args.rounds):
         gc.collect()
         c = asyncio.run(ceiling(args.events))
-        structlog.configure(
-            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-            cache_logger_on_first_use=True,
-        )
+        configure_filtered()
         gc.collect()
         a = asyncio.run(through_app(args.events, args.concurrency))
         if args.middleware != "none":

@@ -20,8 +20,11 @@ during it, for every contender alike. The contenders take turns for ``--repeat``
 schedule and cancel, keeping the best of each, which filters out a noisy neighbour; firing, the
 slowest phase, is timed once, on the last round's timers. A separate pass measures with
 tracemalloc the bytes that scheduling N timers allocates (items are pre-built ints shared by all
-contenders, so they are not counted), divided by N. The script always exits 0: it is a report,
-printing PASS or FAIL for each target.
+contenders, so they are not counted), divided by N. Mass cancellation, last: all N timers
+scheduled, then every one cancelled (best of ``--repeat`` rounds, per cancelled timer); for
+``call_later`` the loop's next iteration, which drops the cancelled handles, is timed with
+it, as the wheel's own clean-up is. The script always exits 0: it is a report, printing
+PASS or FAIL for each target.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ MAX_DELAY = 180.0
 SCHEDULE_TARGET = 2.0  # at least this many times call_later's scheduling rate
 FIRE_TARGET = 5.0  # at least this many times call_later's firing speed
 BYTES_TARGET = 0.6  # at most this fraction of call_later's bytes per timer
+MASS_CANCEL_TARGET = 1.0  # cancelling every timer at least as fast as call_later's handles
 
 
 @dataclass
@@ -65,6 +69,7 @@ class Result:
     cancel: float = math.inf
     fire: float = math.inf
     bytes_per_timer: float = 0.0
+    mass_cancel: float = math.inf
 
     def add(self, watch: Stopwatch) -> None:
         """Keep the best of each phase the stopwatch timed (fire is timed on the last round)."""
@@ -208,6 +213,38 @@ def call_later_bytes(delays: list[float], items: list[int]) -> int:
         loop.close()
 
 
+def mass_cancel_wheel(delays: list[float], items: list[int]) -> float:
+    wheel: TimerWheel[int] = TimerWheel()
+    wheel.advance(BASE)
+    handles = [wheel.schedule(BASE + d, item) for d, item in zip(delays, items, strict=True)]
+    cancel = wheel.cancel
+    watch = Stopwatch()
+    with watch.phase():
+        for handle in handles:
+            cancel(handle)
+    assert len(wheel) == 0 and wheel.advance(BASE + 10 * MAX_DELAY) == []
+    return watch.laps[0]
+
+
+def mass_cancel_call_later(delays: list[float], items: list[int]) -> float:
+    loop = asyncio.new_event_loop()
+    try:
+        fired: list[int] = []
+        handles = [
+            loop.call_later(d, fired.append, item) for d, item in zip(delays, items, strict=True)
+        ]
+        watch = Stopwatch()
+        with watch.phase():
+            for handle in handles:
+                handle.cancel()
+            # the loop's next iteration drops the cancelled handles from its heap
+            loop.run_until_complete(asyncio.sleep(0))
+        assert not fired
+    finally:
+        loop.close()
+    return watch.laps[0]
+
+
 # -- heapq with lazy deletion (like trio's deadlines) ----------------------------------------
 
 
@@ -310,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
             result.add(timed(delays, items, round_ == args.repeat))
     for result, _timed, measure in contenders:
         result.bytes_per_timer = measure(delays, items) / n
+    for _ in range(args.repeat):
+        wheel.mass_cancel = min(wheel.mass_cancel, mass_cancel_wheel(delays, items))
+        call_later.mass_cancel = min(call_later.mass_cancel, mass_cancel_call_later(delays, items))
 
     cancelled = (n + 1) // 2
     fired = n // 2
@@ -323,15 +363,21 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.fire / fired * 1e6:>10.3f}{r.bytes_per_timer:>9.1f}"
         )
     print("(µs per timer scheduled, cancelled, fired; bytes per scheduled timer)")
+    print(
+        f"cancelling all {n:,}: TimerWheel {wheel.mass_cancel / n * 1e6:.3f} µs, "
+        f"loop.call_later {call_later.mass_cancel / n * 1e6:.3f} µs per timer"
+    )
     print()
 
     schedule_ratio = call_later.schedule / wheel.schedule
     fire_ratio = call_later.fire / wheel.fire
     bytes_ratio = wheel.bytes_per_timer / call_later.bytes_per_timer
+    mass_cancel_ratio = call_later.mass_cancel / wheel.mass_cancel
     checks = [
         ("schedule rate vs call_later", schedule_ratio, ">=", SCHEDULE_TARGET),
         ("firing speed vs call_later", fire_ratio, ">=", FIRE_TARGET),
         ("bytes per timer vs call_later", bytes_ratio, "<=", BYTES_TARGET),
+        ("cancelling all, speed vs call_later", mass_cancel_ratio, ">=", MASS_CANCEL_TARGET),
     ]
     met = 0
     for label, ratio, op, target in checks:

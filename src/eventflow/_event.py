@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._payload import private_copy
+from ._records import WaitingError, waited_error, waiting_error
 
 if TYPE_CHECKING:
     from ._runtime import HandlerRuntime
@@ -27,7 +28,8 @@ class Event:
             a full one.
         enqueued_at: Clock time of acceptance; the event's age counts from here.
         attempts: Attempts started so far (a cancelled attempt is taken back).
-        error: The error object of the last failed attempt, or ``None``.
+        error: The error object of the last failed attempt, or ``None``; while a retry
+            waits, without its stack trace (see ``wait_for_retry``).
         timer: The retry timer while one is pending.
         settle: The submitting source's callback for the terminal outcome, if any.
         defer: The shared queue's callback that takes a retry back, if it came from one.
@@ -37,12 +39,12 @@ class Event:
     """
 
     __slots__ = (
+        "_error",
         "attempts",
         "cfg",
         "client_context",
         "defer",
         "enqueued_at",
-        "error",
         "flat",
         "payload",
         "request_id",
@@ -67,12 +69,31 @@ class Event:
         self.flat = flat
         self.enqueued_at = enqueued_at
         self.attempts = 0
-        self.error: dict[str, Any] | None = None
+        self._error: dict[str, Any] | WaitingError | None = None
         self.timer: object | None = None
         self.settle: Settle | None = None
         self.defer: Defer | None = None
         self.client_context: dict[str, Any] | None = None
         self.trace_context: Mapping[str, str] | None = None
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """The last failed attempt's error object (rebuilt, without a trace, if it waited)."""
+        error = self._error
+        if type(error) is tuple:
+            return waited_error(error, self.request_id)
+        return error  # type: ignore[return-value]
+
+    @error.setter
+    def error(self, error: dict[str, Any] | None) -> None:
+        self._error = error
+
+    def wait_for_retry(self) -> None:
+        """The event waits for a retry: keep its last error compact (``waiting_error``),
+        so that what a waiting retry holds does not grow with the handler's stack."""
+        error = self._error
+        if type(error) is dict:
+            self._error = waiting_error(error, self.request_id)
 
     def private_payload(self) -> Any:
         """A copy of the payload for one attempt, so the handler may change it freely."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import linecache
 import os
+import sys
 import threading
 import time
 import traceback
 from datetime import UTC, datetime
-from types import MappingProxyType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -31,6 +33,8 @@ __all__ = (
     "marshal_failure",
     "spill_message",
     "timeout_error",
+    "waited_error",
+    "waiting_error",
 )
 
 SUCCESS = "Success"
@@ -56,19 +60,111 @@ def _is_runner(filename: str) -> bool:
     return "/eventflow/_" in filename.replace("\\", "/") or filename.startswith(_RUNNER_FILES)
 
 
+def _handler_traceback(exc: BaseException) -> TracebackType | None:
+    """The part of ``exc``'s traceback from the handler's frame on (None if there is none).
+
+    Walking ``tb_next`` reads one attribute per frame; extracting a frame reads its line
+    (a linear scan of a long function's positions), its source and its file's ``stat()``,
+    so the runner's frames are skipped before any of that.
+    """
+    tb = exc.__traceback__
+    while tb is not None and _is_runner(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return tb
+
+
+def _trim_traceback(exc: BaseException) -> TracebackType | None:
+    """Cut the runner's leading frames off ``exc``'s traceback, and return what is left.
+
+    The log line formats the same exception: it then walks the handler's frames only. A
+    traceback without a handler frame (eventflow's own error) is left whole, for the log.
+    """
+    tb = _handler_traceback(exc)
+    if tb is not None and tb is not exc.__traceback__:
+        exc.__traceback__ = tb
+    return tb
+
+
+class _StackSummary(traceback.StackSummary):
+    """``traceback.StackSummary`` that formats each distinct frame once.
+
+    Formatting a frame parses its source segment to place the ``^`` marks, the larger part
+    of a failure's cost; in an outage the same few frames fail over and over. The text is a
+    function of the frame's position and its source lines, which the key holds entire, so a
+    hit returns what the standard formatting returns (a changed file misses).
+    """
+
+    def format_frame_summary(self, frame_summary: traceback.FrameSummary, **kwargs: Any) -> str:
+        f = frame_summary
+        first = f.lineno
+        last = first if f.end_lineno is None else f.end_lineno
+        if f.locals is not None or first is None or last is None or last - first > _SOURCE_LINES:
+            return super().format_frame_summary(f, **kwargs)
+        source = tuple(linecache.getline(f.filename, n) for n in range(first, last + 1))
+        options = tuple(kwargs.items())  # Python 3.13 passes colorize=
+        key = (f.filename, f.lineno, f.end_lineno, f.colno, f.end_colno, f.name, source, options)
+        text = _formatted.get(key)
+        if text is None:
+            text = super().format_frame_summary(f, **kwargs)
+            if len(_formatted) >= _FORMATTED_LIMIT:
+                _formatted.clear()  # a new set of failing lines: start over
+            _formatted[key] = text
+        return text
+
+
+# frames formatted, by position and source; bounded (cleared when full)
+_formatted: dict[tuple[Any, ...], str] = {}
+_FORMATTED_LIMIT = 512
+# a frame spanning more lines than this is formatted without the cache's help
+_SOURCE_LINES = 20
+
+
 def error_object(exc: BaseException, request_id: str) -> dict[str, Any]:
-    """The Lambda Python runtime's error object for an exception raised by a handler."""
-    frames = list(traceback.extract_tb(exc.__traceback__))
-    # the user's stack trace starts at their handler, as the runtime's starts after bootstrap
-    start = next((i for i, f in enumerate(frames) if not _is_runner(f.filename)), len(frames))
-    frames = traceback.StackSummary.from_list(
-        [f for f in frames[start:] if "/eventflow/_" not in f.filename.replace("\\", "/")]
+    """The Lambda Python runtime's error object for an exception raised by a handler.
+
+    Its ``stackTrace`` starts at the handler's frame, as the runtime's starts after its
+    bootstrap; ``exc``'s traceback is cut to the same frames (see ``_trim_traceback``).
+    """
+    frames = traceback.extract_tb(_trim_traceback(exc))
+    # eventflow frames the handler called through (middleware, context) are left out too
+    summary = _StackSummary(
+        f for f in frames if "/eventflow/_" not in f.filename.replace("\\", "/")
     )
     return {
         "errorMessage": str(exc),
         "errorType": type(exc).__name__,
         "requestId": request_id,
-        "stackTrace": frames.format(),
+        "stackTrace": summary.format(),
+    }
+
+
+# what a waiting retry keeps of its last error: (errorType, errorMessage)
+WaitingError = tuple[str, str]
+_ERROR_KEYS = frozenset(("errorMessage", "errorType", "requestId", "stackTrace"))
+
+
+def waiting_error(error: dict[str, Any], request_id: str) -> dict[str, Any] | WaitingError:
+    """What an event keeps of its last ``error`` while its retry waits: type and message.
+
+    The stack trace was logged with the attempt (``attempt.failed``); keeping it would
+    make each waiting retry grow with the handler's stack depth. An error object of
+    another shape is kept whole.
+    """
+    if error.keys() == _ERROR_KEYS and error["requestId"] == request_id:
+        error_type, message = error["errorType"], error["errorMessage"]
+        if type(error_type) is str and type(message) is str:
+            # a built-in exception type makes a new name string on every failure: share one
+            return sys.intern(error_type), message
+    return error
+
+
+def waited_error(kept: WaitingError, request_id: str) -> dict[str, Any]:
+    """The error object of a retry that waited (see ``waiting_error``): no stack trace."""
+    return {
+        "errorMessage": kept[1],
+        "errorType": kept[0],
+        "requestId": request_id,
+        "stackTrace": [],
     }
 
 
@@ -94,6 +190,7 @@ def function_error(exc: BaseException, request_id: str) -> dict[str, Any]:
     if isinstance(exc, Exception):
         return error_object(exc, request_id)
     if isinstance(exc, SystemExit):
+        _trim_traceback(exc)  # for the log line, as error_object does
         return exit_error(exc, request_id)
     if isinstance(exc, asyncio.CancelledError):
         task = asyncio.current_task()

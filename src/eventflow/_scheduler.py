@@ -36,6 +36,7 @@ class RetryScheduler:
     def schedule(self, deadline: float, event: Event) -> None:
         """Release ``event`` at ``deadline``. Raises SchedulerFull at capacity."""
         event.timer = self._wheel.schedule(deadline, event)
+        event.wait_for_retry()
         target = self._target
         if target is None or deadline < target:
             self._wake()

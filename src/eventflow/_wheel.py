@@ -13,9 +13,12 @@ so rounding can never fire a timer early. The timers of the cursor's own tick si
 ``ready`` list sorted by deadline, which keeps the driver's loop (sleep until
 ``next_deadline()``, then ``advance()`` to it) O(1) per timer although it releases timers one
 exact deadline at a time. Cancellation is lazy: the entry is marked, and buckets drop it when
-visited or in an amortised sweep once dead entries outnumber the live ones plus the buckets,
-which keeps a timer down to one three-slot object. The module never reads a clock: the caller
-passes ``now``, so the wheel runs the same on real or virtual time.
+visited. Dead entries never take more memory than live timers once did: a ``schedule()``
+that finds them outnumbering the live ones plus the buckets sweeps them first (amortised O(1)),
+and a ``cancel()`` of the last live timer drops them all without looking at them, so that
+cancelling a million timers does not walk the buckets again and again. A timer is one
+three-slot object. The module never reads a clock: the caller passes ``now``, so the wheel
+runs the same on real or virtual time.
 """
 
 from __future__ import annotations
@@ -193,6 +196,9 @@ class TimerWheel(Generic[T]):
             SchedulerFull: The wheel already holds ``capacity`` live timers.
             ValueError: ``deadline`` is NaN or infinite.
         """
+        if self._unswept > self._live + self._slots:
+            # Cancelled entries could outnumber the live ones: drop them before adding more.
+            self._sweep()
         if self._live >= self._capacity:
             raise SchedulerFull(
                 f"The retry timer wheel holds {self._live} pending timers, its capacity; "
@@ -222,7 +228,8 @@ class TimerWheel(Generic[T]):
         return timer
 
     def cancel(self, timer: Timer[T]) -> bool:
-        """Cancel a pending timer in O(1); its bucket drops the entry later.
+        """Cancel a pending timer in O(1); its bucket drops the entry later (or at once with
+        every other, when it was the last live timer).
 
         Args:
             timer: A handle returned by this wheel's ``schedule()``.
@@ -236,16 +243,15 @@ class TimerWheel(Generic[T]):
         timer._wheel = None
         live = self._live = self._live - 1
         self._cancelled += 1
+        unswept = self._unswept = self._unswept + 1
         if not live:
             self._earliest = _INF
+            if unswept > self._slots:
+                # Every entry is dead: replacing the buckets is cheaper than sweeping them.
+                self._clear()
         elif timer.deadline == self._earliest:
             # It may have been the earliest: next_deadline() recomputes it, so it stays exact.
             self._earliest = _UNKNOWN
-        unswept = self._unswept = self._unswept + 1
-        # Sweep once dead entries could outnumber live ones plus the buckets: amortised O(1),
-        # and memory stays bounded even if the clock stops advancing.
-        if unswept > live + self._slots:
-            self._sweep()
         return True
 
     def advance(self, now: float) -> list[T]:
@@ -468,6 +474,16 @@ class TimerWheel(Generic[T]):
             fired_total=self._fired,
             cancelled_total=self._cancelled,
         )
+
+    def _clear(self) -> None:
+        """Drop every entry, all of them cancelled, without visiting them: O(slots)."""
+        buckets = self._buckets
+        for index, bucket in enumerate(buckets):
+            if bucket:
+                buckets[index] = []
+        self._ready = []
+        self._ready_sorted = True
+        self._unswept = 0
 
     def _sweep(self) -> None:
         """Drop every cancelled entry from the buckets and the ready list, in O(slots + n)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -269,6 +270,65 @@ def test_sweeping_cancelled_past_timers_keeps_the_rest() -> None:
     assert len(wheel) == 10
     assert wheel.next_deadline() == 441.0
     assert wheel.advance(500.0) == list(range(41, 60, 2))
+
+
+def test_cancelling_every_timer_leaves_a_wheel_that_works_as_new() -> None:
+    # More cancellations than buckets, down to no live timer: the entries are dropped at once.
+    wheel: TimerWheel[int] = TimerWheel(tick=0.01, slots=8)
+    wheel.advance(10.0)
+    timers = [wheel.schedule(10.0 + k * 0.013, k) for k in range(100)]
+    timers.append(wheel.schedule(9.0, 100))  # a past deadline: the ready list
+    rng = random.Random(5)
+    rng.shuffle(timers)
+    for timer in timers:
+        assert wheel.cancel(timer)
+        assert not wheel.cancel(timer)
+    assert len(wheel) == 0
+    assert wheel.next_deadline() is None
+    assert wheel.advance(1000.0) == []
+    wheel.schedule(1000.5, 7)
+    wheel.schedule(999.0, 8)
+    assert wheel.next_deadline() == 999.0
+    assert wheel.advance(1000.5) == [8, 7]
+    stats = wheel.statistics()
+    assert (stats.cancelled_total, stats.fired_total, stats.pending) == (101, 2, 0)
+
+
+def test_cancelled_entries_stay_bounded_while_the_clock_stands_still() -> None:
+    # schedule and cancel, over and over, never advancing: the dead entries must not pile up
+    tracemalloc.start()
+    try:
+        wheel: TimerWheel[int] = TimerWheel(tick=0.01, slots=8)
+        keep = wheel.schedule(5.0, -1)
+        for k in range(100):  # reach the steady state first
+            wheel.cancel(wheel.schedule(1.0 + k * 0.01, k))
+        before = tracemalloc.get_traced_memory()[0]
+        for k in range(20_000):
+            wheel.cancel(wheel.schedule(1.0 + (k % 500) * 0.01, k))
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # 20,000 dead timers kept would be over a megabyte; a few dozen entries are allowed
+    assert grown < 8_000, grown
+    assert wheel.advance(5.0) == [-1]
+    assert keep.deadline == 5.0
+
+
+def test_a_mass_cancellation_then_new_timers_fire_exactly_the_live_ones() -> None:
+    wheel: TimerWheel[int] = TimerWheel(tick=0.01, slots=16)
+    rng = random.Random(9)
+    timers = [wheel.schedule(rng.uniform(0.0, 3.0), k) for k in range(2_000)]
+    survivors = set(rng.sample(range(2_000), 20))
+    for timer in timers:
+        if timer.item not in survivors:
+            wheel.cancel(timer)
+    for k in range(2_000, 2_050):  # each schedule may sweep the dead entries first
+        wheel.schedule(rng.uniform(0.0, 3.0), k)
+        survivors.add(k)
+    fired: list[int] = []
+    while (deadline := wheel.next_deadline()) is not None:
+        fired += wheel.advance(deadline)
+    assert sorted(fired) == sorted(survivors)
 
 
 # -- rotations and jumps ------------------------------------------------------------------------
