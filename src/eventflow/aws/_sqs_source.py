@@ -11,7 +11,6 @@ was dead-lettered, and made visible again (batched) if the app stops first.
 from __future__ import annotations
 
 import functools
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -26,7 +25,7 @@ from .._errors import AppClosed, ConfigurationError, InvalidPayload
 from ..sources import Outcome
 from ._routes import router_for, submit_routed
 from ._shapes import BodyKind, decode_body
-from ._sqs_leases import LeasedQueue
+from ._sqs_leases import LeasedQueue, receive_backoff
 
 if TYPE_CHECKING:
     from .._contracts import AppHost
@@ -218,7 +217,7 @@ class SQSSource(LeasedQueue[_Held]):
     # -- receiving ------------------------------------------------------------------
 
     async def _poll(self, app: AppHost, extra: bool) -> None:
-        backoff = 1.0
+        backoff = receive_backoff(app.clock)
         while True:
             if extra:
                 await self._backlog.wait()
@@ -229,7 +228,7 @@ class SQSSource(LeasedQueue[_Held]):
             room = min(self._batch_size, self._max_in_flight - len(self._held))
             try:
                 self._api_calls += 1
-                response = await self._client.receive_message(
+                response = await self._receive_client.receive_message(
                     QueueUrl=self.queue_url,
                     MaxNumberOfMessages=room,
                     WaitTimeSeconds=self._wait,
@@ -240,12 +239,11 @@ class SQSSource(LeasedQueue[_Held]):
                     "sqs.receive_failed",
                     queue_url=self.queue_url,
                     error=f"{type(exc).__name__}: {exc}",
-                    retry_in_s=backoff,
+                    retry_in_s=backoff.ceiling,
                 )
-                await anyio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, 20.0)
+                await backoff.wait()
                 continue
-            backoff = 1.0
+            backoff.reset()
             messages = response.get("Messages", [])
             now = anyio.current_time()
             if len(messages) < room:
