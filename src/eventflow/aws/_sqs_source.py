@@ -2,10 +2,11 @@
 
 S3 notifications, SNS subscriptions and EventBridge rules all deliver to SQS; this source
 long-polls the queue in batches, decodes each body into the payload Lambda would have
-given the function (see ``_shapes.decode_body``), and submits it to the app with a settle
-callback. The message stays invisible (its visibility extended by a heartbeat) while the
-event runs and waits for retries; it is deleted (batched) once the event succeeded or
-was dead-lettered, and made visible again (batched) if the app stops first.
+given the function (``_shapes.decode_body``; what a body is, ``eventflow.events`` decides),
+and submits it to the app with a settle callback. The message stays invisible (its
+visibility extended by a heartbeat) while the event runs and waits for retries; it is
+deleted (batched) once the event succeeded or was dead-lettered, and made visible again
+(batched) if the app stops first.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from anyio.abc import TaskStatus
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .._errors import AppClosed, ConfigurationError, InvalidPayload
+from ..events._bodies import BodyKind
 from ..sources import Outcome
 from ._routes import router_for, submit_routed
-from ._shapes import BodyKind, decode_body
+from ._shapes import decode_body
 from ._sqs_leases import LeasedQueue, receive_backoff
 
 if TYPE_CHECKING:
