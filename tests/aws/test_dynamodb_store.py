@@ -21,8 +21,8 @@ REGION = "us-east-1"
 
 
 @pytest.fixture
-async def ddb(moto_endpoint: str) -> AsyncIterator[Any]:
-    async with AioSession().create_client(
+async def ddb(moto_endpoint: str, aio_session: AioSession) -> AsyncIterator[Any]:
+    async with aio_session.create_client(
         "dynamodb", region_name=REGION, endpoint_url=moto_endpoint
     ) as client:
         yield client
