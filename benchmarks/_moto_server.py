@@ -1,5 +1,7 @@
-"""A moto server in a child process for the benchmarks (shared by scale_out, sqs_pipeline
-and idempotency), so that the server and the code measured do not share one GIL.
+"""A moto server in a child process for the benchmarks (shared by scale_out, sqs_pipeline,
+sqs_batch and idempotency), so that the server and the code measured do not share one GIL;
+and the set-up the SQS benchmarks share (:func:`sqs_arguments`, :func:`sqs_benchmark`,
+:func:`rounds`).
 
 ``patched=True`` (the benchmarks' default) changes two things in moto 5.2's SQS, in the
 child process only. Its clock: moto computes the queue's whole attribute set (three scans
@@ -21,12 +23,21 @@ group's last message first; the patch counts only invisible messages, as SQS doe
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ("free_port", "start_moto")
+import structlog
+
+__all__ = ("free_port", "rounds", "sqs_arguments", "sqs_benchmark", "start_moto")
+
+REGION = "us-east-1"
 
 _SERVER = """
 import sys, threading, time
@@ -87,3 +98,58 @@ def start_moto(patched: bool = True) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError("the moto server did not start within 30 s")
+
+
+def sqs_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every SQS benchmark takes: messages, rounds, queue depth, SQSSource
+    pollers and stock moto; add the benchmark's own to the parser returned."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="alternating rounds the messages are split in (5)"
+    )
+    parser.add_argument(
+        "--depth",
+        type=int,
+        default=30,
+        help="messages kept in the queue by the feeder: moto's receive costs grow with it (30)",
+    )
+    parser.add_argument("--pollers", type=int, default=2, help="SQSSource pollers (2)")
+    parser.add_argument(
+        "--stock-moto",
+        action="store_true",
+        help="run moto unpatched (see benchmarks/_moto_server.py)",
+    )
+    return parser
+
+
+@contextmanager
+def sqs_benchmark(patched: bool) -> Iterator[str]:
+    """Quiet logs, an environment that reaches no AWS account, and a moto server for the
+    run: yields its endpoint, and stops it after."""
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        cache_logger_on_first_use=True,
+    )
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        del os.environ[name]
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION
+    )
+    proc, endpoint = start_moto(patched=patched)
+    try:
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def rounds(n: int, count: int, sides: tuple[str, str]) -> Iterator[tuple[int, int, list[str]]]:
+    """``n`` messages in ``count`` rounds: (round, its messages, the sides in the order they
+    run), the order alternating so that neither side always follows the other."""
+    for r in range(count):
+        yield (
+            r,
+            n // count + (1 if r < n % count else 0),
+            list(sides if r % 2 == 0 else sides[::-1]),
+        )

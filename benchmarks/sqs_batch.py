@@ -14,24 +14,19 @@ ratio, and SQS API calls per message (the feeder's sends are not counted).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import logging
-import os
 import time
 from typing import Any
 
 import anyio
-import structlog
 from aiobotocore.session import AioSession
 
 import eventflow
-from _moto_server import start_moto
+from _moto_server import REGION, sqs_arguments, sqs_benchmark
+from _moto_server import rounds as each_round
 from eventflow.aws import SQSBatchSource, SQSSource
 from sqs_pipeline import feed
-
-REGION = "us-east-1"
 
 
 async def through_source(
@@ -116,10 +111,7 @@ async def run(
     mean_batches: list[float] = []
     async with session.create_client("sqs", region_name=REGION, endpoint_url=endpoint) as sqs:
         stamp = int(time.time())
-        for r in range(rounds):
-            count = n // rounds + (1 if r < n % rounds else 0)
-            # alternate which side goes first, so neither always follows the other
-            sides = ["source", "batch"] if r % 2 == 0 else ["batch", "source"]
+        for r, count, sides in each_round(n, rounds, ("source", "batch")):
             rates = {}
             for side in sides:
                 url = (await sqs.create_queue(QueueName=f"bench-{side}-{stamp}-{r}"))["QueueUrl"]
@@ -154,39 +146,13 @@ async def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument(
-        "--rounds", type=int, default=5, help="alternating rounds the messages are split in (5)"
-    )
-    parser.add_argument(
-        "--depth",
-        type=int,
-        default=30,
-        help="messages kept in the queue by the feeder: moto's receive costs grow with it (30)",
-    )
-    parser.add_argument("--pollers", type=int, default=2, help="SQSSource pollers (2)")
+    parser = sqs_arguments(__doc__.splitlines()[0])
     parser.add_argument(
         "--concurrency", type=int, default=5, help="SQSBatchSource max_concurrency (5)"
     )
     parser.add_argument("--batch-pollers", type=int, default=2, help="SQSBatchSource pollers (2)")
-    parser.add_argument(
-        "--stock-moto",
-        action="store_true",
-        help="run moto unpatched (see benchmarks/_moto_server.py)",
-    )
     args = parser.parse_args()
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        cache_logger_on_first_use=True,
-    )
-    for name in [k for k in os.environ if k.startswith("AWS_")]:
-        del os.environ[name]
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION
-    )
-    proc, endpoint = start_moto(patched=not args.stock_moto)
-    try:
+    with sqs_benchmark(patched=not args.stock_moto) as endpoint:
         asyncio.run(
             run(
                 endpoint,
@@ -198,9 +164,6 @@ def main() -> None:
                 args.batch_pollers,
             )
         )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

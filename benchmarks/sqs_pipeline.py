@@ -20,24 +20,19 @@ both sides. ``--stock-moto`` measures it unpatched.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import anyio
-import structlog
 from aiobotocore.session import AioSession
 
 import eventflow
-from _moto_server import start_moto
+from _moto_server import REGION, sqs_arguments, sqs_benchmark
+from _moto_server import rounds as each_round
 from eventflow.aws import SQSSource
-
-REGION = "us-east-1"
 
 
 async def feed(sqs: Any, url: str, n: int, consumed: Callable[[], int], depth: int) -> None:
@@ -119,10 +114,7 @@ async def run(endpoint: str, n: int, rounds: int, depth: int, pollers: int, ling
     calls = {"naive": 0, "source": 0}
     async with session.create_client("sqs", region_name=REGION, endpoint_url=endpoint) as sqs:
         stamp = int(time.time())
-        for r in range(rounds):
-            count = n // rounds + (1 if r < n % rounds else 0)
-            # alternate which side goes first, so neither always follows the other
-            sides = ["naive", "source"] if r % 2 == 0 else ["source", "naive"]
+        for r, count, sides in each_round(n, rounds, ("naive", "source")):
             rates = {}
             for side in sides:
                 name = f"bench-{side}-{stamp}-{r}"
@@ -158,51 +150,15 @@ async def run(endpoint: str, n: int, rounds: int, depth: int, pollers: int, ling
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument(
-        "--rounds", type=int, default=5, help="alternating rounds the messages are split in (5)"
-    )
-    parser.add_argument(
-        "--depth",
-        type=int,
-        default=30,
-        help="messages kept in the queue by the feeder: moto's receive costs grow with it (30)",
-    )
-    parser.add_argument("--pollers", type=int, default=2, help="SQSSource pollers (2)")
-    parser.add_argument(
-        "--stock-moto",
-        action="store_true",
-        help="run moto unpatched (see benchmarks/_moto_server.py)",
-    )
+    parser = sqs_arguments(__doc__.splitlines()[0])
     parser.add_argument(
         "--delete-linger", type=float, default=0.05, help="SQSSource delete_linger (0.05 s)"
     )
     args = parser.parse_args()
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        cache_logger_on_first_use=True,
-    )
-    for name in [k for k in os.environ if k.startswith("AWS_")]:
-        del os.environ[name]
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION
-    )
-    proc, endpoint = start_moto(patched=not args.stock_moto)
-    try:
+    with sqs_benchmark(patched=not args.stock_moto) as endpoint:
         asyncio.run(
-            run(
-                endpoint,
-                args.messages,
-                args.rounds,
-                args.depth,
-                args.pollers,
-                args.delete_linger,
-            )
+            run(endpoint, args.messages, args.rounds, args.depth, args.pollers, args.delete_linger)
         )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,9 @@ def unique_name() -> str:
 
 
 @pytest.fixture
-async def aws(moto_endpoint: str) -> AsyncIterator[dict[str, Any]]:
+async def aws(moto_endpoint: str, aio_session: AioSession) -> AsyncIterator[dict[str, Any]]:
     """Plain aiobotocore clients on the moto server, for arranging and checking tests."""
-    session = AioSession()
+    session = aio_session
     kw: dict[str, Any] = {"region_name": REGION, "endpoint_url": moto_endpoint}
     async with (
         session.create_client("sqs", **kw) as sqs,

@@ -28,7 +28,7 @@ from aws_support import (
     until,
 )
 from eventflow import Message
-from eventflow.aws import AWSError, ResourceCheckFailed, SQSEventQueue
+from eventflow.aws import AWSError, ResourceCheckFailed, SQSBatchSource, SQSEventQueue
 from eventflow.aws._sinks import EventBridgeSink, SNSSink, SQSSink
 from eventflow.aws._sqs_source import SQSSource
 from eventflow.sinks import SinkRejected
@@ -387,6 +387,50 @@ async def test_a_throttled_invoke_is_sent_after_a_backoff_on_the_apps_clock(
     assert (stats.sent, stats.send_failed) == (1, 0)
     got = await aws["sqs"].receive_message(QueueUrl=url, WaitTimeSeconds=0)
     assert [json.loads(m["Body"]) for m in got["Messages"]] == [{"n": 1}]
+
+
+# -- a receive fails: the poller backs off on the app's clock ------------------------------
+
+
+@pytest.mark.parametrize("kind", ["SQSSource", "SQSBatchSource", "SQSEventQueue"])
+async def test_a_throttled_receive_backs_off_on_the_apps_clock_not_on_wall_time(
+    aws: dict[str, Any], proxy: FaultProxy, unique_name: str, kind: str
+) -> None:
+    url, _ = await make_queue(aws["sqs"], unique_name)
+    proxy.throttle("ReceiveMessage", 2)
+    clock = VirtualClock()
+    ran: list[Any] = []
+
+    async def work(event: Any, context: eventflow.Context) -> None:
+        ran.append(event)
+
+    kw: dict[str, Any] = {"endpoint_url": proxy.endpoint, "wait_time_seconds": 1, "pollers": 1}
+    if kind == "SQSEventQueue":
+        app = eventflow.App(queue=SQSEventQueue(url, **kw), clock=clock)
+    else:
+        await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"n": 1}))
+        source = SQSSource if kind == "SQSSource" else SQSBatchSource
+        app = eventflow.App(sources=[source(url, "work", **kw)], clock=clock)
+    app.handler(name="work")(work)
+    async with app:
+        if kind == "SQSEventQueue":
+            await app.invoke("work", {"n": 1})
+        for throttled, ceiling in ((1, 1.0), (2, 2.0)):
+            with anyio.fail_after(10):
+                while proxy.throttled < throttled or clock.next_deadline() is None:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+            # the poller waits for the app's clock, which has not moved
+            assert proxy.calls.count("ReceiveMessage") == throttled and not ran
+            deadline = clock.next_deadline()
+            assert deadline is not None and ceiling / 2 <= deadline - clock.now() <= ceiling
+            await clock.advance_to(deadline)
+        await until(lambda: bool(ran))
+    assert proxy.throttled == 2 and clock.now() >= 0.5 + 1.0
+    [event] = ran
+    if kind == "SQSBatchSource":
+        [record] = event["Records"]
+        event = json.loads(record["body"])
+    assert event == {"n": 1}
 
 
 # -- one error map ---------------------------------------------------------------------

@@ -20,9 +20,8 @@ from fault_proxy import FaultProxy
 
 
 @pytest.fixture
-async def kinesis(moto_endpoint: str) -> AsyncIterator[Any]:
-    session = AioSession()
-    async with session.create_client(
+async def kinesis(moto_endpoint: str, aio_session: AioSession) -> AsyncIterator[Any]:
+    async with aio_session.create_client(
         "kinesis", region_name="us-east-1", endpoint_url=moto_endpoint
     ) as client:
         yield client

@@ -22,8 +22,9 @@ from structlog.testing import capture_logs
 
 import eventflow
 from eventflow.aws import SQSEventQueue
-from eventflow.aws._shapes import BodyKind, decode_body
+from eventflow.aws._shapes import decode_body
 from eventflow.aws._sqs_source import SQSSource
+from eventflow.events._bodies import BodyKind
 from eventflow.sinks import MemorySink
 
 REGION = "us-east-1"

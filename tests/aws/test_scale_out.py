@@ -98,9 +98,9 @@ class Workers:
 
 
 @pytest.fixture
-async def aws(moto_process_endpoint: str) -> AsyncIterator[dict[str, Any]]:
+async def aws(moto_process_endpoint: str, aio_session: AioSession) -> AsyncIterator[dict[str, Any]]:
     """Clients on a moto server in its own process: three workers and a producer load it."""
-    session = AioSession()
+    session = aio_session
     kw: dict[str, Any] = {"region_name": "us-east-1", "endpoint_url": moto_process_endpoint}
     async with session.create_client("sqs", **kw) as sqs:
         yield {"sqs": sqs, "endpoint": moto_process_endpoint}

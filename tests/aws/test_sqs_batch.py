@@ -14,6 +14,7 @@ import pytest
 from aiobotocore.session import AioSession
 
 import eventflow
+from aws_support import make_queue
 from eventflow.aws import SQSBatchSource
 from eventflow.events import SQSEvent
 
@@ -21,12 +22,6 @@ REGION = "us-east-1"  # the region of the aws fixture (tests/aws/conftest.py)
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "events"
 Batches = list[list[dict[str, Any]]]
-
-
-async def make_queue(aws: dict[str, Any], name: str, **attributes: str) -> tuple[str, str]:
-    url = (await aws["sqs"].create_queue(QueueName=name, Attributes=attributes))["QueueUrl"]
-    attrs = await aws["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-    return url, attrs["Attributes"]["QueueArn"]
 
 
 async def queue_counts(aws: dict[str, Any], url: str) -> tuple[int, int]:
@@ -104,7 +99,7 @@ def failures(records: list[dict[str, Any]], failed: set[str]) -> dict[str, Any]:
 async def test_partial_failure_keeps_exactly_the_reported_messages(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="1")
+    url, _ = await make_queue(aws["sqs"], unique_name, VisibilityTimeout="1")
     sent = [f"m{i}" for i in range(10)]
     await send(aws, url, sent)
     bad = {"m2", "m5", "m7"}
@@ -128,7 +123,7 @@ async def test_partial_failure_keeps_exactly_the_reported_messages(
 
 
 async def test_an_exception_fails_the_whole_batch(aws: dict[str, Any], unique_name: str) -> None:
-    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="1")
+    url, _ = await make_queue(aws["sqs"], unique_name, VisibilityTimeout="1")
     sent = [f"m{i}" for i in range(10)]
     await send(aws, url, sent)
 
@@ -164,7 +159,7 @@ async def test_an_exception_fails_the_whole_batch(aws: dict[str, Any], unique_na
 async def test_an_invalid_response_fails_the_whole_batch(
     aws: dict[str, Any], unique_name: str, response: Any
 ) -> None:
-    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="1")
+    url, _ = await make_queue(aws["sqs"], unique_name, VisibilityTimeout="1")
     await send(aws, url, ["a", "b", "c"])
     batches, wait_batches, handle = recorder(lambda n, _: response if n == 1 else {})
     h = eventflow.handler(handle, name="consume")
@@ -179,7 +174,7 @@ async def test_an_invalid_response_fails_the_whole_batch(
 async def test_a_handler_timeout_fails_the_whole_batch(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="1")
+    url, _ = await make_queue(aws["sqs"], unique_name, VisibilityTimeout="1")
     await send(aws, url, ["a", "b"])
     calls: list[int] = []
     done = anyio.Event()
@@ -203,7 +198,7 @@ async def test_a_handler_timeout_fails_the_whole_batch(
 async def test_without_report_batch_item_failures_any_return_deletes_the_batch(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="1")
+    url, _ = await make_queue(aws["sqs"], unique_name, VisibilityTimeout="1")
     await send(aws, url, ["a", "b", "c"])
     batches, wait_batches, handle = recorder(lambda n, records: failures(records, {"a"}))
     h = eventflow.handler(handle, name="consume")
@@ -218,9 +213,9 @@ async def test_without_report_batch_item_failures_any_return_deletes_the_batch(
 async def test_redrive_policy_dead_letters_exactly_the_always_failing_messages(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    dlq_url, dlq_arn = await make_queue(aws, f"{unique_name}-dlq")
+    dlq_url, dlq_arn = await make_queue(aws["sqs"], f"{unique_name}-dlq")
     policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})
-    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="1", RedrivePolicy=policy)
+    url, _ = await make_queue(aws["sqs"], unique_name, VisibilityTimeout="1", RedrivePolicy=policy)
     good = [f"good-{i}" for i in range(4)]
     bad = [f"bad-{i}" for i in range(3)]
     await send(aws, url, good + bad)
@@ -241,17 +236,16 @@ async def test_redrive_policy_dead_letters_exactly_the_always_failing_messages(
 
 
 async def test_fifo_order_within_a_group_holds_across_failures(
-    moto_process_endpoint: str, unique_name: str
+    moto_process_endpoint: str, unique_name: str, aio_session: AioSession
 ) -> None:
     # the patched moto server: stock moto delivers a group's last message first once a
     # failed batch's messages show again (see benchmarks/_moto_server.py)
-    session = AioSession()
-    async with session.create_client(
+    async with aio_session.create_client(
         "sqs", region_name=REGION, endpoint_url=moto_process_endpoint
     ) as sqs:
         aws = {"sqs": sqs}
         url, _ = await make_queue(
-            aws,
+            sqs,
             f"{unique_name}.fifo",
             FifoQueue="true",
             ContentBasedDeduplication="true",
@@ -284,7 +278,7 @@ async def test_fifo_order_within_a_group_holds_across_failures(
 async def test_batches_gather_across_receives_up_to_batch_size(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name)
+    url, _ = await make_queue(aws["sqs"], unique_name)
     sent = [f"m{i:02d}" for i in range(25)]
     await send(aws, url, sent)
     batches, wait_batches, handle = recorder(lambda n, _: None)
@@ -300,7 +294,7 @@ async def test_batches_gather_across_receives_up_to_batch_size(
 async def test_without_a_window_a_batch_is_one_receive_and_batch_size_bounds_it(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name)
+    url, _ = await make_queue(aws["sqs"], unique_name)
     sent = [f"m{i}" for i in range(7)]
     await send(aws, url, sent)
     batches, _, handle = recorder(lambda n, _: None)
@@ -327,7 +321,7 @@ def _shape(value: Any) -> Any:
 async def test_record_shape_matches_lambdas_documented_sqs_event(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, arn = await make_queue(aws, unique_name)
+    url, arn = await make_queue(aws["sqs"], unique_name)
     await send(aws, url, ["test"])
     await aws["sqs"].send_message(
         QueueUrl=url,
@@ -398,7 +392,7 @@ async def test_fifo_record_carries_the_fifo_attributes(
     aws: dict[str, Any], unique_name: str
 ) -> None:
     url, _ = await make_queue(
-        aws, f"{unique_name}.fifo", FifoQueue="true", ContentBasedDeduplication="true"
+        aws["sqs"], f"{unique_name}.fifo", FifoQueue="true", ContentBasedDeduplication="true"
     )
     await aws["sqs"].send_message(QueueUrl=url, MessageBody="hello", MessageGroupId="g1")
     batches, wait_batches, handle = recorder(lambda n, _: None)
@@ -421,7 +415,7 @@ async def test_fifo_record_carries_the_fifo_attributes(
 async def test_handler_timeout_longer_than_visibility_timeout_is_refused(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="5")
+    url, _ = await make_queue(aws["sqs"], unique_name, VisibilityTimeout="5")
 
     async def handle(event: Any, context: eventflow.Context) -> None:
         return None
@@ -470,7 +464,7 @@ def test_binary_attributes_are_base64_in_lambdas_form() -> None:
 async def test_a_batch_still_running_after_the_shutdown_grace_is_cut_short(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="30")
+    url, _ = await make_queue(aws["sqs"], unique_name, VisibilityTimeout="30")
     await send(aws, url, ["a", "b"])
     started = anyio.Event()
 
@@ -498,7 +492,7 @@ async def test_a_batch_still_running_after_the_shutdown_grace_is_cut_short(
 async def test_messages_gathered_when_the_app_stops_are_given_back_at_once(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="300")
+    url, _ = await make_queue(aws["sqs"], unique_name, VisibilityTimeout="300")
     await send(aws, url, ["a", "b"])
     batches, _, handle = recorder(lambda n, _: None)
     h = eventflow.handler(handle, name="consume")

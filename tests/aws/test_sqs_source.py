@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 import eventflow
+from aws_support import make_queue
 from eventflow.aws import ResourceCheckFailed
 from eventflow.aws._sqs_source import SQSSource
 from eventflow.events import EventBridgeEvent, S3Event, SNSEvent
@@ -17,12 +18,6 @@ from eventflow.sinks import MemorySink
 from eventflow.sources import Outcome
 
 Seen = list[tuple[Any, eventflow.Context]]
-
-
-async def make_queue(aws: dict[str, Any], name: str, **attributes: str) -> tuple[str, str]:
-    url = (await aws["sqs"].create_queue(QueueName=name, Attributes=attributes))["QueueUrl"]
-    attrs = await aws["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-    return url, attrs["Attributes"]["QueueArn"]
 
 
 async def queue_depth(aws: dict[str, Any], url: str) -> int:
@@ -63,7 +58,7 @@ def source(url: str, handler: Any, endpoint: str, **kw: Any) -> SQSSource:
 async def test_s3_notification_reaches_handler_with_decoded_key(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, arn = await make_queue(aws, unique_name)
+    url, arn = await make_queue(aws["sqs"], unique_name)
     await aws["s3"].create_bucket(Bucket=unique_name)
     await aws["s3"].put_bucket_notification_configuration(
         Bucket=unique_name,
@@ -96,7 +91,7 @@ async def test_s3_notification_reaches_handler_with_decoded_key(
 async def test_sns_subscription_delivers_lambda_sns_shape_or_raw_json(
     aws: dict[str, Any], unique_name: str, raw: bool
 ) -> None:
-    url, arn = await make_queue(aws, unique_name)
+    url, arn = await make_queue(aws["sqs"], unique_name)
     topic = (await aws["sns"].create_topic(Name=unique_name))["TopicArn"]
     await aws["sns"].subscribe(
         TopicArn=topic,
@@ -136,7 +131,7 @@ async def test_sns_subscription_delivers_lambda_sns_shape_or_raw_json(
 async def test_eventbridge_rule_to_sqs_delivers_the_envelope(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, arn = await make_queue(aws, unique_name)
+    url, arn = await make_queue(aws["sqs"], unique_name)
     await aws["events"].put_rule(
         Name=unique_name, EventPattern=json.dumps({"source": ["com.example.orders"]})
     )
@@ -165,7 +160,7 @@ async def test_eventbridge_rule_to_sqs_delivers_the_envelope(
 async def test_body_that_is_not_json_goes_to_the_dead_letter_path_without_retries(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name)
+    url, _ = await make_queue(aws["sqs"], unique_name)
     await aws["sqs"].send_message(QueueUrl=url, MessageBody="this is { not json")
     arrived = anyio.Event()
 
@@ -198,7 +193,7 @@ async def test_body_that_is_not_json_goes_to_the_dead_letter_path_without_retrie
 async def test_stop_with_retry_pending_leaves_message_and_next_app_finishes_it(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name)
+    url, _ = await make_queue(aws["sqs"], unique_name)
     await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 1}))
     attempts: list[int] = []
     first_failed = anyio.Event()
@@ -236,7 +231,7 @@ async def test_pending_retry_keeps_message_invisible_with_heartbeats(
 ) -> None:
     # a 2 s visibility timeout, and a retry 3 s later: without heartbeats SQS would
     # redeliver the message while its retry is pending
-    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="2")
+    url, _ = await make_queue(aws["sqs"], unique_name, VisibilityTimeout="2")
     await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 2}))
     attempts: list[str] = []
     succeeded = anyio.Event()
@@ -263,7 +258,7 @@ async def test_lone_message_is_deleted_after_the_linger_while_the_app_runs(
 ) -> None:
     # fewer than ten deletes must not wait for more messages: they would outlive their
     # visibility timeout (no heartbeat covers a message awaiting its delete) and come back
-    url, _ = await make_queue(aws, unique_name, VisibilityTimeout="2")
+    url, _ = await make_queue(aws["sqs"], unique_name, VisibilityTimeout="2")
     await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 3}))
     seen, done, record = recorder(1)
     src = source(url, eventflow.handler(record, name="lone"), aws["endpoint"])
@@ -282,7 +277,7 @@ async def test_lone_message_is_deleted_after_the_linger_while_the_app_runs(
 async def test_redelivery_of_a_held_message_runs_once_and_is_deleted(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name)
+    url, _ = await make_queue(aws["sqs"], unique_name)
     await aws["sqs"].send_message(QueueUrl=url, MessageBody=json.dumps({"job": 4}))
     # an earlier receipt handle, to make the message visible again while the source holds it
     first = await aws["sqs"].receive_message(QueueUrl=url, VisibilityTimeout=0)
@@ -320,7 +315,7 @@ async def test_redelivery_of_a_held_message_runs_once_and_is_deleted(
 async def test_extra_pollers_stay_off_while_the_queue_is_not_deep(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name)
+    url, _ = await make_queue(aws["sqs"], unique_name)
 
     @eventflow.handler
     async def idle(event: Any, context: eventflow.Context) -> None:
@@ -341,7 +336,7 @@ async def test_extra_pollers_stay_off_while_the_queue_is_not_deep(
 async def test_deep_queue_is_drained_with_several_pollers(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name)
+    url, _ = await make_queue(aws["sqs"], unique_name)
     for start in range(0, 60, 10):
         entries = [{"Id": str(i), "MessageBody": json.dumps({"n": start + i})} for i in range(10)]
         await aws["sqs"].send_message_batch(QueueUrl=url, Entries=entries)
@@ -397,7 +392,7 @@ LIMIT_BODIES = {
 async def test_sqs_source_rejects_bodies_beyond_a_limit_and_goes_on(
     aws: dict[str, Any], unique_name: str
 ) -> None:
-    url, _ = await make_queue(aws, unique_name)
+    url, _ = await make_queue(aws["sqs"], unique_name)
     for body, _ in LIMIT_BODIES.values():
         await aws["sqs"].send_message(QueueUrl=url, MessageBody=body)
     await aws["sqs"].send_message(QueueUrl=url, MessageBody='{"ok": 1}')

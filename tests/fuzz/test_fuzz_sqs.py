@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 import eventflow
 from eventflow.aws import SQSEventQueue
-from eventflow.aws._shapes import BodyKind, decode_body
+from eventflow.aws._shapes import decode_body
 from eventflow.aws._sqs_source import SQSSource
+from eventflow.events._bodies import BodyKind
 from eventflow.sinks import MemorySink
 from fuzz_support import (
     LogRecorder,

@@ -44,10 +44,8 @@ async def harness(
     if kind != "sqs":
         yield Harness(kind, None, None, tmp_path)
         return
-    from aiobotocore.session import AioSession
-
     endpoint: str = request.getfixturevalue("moto_endpoint")
-    session = AioSession()
+    session = request.getfixturevalue("aio_session")
     async with session.create_client("sqs", region_name=REGION, endpoint_url=endpoint) as sqs:
 
         async def new_queue() -> str:

@@ -29,7 +29,8 @@ Failures are settled per entry (:class:`EntryOutcome`):
 * any other failure (denied, missing resource) fails each entry of the call.
 
 Every backoff sleeps on the :class:`~eventflow.Clock` the holder was given (the app's
-clock), so tests run the throttling paths in virtual time.
+clock), so tests run the throttling paths in virtual time. :class:`Backoff` is the same
+policy for a loop that retries one call (the SQS sources' receives).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from ._errors import (
 )
 
 __all__ = (
+    "Backoff",
     "Batcher",
     "BatcherStatistics",
     "Fault",
@@ -136,10 +138,43 @@ class _Pending:
     outcome: EntryOutcome = _SENT
 
 
-def _backoff(attempt: int, base_cap: tuple[float, float]) -> float:
+def _ceiling(attempt: int, base_cap: tuple[float, float]) -> float:
     base, cap = base_cap
-    delay: float = min(cap, base * 2.0**attempt)
-    return delay * (0.5 + random.random() / 2)
+    return min(cap, base * 2.0**attempt)
+
+
+def _backoff(attempt: int, base_cap: tuple[float, float]) -> float:
+    return _ceiling(attempt, base_cap) * (0.5 + random.random() / 2)
+
+
+class Backoff:
+    """Capped, jittered exponential backoff on a clock, for a loop that retries a call.
+
+    ``await wait()`` after each failure sleeps ``base * 2**n`` seconds capped at ``cap``
+    (jittered down to half) on ``clock``; ``reset()`` after a success starts over.
+    """
+
+    __slots__ = ("_attempt", "_base_cap", "clock")
+
+    def __init__(self, clock: Clock, base: float, cap: float) -> None:
+        self.clock = clock
+        self._base_cap = (base, cap)
+        self._attempt = 0
+
+    @property
+    def ceiling(self) -> float:
+        """The longest the next :meth:`wait` may sleep (for logs)."""
+        return _ceiling(self._attempt, self._base_cap)
+
+    async def wait(self) -> None:
+        """Sleep the next delay on the clock."""
+        delay = _backoff(self._attempt, self._base_cap)
+        self._attempt += 1
+        await sleep_until(self.clock, self.clock.now() + delay)
+
+    def reset(self) -> None:
+        """Start over from the shortest delay (after a success)."""
+        self._attempt = 0
 
 
 def check_batching_options(linger: float, buffer_size: int) -> None:
@@ -386,8 +421,7 @@ class Batcher:
         return None
 
     async def _backoff(self, attempt: int, base_cap: tuple[float, float]) -> None:
-        clock = self.clock
-        await sleep_until(clock, clock.now() + _backoff(attempt, base_cap))
+        await sleep_until(self.clock, self.clock.now() + _backoff(attempt, base_cap))
 
     async def _deliver(self, batch: list[_Pending]) -> None:
         """Send ``batch``, retrying as the module docstring says, and settle every entry."""

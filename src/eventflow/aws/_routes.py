@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError
+from ..events._bodies import BodyKind
 from ..routing import EventPattern, Route, Router, S3KeyFilter
 from ..sources import Outcome, Settle
-from ._shapes import BodyKind
 
 if TYPE_CHECKING:
     from .._contracts import AppHost

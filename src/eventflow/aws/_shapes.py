@@ -1,92 +1,20 @@
-"""What Lambda hands a function for each kind of message that reaches eventflow.
+"""Wire decoding of an SQS message body: strict JSON, and a sentence for what cannot be.
 
-Outside Lambda, S3, SNS and EventBridge events arrive as SQS message bodies (or, for SNS,
-as HTTP deliveries). :func:`decode_body` tells them apart and returns the payload that
-Lambda would have given the function had the original service invoked it directly.
+What the decoded body *is* (an S3 notification, the S3 test event, an SNS envelope, an
+EventBridge event...) is decided in one place, ``eventflow.events`` (``_bodies.classify``);
+:func:`decode_body` only parses the text and turns every failure into ``INVALID``.
 """
 
 from __future__ import annotations
 
-import enum
 import json
-from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-__all__ = ("BodyKind", "decode_body", "parse_json", "sns_lambda_event")
+from ..events._bodies import BodyKind, classify
+from ..events._sns import sns_lambda_event
 
-
-class BodyKind(enum.Enum):
-    S3 = "s3"
-    S3_TEST_EVENT = "s3_test_event"
-    SNS = "sns"
-    EVENTBRIDGE = "eventbridge"
-    JSON = "json"
-    INVALID = "invalid"
-
-
-def _subscription_arn(envelope: Mapping[str, Any]) -> str:
-    # SQS-delivered envelopes carry the subscription ARN only inside the UnsubscribeURL
-    url = envelope.get("UnsubscribeURL") or envelope.get("UnsubscribeUrl") or ""
-    found = parse_qs(urlsplit(str(url)).query).get("SubscriptionArn")
-    if found:
-        return found[0]
-    return str(envelope.get("TopicArn"))  # the best that is known
-
-
-def _lambda_attributes(attributes: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if isinstance(attributes, Mapping):
-        for name, attr in attributes.items():
-            if isinstance(attr, Mapping):
-                attr = dict(attr)
-                # SNS delivers Number and String.Array attributes to Lambda as String
-                if attr.get("Type") in ("Number", "String.Array"):
-                    attr["Type"] = "String"
-            out[name] = attr
-    return out
-
-
-def sns_lambda_event(
-    envelope: Mapping[str, Any], subscription_arn: str | None = None
-) -> dict[str, Any]:
-    """The SNS → Lambda event (spec §6.3) for an SNS Notification envelope.
-
-    Args:
-        envelope: The notification as delivered over HTTP or in an SQS body (either URL
-            spelling).
-        subscription_arn: The subscription's ARN when known (the HTTP header); otherwise it
-            is read from the ``UnsubscribeURL``, and failing that the topic ARN is used.
-
-    Returns:
-        The event with Lambda's spellings (``SigningCertUrl``, ``UnsubscribeUrl``),
-        ``Subject`` null when absent, ``MessageAttributes`` ``{}`` when absent, and
-        ``Number`` / ``String.Array`` attributes typed ``String`` as Lambda delivers them.
-    """
-    return {
-        "Records": [
-            {
-                "EventSource": "aws:sns",
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": subscription_arn or _subscription_arn(envelope),
-                "Sns": {
-                    "Type": envelope.get("Type", "Notification"),
-                    "MessageId": envelope.get("MessageId"),
-                    "TopicArn": envelope.get("TopicArn"),
-                    "Subject": envelope.get("Subject"),
-                    "Message": envelope.get("Message"),
-                    "Timestamp": envelope.get("Timestamp"),
-                    "SignatureVersion": envelope.get("SignatureVersion"),
-                    "Signature": envelope.get("Signature"),
-                    "SigningCertUrl": envelope.get("SigningCertURL")
-                    or envelope.get("SigningCertUrl"),
-                    "UnsubscribeUrl": envelope.get("UnsubscribeURL")
-                    or envelope.get("UnsubscribeUrl"),
-                    "MessageAttributes": _lambda_attributes(envelope.get("MessageAttributes")),
-                },
-            }
-        ]
-    }
+# sns_lambda_event is defined in eventflow.events; the SNS endpoint imports it from here
+__all__ = ("decode_body", "parse_json", "sns_lambda_event")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -130,28 +58,10 @@ def decode_body(body: str) -> tuple[BodyKind, Any]:
     except Exception as exc:  # ValueError for bad JSON; anything else for a non-text body
         return BodyKind.INVALID, f"The SQS message body is not valid JSON ({exc}). {_ADVICE}"
     try:
-        return _classify(data)
+        return classify(data)
     except Exception as exc:
         # a known envelope whose fields are malformed (say, an UnsubscribeURL that is no URL)
         return BodyKind.INVALID, (
             "The SQS message body is JSON but could not be turned into an event "
             f"({type(exc).__name__}: {exc}); check the fields of the envelope it carries."
         )
-
-
-def _classify(data: Any) -> tuple[BodyKind, Any]:
-    if isinstance(data, dict):
-        records = data.get("Records")
-        if (
-            isinstance(records, list)
-            and records
-            and all(isinstance(r, dict) and r.get("eventSource") == "aws:s3" for r in records)
-        ):
-            return BodyKind.S3, data
-        if data.get("Event") == "s3:TestEvent" and data.get("Service") == "Amazon S3":
-            return BodyKind.S3_TEST_EVENT, data
-        if data.get("Type") == "Notification" and "TopicArn" in data and "Message" in data:
-            return BodyKind.SNS, sns_lambda_event(data)
-        if "detail-type" in data and "source" in data and "detail" in data:
-            return BodyKind.EVENTBRIDGE, data
-    return BodyKind.JSON, data

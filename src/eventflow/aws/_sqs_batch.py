@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import math
-import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -40,8 +39,9 @@ from anyio.abc import TaskGroup, TaskStatus
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .._errors import AppClosed, ConfigurationError
+from ._batcher import Backoff
 from ._clients import resolve_region
-from ._sqs_leases import LeasedQueue
+from ._sqs_leases import LeasedQueue, receive_backoff
 
 if TYPE_CHECKING:
     from .._contracts import AppHost
@@ -336,10 +336,11 @@ class SQSBatchSource(LeasedQueue[_Held]):
     # -- gathering ------------------------------------------------------------------
 
     async def _poll(self, app: AppHost, tg: TaskGroup) -> None:
+        backoff = receive_backoff(app.clock)
         while True:
             await self._slots.acquire()
             try:
-                batch = await self._gather()
+                batch = await self._gather(backoff)
             except BaseException:
                 self._slots.release()
                 raise
@@ -348,12 +349,11 @@ class SQSBatchSource(LeasedQueue[_Held]):
                 continue
             tg.start_soon(self._run_batch, app, batch)
 
-    async def _gather(self) -> list[_Held]:
+    async def _gather(self, backoff: Backoff) -> list[_Held]:
         """Receive one batch: up to batch_size messages, within the batching window."""
         batch: list[_Held] = []
         size = 0
         deadline: float | None = None
-        backoff = 1.0
         try:
             while len(batch) < self._batch_size and size < _MAX_PAYLOAD:
                 if deadline is None:
@@ -365,7 +365,7 @@ class SQSBatchSource(LeasedQueue[_Held]):
                     wait = min(20, math.ceil(remaining))
                 try:
                     self._api_calls += 1
-                    response = await self._client.receive_message(
+                    response = await self._receive_client.receive_message(
                         QueueUrl=self.queue_url,
                         MaxNumberOfMessages=min(_RECEIVE_MAX, self._batch_size - len(batch)),
                         WaitTimeSeconds=wait,
@@ -377,14 +377,13 @@ class SQSBatchSource(LeasedQueue[_Held]):
                         "sqs_batch.receive_failed",
                         queue_url=self.queue_url,
                         error=f"{type(exc).__name__}: {exc}",
-                        retry_in_s=backoff,
+                        retry_in_s=backoff.ceiling,
                     )
                     if batch:
                         break  # hand over what was gathered; the next batch retries
-                    await anyio.sleep(backoff * (0.5 + random.random()))
-                    backoff = min(backoff * 2, 20.0)
+                    await backoff.wait()
                     continue
-                backoff = 1.0
+                backoff.reset()
                 now = anyio.current_time()
                 until = now + self._vt
                 for message in response.get("Messages", []):

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .._clock import Clock
 from .._errors import ConfigurationError
+from ._batcher import Backoff
 from ._clients import shared_client
 from ._errors import check_resource, error_code, failure_hint
 
@@ -34,12 +36,19 @@ __all__ = (
     "LeasedQueue",
     "keep_invisible",
     "open_queue",
+    "receive_backoff",
 )
 
 _BATCH = 10
 MAX_VISIBILITY = 43_200  # SQS's limit: 12 hours
 CLOSE_GRACE = 2.0  # seconds past the app's shutdown_timeout that a shutdown's SQS calls get
 _LAST_CALLS = 1.0  # the least the final deletes and releases get, however late the close
+
+
+def receive_backoff(clock: Clock) -> Backoff:
+    """How a poller waits after a failed ReceiveMessage: 1 s doubling up to 20 s, on the
+    app's clock (so tests of a failing receive run in virtual time)."""
+    return Backoff(clock, 1.0, 20.0)
 
 
 async def open_queue(
@@ -123,6 +132,7 @@ class LeasedQueue(Generic[HeldT]):
         self._check = check
         self._log = log
         self._client: Any = None
+        self._receive_client: Any = None  # one attempt per call: the poller's backoff retries
         self._stack: AsyncExitStack | None = None
         self._tg: Any = None
         self._held: dict[str, HeldT] = {}
@@ -156,6 +166,16 @@ class LeasedQueue(Generic[HeldT]):
             )
             if self._vt_arg is None:
                 self._vt = max(2, int(attributes.get("VisibilityTimeout", 30)))
+            # botocore's own retries would back off in wall time, under receive_backoff
+            self._receive_client = await stack.enter_async_context(
+                shared_client(
+                    "sqs",
+                    region_name=self._region_name,
+                    endpoint_url=self._endpoint_url,
+                    session=self._session,
+                    batching=True,
+                )
+            )
             self._tg = await stack.enter_async_context(anyio.create_task_group())
         except BaseException:
             await stack.aclose()

@@ -63,7 +63,7 @@ from ._clients import shared_client
 from ._errors import failure_hint
 from ._shapes import parse_json
 from ._sinks import SQS_MAX_BATCH_BYTES
-from ._sqs_leases import CLOSE_GRACE, MAX_VISIBILITY, LeasedQueue
+from ._sqs_leases import CLOSE_GRACE, MAX_VISIBILITY, LeasedQueue, receive_backoff
 
 if TYPE_CHECKING:
     from .._contracts import AppHost
@@ -414,7 +414,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
             await self._until_stopped(app)
 
     async def _poll(self, app: AppHost, bound: int) -> None:
-        backoff = 1.0
+        backoff = receive_backoff(app.clock)
         while True:
             # hold at most the app's concurrency plus one batch, pending deletes included
             while self._holding + self._reserved + self._batch_size > bound:
@@ -444,10 +444,9 @@ class SQSEventQueue(LeasedQueue[_Held]):
                     ),
                 )
             if messages is None:
-                await anyio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, 20.0)
+                await backoff.wait()
                 continue
-            backoff = 1.0
+            backoff.reset()
             batch = self._take(messages)
             for i, held in enumerate(batch):
                 try:
@@ -462,7 +461,7 @@ class SQSEventQueue(LeasedQueue[_Held]):
     async def _receive(self, room: int) -> list[dict[str, Any]] | None:
         try:
             self._api_calls += 1
-            response = await self._client.receive_message(
+            response = await self._receive_client.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=room,
                 WaitTimeSeconds=self._wait,
@@ -705,7 +704,8 @@ class SQSEventQueue(LeasedQueue[_Held]):
             if not todo or tries == _VISIBILITY_TRIES:
                 break
             # a message left as it is shows again once its current visibility lapses,
-            # which can be long before the retry's delay: try again, briefly
+            # which can be long before the retry's delay: try again, briefly, in wall time
+            # (the time SQS's visibility timeout runs in, whatever the app's clock)
             await anyio.sleep(0.1 * 2**tries * (0.5 + random.random()))
         self._done(len(defers))
 

@@ -2,16 +2,16 @@
 
 S3 notifications, SNS subscriptions and EventBridge rules all deliver to SQS; this source
 long-polls the queue in batches, decodes each body into the payload Lambda would have
-given the function (see ``_shapes.decode_body``), and submits it to the app with a settle
-callback. The message stays invisible (its visibility extended by a heartbeat) while the
-event runs and waits for retries; it is deleted (batched) once the event succeeded or
-was dead-lettered, and made visible again (batched) if the app stops first.
+given the function (``_shapes.decode_body``; what a body is, ``eventflow.events`` decides),
+and submits it to the app with a settle callback. The message stays invisible (its
+visibility extended by a heartbeat) while the event runs and waits for retries; it is
+deleted (batched) once the event succeeded or was dead-lettered, and made visible again
+(batched) if the app stops first.
 """
 
 from __future__ import annotations
 
 import functools
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -23,10 +23,11 @@ from anyio.abc import TaskStatus
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .._errors import AppClosed, ConfigurationError, InvalidPayload
+from ..events._bodies import BodyKind
 from ..sources import Outcome
 from ._routes import router_for, submit_routed
-from ._shapes import BodyKind, decode_body
-from ._sqs_leases import LeasedQueue
+from ._shapes import decode_body
+from ._sqs_leases import LeasedQueue, receive_backoff
 
 if TYPE_CHECKING:
     from .._contracts import AppHost
@@ -218,7 +219,7 @@ class SQSSource(LeasedQueue[_Held]):
     # -- receiving ------------------------------------------------------------------
 
     async def _poll(self, app: AppHost, extra: bool) -> None:
-        backoff = 1.0
+        backoff = receive_backoff(app.clock)
         while True:
             if extra:
                 await self._backlog.wait()
@@ -229,7 +230,7 @@ class SQSSource(LeasedQueue[_Held]):
             room = min(self._batch_size, self._max_in_flight - len(self._held))
             try:
                 self._api_calls += 1
-                response = await self._client.receive_message(
+                response = await self._receive_client.receive_message(
                     QueueUrl=self.queue_url,
                     MaxNumberOfMessages=room,
                     WaitTimeSeconds=self._wait,
@@ -240,12 +241,11 @@ class SQSSource(LeasedQueue[_Held]):
                     "sqs.receive_failed",
                     queue_url=self.queue_url,
                     error=f"{type(exc).__name__}: {exc}",
-                    retry_in_s=backoff,
+                    retry_in_s=backoff.ceiling,
                 )
-                await anyio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, 20.0)
+                await backoff.wait()
                 continue
-            backoff = 1.0
+            backoff.reset()
             messages = response.get("Messages", [])
             now = anyio.current_time()
             if len(messages) < room:
