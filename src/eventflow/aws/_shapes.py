@@ -11,10 +11,8 @@ import json
 from typing import Any
 
 from ..events._bodies import BodyKind, classify
-from ..events._sns import sns_lambda_event
 
-# sns_lambda_event is defined in eventflow.events; the SNS endpoint imports it from here
-__all__ = ("decode_body", "parse_json", "sns_lambda_event")
+__all__ = ("decode_body", "parse_json")
 
 
 def _refuse_constant(name: str) -> Any:

@@ -133,9 +133,9 @@ from .._errors import (
 )
 from .._handler import Handler
 from .._payload import check_payload
+from ..events._sns import sns_lambda_event as lambda_event
 from ._errors import AWSError
 from ._routes import router_for, sns_routes
-from ._shapes import sns_lambda_event as lambda_event
 from ._sns_signature import (
     SignatureError,
     check_before_fetch,
