@@ -71,6 +71,7 @@ class WorkerPool:
         # the hot path reads everything through locals
         queue = self._queue
         get_nowait = queue.get_nowait
+        fresh_lane, retry_lane, putters = queue.lanes()
         run = self.run
         now = self._now
         wall = self._wall
@@ -94,7 +95,11 @@ class WorkerPool:
         h_get, a_get = h_var.get, a_var.get
         while True:
             last, fresh = fresh, 0.0
-            ev = get_nowait()
+            ev: Event | None
+            if fresh_lane and not retry_lane and not putters:
+                ev = fresh_lane.popleft()  # get_nowait's own step when no retry is due
+            else:
+                ev = get_nowait()
             if ev is None:
                 last = 0.0
                 ev = await queue.get()
