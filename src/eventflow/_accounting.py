@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 __all__ = ("Accounting",)
 
+# finish() compares with globals: an enum member read off its class is an unspecialised
+# attribute lookup on every call
+_SUCCEEDED = Outcome.SUCCEEDED
+_FAILED = Outcome.FAILED
+
 
 class Accounting:
     """Counters of one app (see :class:`eventflow.Stats` for each), and idle waiting.
@@ -73,9 +78,9 @@ class Accounting:
     def finish(self, outcome: Outcome) -> None:
         """An event in flight reached its terminal ``outcome``: the one place it leaves."""
         self.in_flight -= 1
-        if outcome is Outcome.SUCCEEDED:
+        if outcome is _SUCCEEDED:
             self.succeeded += 1
-        elif outcome is Outcome.FAILED:
+        elif outcome is _FAILED:
             self.failed += 1
         else:  # RELEASED or UNDELIVERED
             self.undelivered += 1

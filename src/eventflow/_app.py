@@ -82,6 +82,11 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
+# invoke() checks the state against a global: an enum member read off its class is an
+# unspecialised attribute lookup on every call
+_RUNNING = _State.RUNNING
+
+
 class App:
     """An event-processing app: handlers, a bounded event queue, workers and retries.
 
@@ -487,7 +492,7 @@ class App:
                 "invoke_nowait() cannot wait for a RequestResponse result; "
                 "use 'await app.invoke(..., invocation_type=\"RequestResponse\")'."
             )
-        if self._state is not _State.RUNNING:
+        if self._state is not _RUNNING:
             raise self._closed_error()
         if self._shared is not None:
             raise ConfigurationError(
@@ -545,7 +550,7 @@ class App:
             AppClosed: the app has not started or is shutting down.
         """
         if invocation_type == "Event":
-            if self._state is not _State.RUNNING:
+            if self._state is not _RUNNING:
                 raise self._closed_error()
             ev = self._handler_set.new_event(handler, payload, self._now())
             if self._hooks is not None:

@@ -18,7 +18,7 @@ from ._errors import ConfigurationError, UnknownHandler
 from ._event import Event
 from ._handler import Handler
 from ._ids import new_request_id
-from ._payload import SAFE_INT, check_payload
+from ._payload import SAFE_INT, SAFE_INT_MIN, check_payload
 from ._runtime import HandlerRuntime
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ class HandlerSet:
                         if v.isascii():
                             continue
                     elif t is int:
-                        if -SAFE_INT < v < SAFE_INT:
+                        if SAFE_INT_MIN < v < SAFE_INT:
                             continue
                     elif t is bool or v is None:
                         continue

@@ -29,6 +29,7 @@ from ._errors import InvalidPayload
 __all__ = (
     "MAX_DEPTH",
     "SAFE_INT",
+    "SAFE_INT_MIN",
     "check_payload",
     "json_error",
     "payload_problem",
@@ -43,6 +44,8 @@ _EXACT = _SCALARS | {dict, list, tuple}
 MAX_DEPTH = 500
 # |n| below this has fewer digits than the lowest int/str limit Python allows (640)
 SAFE_INT = 10**639
+# its negation, made once: -SAFE_INT in a check allocates a 2,100-bit int on every call
+SAFE_INT_MIN = -SAFE_INT
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -104,7 +107,7 @@ def _walk(value: Any, depth: int) -> None:
         if not value.isascii():
             _text_problem(value, "a string")
     elif t is int:
-        if not -SAFE_INT < value < SAFE_INT:
+        if not SAFE_INT_MIN < value < SAFE_INT:
             _int_problem(value)
     elif t is dict:
         if depth >= MAX_DEPTH:
@@ -118,7 +121,7 @@ def _walk(value: Any, depth: int) -> None:
                     if v.isascii():
                         continue
                 elif tv is int:
-                    if -SAFE_INT < v < SAFE_INT:
+                    if SAFE_INT_MIN < v < SAFE_INT:
                         continue
                 elif tv is bool or v is None:
                     continue
@@ -165,7 +168,7 @@ def _key_problem(key: Any) -> None:
         if key - key != 0.0:
             raise _Problem(f"a key is {key!r}, which JSON cannot represent")
     elif isinstance(key, int):  # bool included
-        if not -SAFE_INT < key < SAFE_INT:
+        if not SAFE_INT_MIN < key < SAFE_INT:
             _int_problem(key)
     elif key is not None:
         raise _Problem(

@@ -130,6 +130,16 @@ class EventQueue:
             return event
         return None
 
+    def lanes(self) -> tuple[deque[Event], deque[Event], deque[asyncio.Future[None]]]:
+        """The fresh lane, the retry lane and the waiting producers, for a worker loop.
+
+        While the retry lane and the producers are empty, ``fresh.popleft()`` is exactly
+        what :meth:`get_nowait` does, without the call; the worker loop
+        (``WorkerPool.work``) takes so on its hot path, and calls ``get_nowait``
+        otherwise. Nothing else may change them.
+        """
+        return self._fresh, self._retries, self._putters
+
     async def get(self) -> Event:
         while True:
             event = self.get_nowait()

@@ -71,6 +71,7 @@ class WorkerPool:
         # the hot path reads everything through locals
         queue = self._queue
         get_nowait = queue.get_nowait
+        fresh_lane, retry_lane, putters = queue.lanes()
         run = self.run
         now = self._now
         wall = self._wall
@@ -91,9 +92,14 @@ class WorkerPool:
         idem_runs = self._idem
         after_inline = self._after_inline
         rid_var, h_var, a_var = request_id_var, handler_var, attempt_var
+        h_get, a_get = h_var.get, a_var.get
         while True:
             last, fresh = fresh, 0.0
-            ev = get_nowait()
+            ev: Event | None
+            if fresh_lane and not retry_lane and not putters:
+                ev = fresh_lane.popleft()  # get_nowait's own step when no retry is due
+            else:
+                ev = get_nowait()
             if ev is None:
                 last = 0.0
                 ev = await queue.get()
@@ -126,10 +132,12 @@ class WorkerPool:
                 if log_attempts:
                     self._log.info("attempt.started", **log_context(ev))
                 # not reset after: this task runs nothing else between attempts, and the
-                # next attempt overwrites them
+                # next attempt overwrites them; a read is cheaper than a set that changes nothing
                 rid_var.set(ev.request_id)
-                h_var.set(rt.name)
-                a_var.set(ev.attempts)
+                if h_get(None) is not rt.name:
+                    h_var.set(rt.name)
+                if a_get(None) != ev.attempts:
+                    a_var.set(ev.attempts)
                 try:
                     # a private copy of the event, as Lambda deserialises one per attempt
                     value = await rt.fn(
