@@ -23,7 +23,6 @@ path (under the prefix)                  answer
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -32,7 +31,7 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
@@ -49,7 +48,7 @@ from ._asgi import Send as _Send
 from ._contracts import Outcome
 from ._errors import ConfigurationError
 from ._middleware import EventInfo, Middleware
-from ._records import function_error, timeout_error, wall_time_iso
+from ._records import wall_time_iso
 
 if TYPE_CHECKING:
     from ._app import App
@@ -240,8 +239,6 @@ class Dashboard(Middleware):
         self._watched: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._max_watched = max_watched
         self._unwatched = 0
-        # attempts whose handler saw a cancellation: a timeout once a retry or failure follows
-        self._cancelled: OrderedDict[str, tuple[str, int, float]] = OrderedDict()
         self._started = time.time()
         self._page = resources.files("eventflow").joinpath("dashboard.html").read_bytes()
         self._csp = _content_security_policy(self._page)
@@ -269,23 +266,12 @@ class Dashboard(Middleware):
 
     def _attempt_ended(self, info: EventInfo, exc: BaseException | None) -> None:
         self._of(info.handler).running -= 1
-        if exc is None:
-            return
-        if isinstance(exc, asyncio.CancelledError):
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                # a timeout or a shutdown: what follows (a retry or a failure) tells which
-                self._remember(self._cancelled, info.request_id, 1_000)
-                self._cancelled[info.request_id] = (info.handler, info.attempt, time.time())
-                return
-        elif not isinstance(exc, Exception | SystemExit):
-            return  # KeyboardInterrupt and the like stop the process: not an attempt's outcome
-        # what is left is an attempt's outcome, so the engine's classifier does not raise
-        error = function_error(exc, info.request_id)
-        self._failed_attempt(info.handler, info.request_id, info.attempt, error, time.time())
+
+    def attempt_failed(self, event: EventInfo, error: Mapping[str, Any]) -> None:
+        # the engine's own error object: function errors, timeouts, results JSON cannot carry
+        self._failed_attempt(event.handler, event.request_id, event.attempt, error, time.time())
 
     def retry_scheduled(self, event: EventInfo, delay: float) -> None:
-        self._timed_out(event.request_id)
         self._watched.pop(event.request_id, None)
         if len(self._watched) >= self._max_watched:
             self._watched.popitem(last=False)  # the oldest: on a shared queue, likely run elsewhere
@@ -297,15 +283,12 @@ class Dashboard(Middleware):
         self._watched.pop(event.request_id, None)
         if outcome is Outcome.SUCCEEDED:
             counters.succeeded += 1
-            self._cancelled.pop(event.request_id, None)
         elif outcome is Outcome.FAILED:
             counters.failed += 1
-            self._timed_out(event.request_id)
             if self._dead_letter_of(event.handler):
                 counters.dead_lettered += 1
         else:
             counters.undelivered += 1
-            self._cancelled.pop(event.request_id, None)
 
     def _dead_letter_of(self, handler: str) -> bool:
         try:
@@ -313,17 +296,8 @@ class Dashboard(Middleware):
         except LookupError:
             return False
 
-    def _timed_out(self, request_id: str) -> None:
-        """An attempt cancelled while it ran, followed by a retry or a failure, timed out."""
-        cancelled = self._cancelled.pop(request_id, None)
-        if cancelled is None:
-            return
-        handler, attempt, when = cancelled
-        timeout = self.app.handler_config(handler).timeout or 0.0
-        self._failed_attempt(handler, request_id, attempt, timeout_error(request_id, timeout), when)
-
     def _failed_attempt(
-        self, handler: str, request_id: str, attempt: int, error: dict[str, Any], when: float
+        self, handler: str, request_id: str, attempt: int, error: Mapping[str, Any], when: float
     ) -> None:
         self._of(handler).errors += 1
         trace = [_text(line) for line in error.get("stackTrace", ())[-_MAX_TRACE_LINES:]]
@@ -340,11 +314,6 @@ class Dashboard(Middleware):
             }
         )
         self._failures_recorded += 1
-
-    @staticmethod
-    def _remember(table: OrderedDict[str, Any], key: str, bound: int) -> None:
-        if key not in table and len(table) >= bound:
-            table.popitem(last=False)
 
     # -- the data ------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from .._errors import ConfigurationError
 from ..sinks import Message, SinkRejected
 from ._batcher import Fault, positional_faults
 from ._errors import check_resource
-from ._sink_base import BatchSink, region_of_arn, utf8_len
+from ._sink_base import BatchSink, utf8_len
 
 __all__ = ("KinesisSink",)
 
@@ -104,7 +104,7 @@ class KinesisSink(BatchSink):
         super().__init__(
             target=stream_name,
             endpoint_url=endpoint_url,
-            region_name=region_name or (region_of_arn(stream_name) if is_arn else None),
+            region_name=region_name,
             session=session,
             check=check,
             linger=linger,

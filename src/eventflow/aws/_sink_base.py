@@ -106,6 +106,9 @@ class BatchSink:
         check_batching_options(linger, buffer_size)
         self._target = target
         self._endpoint_url = endpoint_url
+        # an ARN names its region: the one rule for every sink whose target may be an ARN
+        if region_name is None and target.startswith("arn:"):
+            region_name = region_of_arn(target)
         self._region_name = region_name
         self._session = session
         self._check = check

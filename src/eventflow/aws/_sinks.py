@@ -28,7 +28,7 @@ from ..sinks import Message, SinkRejected
 from ._batcher import Fault, id_faults, positional_faults
 from ._clients import resolve_region, shared_client
 from ._errors import check_resource
-from ._sink_base import BatchSink, SinkStatistics, region_of_arn, region_of_queue_url, utf8_len
+from ._sink_base import BatchSink, SinkStatistics, region_of_queue_url, utf8_len
 
 __all__ = ("EventBridgeSink", "SNSSink", "SQSSink", "SinkStatistics")
 
@@ -274,7 +274,7 @@ class SNSSink(_AttributeSink):
         super().__init__(
             target=topic_arn,
             endpoint_url=endpoint_url,
-            region_name=region_name or region_of_arn(topic_arn),
+            region_name=region_name,
             session=session,
             check=check,
             linger=linger,
@@ -372,7 +372,7 @@ class EventBridgeSink(BatchSink):
         super().__init__(
             target=event_bus_name,
             endpoint_url=endpoint_url,
-            region_name=region_name or (region_of_arn(event_bus_name) if is_arn else None),
+            region_name=region_name,
             session=session,
             check=check,
             linger=linger,
