@@ -85,6 +85,7 @@ class _State(enum.Enum):
 # invoke() checks the state against a global: an enum member read off its class is an
 # unspecialised attribute lookup on every call
 _RUNNING = _State.RUNNING
+_new_object = object.__new__
 
 
 class App:
@@ -553,22 +554,27 @@ class App:
             if self._state is not _RUNNING:
                 raise self._closed_error()
             ev = self._handler_set.new_event(handler, payload, self._now())
-            if self._hooks is not None:
-                ev.trace_context = self._hooks.inject(ev)  # in the invoker's context
+            hooks = self._hooks
+            if hooks is not None:
+                ev.trace_context = hooks.inject(ev)  # in the invoker's context
             if self._shared is not None:
                 return await self._put_shared(ev)
             try:
                 self._queue.put_nowait(ev)
             except QueueFull:
                 return await self._enqueue(ev)
-            self._acct.received += 1
-            if self._hooks is not None:
-                self._hooks.accepted(ev)
-            if not self._acct.received & _YIELD_EVERY_MASK:
+            acct = self._acct
+            acct.received += 1
+            if hooks is not None:
+                hooks.accepted(ev)
+            if not acct.received & _YIELD_EVERY_MASK:
                 # a producer that never blocks would keep workers from starting until its
                 # burst ends; give them the loop now and then
                 await asyncio.sleep(0)
-            return Accepted(ev.request_id)
+            # Accepted(request_id) without its __init__ call, a tenth of invoke's cost
+            accepted = _new_object(Accepted)
+            accepted.request_id = ev.request_id
+            return accepted
         if invocation_type == "RequestResponse":
             return await self._request_response(handler, payload, client_context)
         if invocation_type == "DryRun":

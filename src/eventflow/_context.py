@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._event import Event
 
-__all__ = ("Client", "ClientContext", "Context")
+__all__ = ("Client", "ClientContext", "Context", "new_context")
 
 # Lambda's longest allowed timeout; what a handler without a timeout is told it has left.
 NO_TIMEOUT_REMAINING_MS = 900_000
@@ -123,3 +123,17 @@ class Context:
             f"<Context request_id={self.aws_request_id!r} function_name={self.function_name!r} "
             f"attempt={self.attempt}>"
         )
+
+
+_object_new = object.__new__
+
+
+def new_context(event: Event, deadline: float | None, log: Any = None) -> Context:
+    """``Context(event, deadline, log)``, made without a Python ``__init__`` call (whose
+    call through ``type.__call__`` costs as much as the rest of it; the worker's hot path)."""
+    ctx: Context = _object_new(Context)
+    ctx._event = event
+    ctx._attempt = event.attempts
+    ctx._deadline = deadline
+    ctx._log = log
+    return ctx

@@ -17,7 +17,7 @@ from ._attempts import FLAT_TYPES
 from ._errors import ConfigurationError, UnknownHandler
 from ._event import Event
 from ._handler import Handler
-from ._ids import new_request_id
+from ._ids import REQUEST_IDS, new_request_id
 from ._payload import SAFE_INT, SAFE_INT_MIN, check_payload
 from ._runtime import HandlerRuntime
 
@@ -122,7 +122,9 @@ class HandlerSet:
                         if v.isascii():
                             continue
                     elif t is int:
-                        if SAFE_INT_MIN < v < SAFE_INT:
+                        # ints of one 30-bit digit first (literals: no negation per call):
+                        # their comparisons are specialised, the limit's (2,100 bits) are not
+                        if -1073741823 <= v <= 1073741823 or SAFE_INT_MIN < v < SAFE_INT:
                             continue
                     elif t is bool or v is None:
                         continue
@@ -133,7 +135,7 @@ class HandlerSet:
                 flat = True
         elif not ((type(payload) is str and payload.isascii()) or payload is None):
             check_payload(payload, f"The payload for {rt.name!r}")
-        return Event(new_request_id(), rt, payload, now, flat)
+        return Event(next(REQUEST_IDS), rt, payload, now, flat)
 
     def queued_event(self, queued: QueuedEvent, now: float, wall: float) -> Event:
         """The event a shared queue hands over, at clock time ``now`` and wall time ``wall``.

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._attempts import FLAT_TYPES, Failed, Succeeded
-from ._context import Context
+from ._context import new_context
 from ._contracts import ClaimStatus, Outcome
 from ._idempotent_runs import Deduplicated, WaitForKey
 from ._logging import attempt_var, handler_var, log_context, request_id_var
@@ -83,7 +83,6 @@ class WorkerPool:
         # middleware wraps every handler call: the general path has the seams for it
         inline = self._hooks is None
         acct = self._acct
-        finish = acct.finish
         succeeded = Outcome.SUCCEEDED
         log_attempts = self._log_attempts
         outcomes = self._outcomes
@@ -141,14 +140,14 @@ class WorkerPool:
                 try:
                     # a private copy of the event, as Lambda deserialises one per attempt
                     value = await rt.fn(
-                        payload.copy() if ev.flat else private_copy(payload), Context(ev, None)
+                        payload.copy() if ev.flat else private_copy(payload), new_context(ev, None)
                     )
                 except BaseException as exc:
                     if idem is not None:
                         idem_runs.release_nowait(ev, key, token)
                     await after_inline(ev, None, exc)
                     continue
-                if type(value) not in flat:
+                if value is not None and type(value) not in flat:
                     failed = check_result(ev, value)
                     if failed is not None:
                         if idem is not None:
@@ -161,10 +160,14 @@ class WorkerPool:
                         await after_inline(ev, done)
                         continue
                     fresh = done
-                # Outcomes.succeeded, in place (the inline path runs without middleware)
+                # Outcomes.succeeded and Accounting.finish(SUCCEEDED), in place (the inline
+                # path runs without middleware)
                 if log_attempts:
                     outcomes.log_success(ev)
-                finish(succeeded)
+                acct.in_flight -= 1
+                acct.succeeded += 1
+                if acct.waiters:
+                    acct.wake_idle()
                 if ev.settle is not None:
                     settle(ev, succeeded)
                 continue
