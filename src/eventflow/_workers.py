@@ -91,7 +91,8 @@ class WorkerPool:
         idem_runs = self._idem
         after_inline = self._after_inline
         rid_var, h_var, a_var = request_id_var, handler_var, attempt_var
-        h_get, a_get = h_var.get, a_var.get
+        h_get = h_var.get
+        bound_attempt = 0  # the attempt number this worker last bound in the log context
         while True:
             last, fresh = fresh, 0.0
             ev: Event | None
@@ -131,12 +132,14 @@ class WorkerPool:
                 if log_attempts:
                     self._log.info("attempt.started", **log_context(ev))
                 # not reset after: this task runs nothing else between attempts, and the
-                # next attempt overwrites them; a read is cheaper than a set that changes nothing
+                # next attempt overwrites them. Handler and attempt change rarely: set them
+                # when they differ from this worker's last, or when a handler cleared (or
+                # rebound) the handler key, as structlog's clear_contextvars() does
                 rid_var.set(ev.request_id)
-                if h_get(None) is not rt.name:
+                if ev.attempts != bound_attempt or h_get(None) is not rt.name:
                     h_var.set(rt.name)
-                if a_get(None) != ev.attempts:
-                    a_var.set(ev.attempts)
+                    bound_attempt = ev.attempts
+                    a_var.set(bound_attempt)
                 try:
                     # a private copy of the event, as Lambda deserialises one per attempt
                     value = await rt.fn(

@@ -163,3 +163,38 @@ def test_library_never_configures_structlog(capsys: pytest.CaptureFixture[str]) 
     assert not structlog.is_configured()
     # structlog's own defaults printed the entries
     assert request_id in capsys.readouterr().out
+
+
+async def test_the_context_survives_a_handler_that_clears_or_rebinds_it() -> None:
+    # one worker runs every event inline: what a handler does to the log context must
+    # not leak into the next event's lines, and a retry's lines say attempt 2
+    structlog.reset_defaults()
+    clock = VirtualClock()
+
+    async def coro(event: dict[str, int], context: eventflow.Context) -> None:
+        structlog.get_logger("mine").warning("handler.own_line", n=event["n"])
+        if event["n"] == 0:
+            structlog.contextvars.clear_contextvars()
+        elif event["n"] == 1:
+            structlog.contextvars.bind_contextvars(handler="not-h")
+        elif event["n"] == 2 and context.attempt == 1:
+            raise ValueError("the first attempt fails")
+
+    h = eventflow.handler(coro, name="h", retry_delays=(1.0,))
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        async with eventflow.App(clock=clock, handlers=[h], concurrency=1) as app:
+            ids = [(await app.invoke(h, {"n": n})).request_id for n in range(4)]
+            async with clock.autojump():
+                await app.drain()
+    own = [
+        (e["n"], e["request_id"], e["handler"], e["attempt"])
+        for e in logs
+        if e["event"] == "handler.own_line"
+    ]
+    assert sorted(own) == [
+        (0, ids[0], "h", 1),
+        (1, ids[1], "h", 1),
+        (2, ids[2], "h", 1),
+        (2, ids[2], "h", 2),
+        (3, ids[3], "h", 1),
+    ]
