@@ -106,10 +106,9 @@ class HandlerSet:
         """
         try:
             # names and Handler objects are both keys of the index: one lookup either way
-            rt = self._index.get(handler)
-        except TypeError:  # unhashable: certainly not a handler
-            rt = None
-        if rt is None:
+            # (a subscript, specialised, where .get() would be a method call)
+            rt = self._index[handler]
+        except (KeyError, TypeError):  # unknown, or unhashable: lookup() says which
             rt = self.lookup(handler)
         flat = False
         if type(payload) is dict:

@@ -105,91 +105,103 @@ class WorkerPool:
                 ev = await queue.get()
             rt = ev.rt
             cfg = ev.cfg
-            if inline and rt.simple and cfg.inline and now() - ev.enqueued_at <= cfg.max_event_age:
-                # The hot path, inline (no coroutine per event): an async, uncapped handler
-                # with no timeout, no on-success record and at most a non-blocking
-                # idempotency store. Anything but a plain success goes to after_inline.
-                acct.in_flight += 1
-                payload = ev.payload
-                idem = cfg.idempotency
-                if idem is not None:
-                    # the store's documented non-blocking claim: no await, no coroutine
-                    try:
-                        key = idem.key_for(payload)
-                        at = last or wall()
-                        status, token = idem.nowait_store.claim_nowait(
-                            key, payload, at, at + idem.lease_seconds, idem.validate_payload
-                        )
-                    except Exception as claim_error:
-                        await after_inline(ev, idem_runs.failed_before_attempt(ev, claim_error))
-                        continue
-                    if status is not claimed:
-                        await after_inline(ev, idem_runs.not_claimed(ev, key, status, token, at))
-                        continue
-                # AttemptRunner.run's steps, in place: count, log, bind the log context
-                ev.attempts += 1
-                acct.attempts += 1
-                if log_attempts:
-                    self._log.info("attempt.started", **log_context(ev))
-                # not reset after: this task runs nothing else between attempts, and the
-                # next attempt overwrites them. Handler and attempt change rarely: set them
-                # when they differ from this worker's last, or when a handler cleared (or
-                # rebound) the handler key, as structlog's clear_contextvars() does
-                rid_var.set(ev.request_id)
-                if ev.attempts != bound_attempt or h_get(None) is not rt.name:
-                    h_var.set(rt.name)
-                    bound_attempt = ev.attempts
-                    a_var.set(bound_attempt)
+            # the general path first, so that these tests jump a short way: a long jump
+            # would keep the interpreter from specialising the age comparison
+            if not (
+                inline and rt.simple and cfg.inline and now() - ev.enqueued_at <= cfg.max_event_age
+            ):
+                if rt.limit is None:
+                    await run(ev)
+                else:
+                    await self._run_capped(ev)
+                continue
+            # The hot path, inline (no coroutine per event): an async, uncapped handler
+            # with no timeout, no on-success record and at most a non-blocking
+            # idempotency store. Anything but a plain success goes to after_inline.
+            acct.in_flight += 1
+            payload = ev.payload
+            idem = cfg.idempotency
+            if idem is not None:
+                # the store's documented non-blocking claim: no await, no coroutine
                 try:
-                    # a private copy of the event, as Lambda deserialises one per attempt
-                    value = await rt.fn(
-                        payload.copy() if ev.flat else private_copy(payload), new_context(ev, None)
+                    key = idem.key_for(payload)
+                    at = last or wall()
+                    status, token = idem.nowait_store.claim_nowait(
+                        key, payload, at, at + idem.lease_seconds, idem.validate_payload
                     )
-                except BaseException as exc:
+                except Exception as claim_error:
+                    await after_inline(ev, idem_runs.failed_before_attempt(ev, claim_error))
+                    continue
+                if status is not claimed:
+                    await after_inline(ev, idem_runs.not_claimed(ev, key, status, token, at))
+                    continue
+            # AttemptRunner.run's steps, in place: count, log, bind the log context
+            ev.attempts += 1
+            acct.attempts += 1
+            if log_attempts:
+                self._log.info("attempt.started", **log_context(ev))
+            # not reset after: this task runs nothing else between attempts, and the
+            # next attempt overwrites them. Handler and attempt change rarely: set them
+            # when they differ from this worker's last, or when a handler cleared (or
+            # rebound) the handler key, as structlog's clear_contextvars() does
+            rid_var.set(ev.request_id)
+            if ev.attempts != bound_attempt or h_get(None) is not rt.name:
+                h_var.set(rt.name)
+                bound_attempt = ev.attempts
+                a_var.set(bound_attempt)
+            try:
+                # a private copy of the event, as Lambda deserialises one per attempt
+                fn = rt.fn  # an attribute, not a method: a method call would not specialise
+                value = await fn(
+                    payload.copy() if ev.flat else private_copy(payload), new_context(ev, None)
+                )
+            except BaseException as exc:
+                if idem is not None:
+                    idem_runs.release_nowait(ev, key, token)
+                await after_inline(ev, None, exc)
+                continue
+            if value is not None and type(value) not in flat:
+                failed = check_result(ev, value)
+                if failed is not None:
                     if idem is not None:
                         idem_runs.release_nowait(ev, key, token)
-                    await after_inline(ev, None, exc)
+                    await after_inline(ev, failed)
                     continue
-                if value is not None and type(value) not in flat:
-                    failed = check_result(ev, value)
-                    if failed is not None:
-                        if idem is not None:
-                            idem_runs.release_nowait(ev, key, token)
-                        await after_inline(ev, failed)
-                        continue
-                if idem is not None:
-                    done = idem_runs.complete_nowait(ev, key, token, value)
-                    if type(done) is Failed:
-                        await after_inline(ev, done)
-                        continue
-                    fresh = done
-                # Outcomes.succeeded and Accounting.finish(SUCCEEDED), in place (the inline
-                # path runs without middleware)
-                if log_attempts:
-                    outcomes.log_success(ev)
-                acct.in_flight -= 1
-                acct.succeeded += 1
-                if acct.waiters:
-                    acct.wake_idle()
-                if ev.settle is not None:
-                    settle(ev, succeeded)
-                continue
-            limit = rt.limit
-            if limit is None:
-                await run(ev)
-                continue
-            if rt.running >= limit:
-                rt.parked.append(ev)
-                queue.park()
-                continue
-            await run(ev)
-            # this worker is free and the handler has room: take its oldest parked event
-            while rt.parked and rt.running < limit and not rt.slot_waiters:
-                ev = rt.parked.popleft()
-                queue.unpark()
-                await run(ev)
-            if rt.slot_waiters and rt.running < limit:
-                self.release_parked(rt)
+            if idem is not None:
+                done = idem_runs.complete_nowait(ev, key, token, value)
+                if type(done) is Failed:
+                    await after_inline(ev, done)
+                    continue
+                fresh = done
+            # Outcomes.succeeded and Accounting.finish(SUCCEEDED), in place (the inline
+            # path runs without middleware)
+            if log_attempts:
+                outcomes.log_success(ev)
+            acct.in_flight -= 1
+            acct.succeeded += 1
+            if acct.waiters:
+                acct.wake_idle()
+            if ev.settle is not None:
+                settle(ev, succeeded)
+
+    async def _run_capped(self, ev: Event) -> None:
+        """An event of a handler with a cap: park it at the cap, else run it and then the
+        handler's oldest parked events while it has room."""
+        rt = ev.rt
+        limit = rt.limit
+        assert limit is not None
+        if rt.running >= limit:
+            rt.parked.append(ev)
+            self._queue.park()
+            return
+        await self.run(ev)
+        # this worker is free and the handler has room: take its oldest parked event
+        while rt.parked and rt.running < limit and not rt.slot_waiters:
+            ev = rt.parked.popleft()
+            self._queue.unpark()
+            await self.run(ev)
+        if rt.slot_waiters and rt.running < limit:
+            self.release_parked(rt)
 
     async def _after_inline(
         self,
