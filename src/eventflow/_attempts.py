@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, final
 
-from ._context import Context
+from ._context import Context, new_context
 from ._logging import attempt_var, handler_var, log_context, request_id_var
 from ._records import function_error, marshal_error, timeout_error
 
@@ -127,7 +127,7 @@ class AttemptRunner:
         timeout = ev.cfg.timeout
         if timeout is None:
             try:
-                value = await self._call(ev, rt, Context(ev, None, log))
+                value = await self._call(ev, rt, new_context(ev, None, log))
             except BaseException as exc:
                 return self.classify(ev, exc)
         else:
@@ -147,7 +147,7 @@ class AttemptRunner:
         task = asyncio.current_task()
         assert task is not None
         deadline = self._now() + timeout
-        ctx = Context(ev, deadline, log)
+        ctx = new_context(ev, deadline, log)
         timed_out = False
 
         def expire() -> None:

@@ -70,15 +70,13 @@ class Context:
     """
 
     __slots__ = ("_attempt", "_deadline", "_event", "_log")
+    _event: Event
+    _attempt: int
+    _deadline: float | None
+    _log: Any
 
     function_version = "$LATEST"
     identity = None
-
-    def __init__(self, event: Event, deadline: float | None, log: Any = None) -> None:
-        self._event = event
-        self._attempt = event.attempts  # a snapshot: the event moves on to later attempts
-        self._deadline = deadline
-        self._log = log
 
     @property
     def aws_request_id(self) -> str:
@@ -129,11 +127,16 @@ _object_new = object.__new__
 
 
 def new_context(event: Event, deadline: float | None, log: Any = None) -> Context:
-    """``Context(event, deadline, log)``, made without a Python ``__init__`` call (whose
-    call through ``type.__call__`` costs as much as the rest of it; the worker's hot path)."""
+    """The context of ``event``'s attempt under way, which times out at clock time
+    ``deadline`` (``None``: never), with ``log`` bound already if the caller has it.
+
+    The one way to make a :class:`Context` (it has no ``__init__``): a function call costs
+    about half of a class call, whose ``__init__`` runs in a nested interpreter loop, and
+    the worker makes one per attempt.
+    """
     ctx: Context = _object_new(Context)
     ctx._event = event
-    ctx._attempt = event.attempts
+    ctx._attempt = event.attempts  # a snapshot: the event moves on to later attempts
     ctx._deadline = deadline
     ctx._log = log
     return ctx

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import _registry
 from ._attempts import FLAT_TYPES
 from ._errors import ConfigurationError, UnknownHandler
-from ._event import Event
+from ._event import Event, make_event
 from ._handler import Handler
 from ._ids import REQUEST_IDS, new_request_id
 from ._payload import SAFE_INT, SAFE_INT_MIN, check_payload
@@ -110,7 +110,6 @@ class HandlerSet:
             rt = self._index[handler]
         except (KeyError, TypeError):  # unknown, or unhashable: lookup() says which
             rt = self.lookup(handler)
-        flat = False
         if type(payload) is dict:
             # flat objects of ASCII strings, ints, bools and nulls are the common case:
             # checked here without a call; anything else by check_payload. Keys, then a
@@ -134,9 +133,11 @@ class HandlerSet:
                 break
             else:
                 flat = True
-        elif not ((type(payload) is str and payload.isascii()) or payload is None):
-            check_payload(payload, f"The payload for {rt.name!r}")
-        return Event(next(REQUEST_IDS), rt, payload, now, flat)
+        else:
+            flat = False
+            if not ((type(payload) is str and payload.isascii()) or payload is None):
+                check_payload(payload, f"The payload for {rt.name!r}")
+        return make_event(next(REQUEST_IDS), rt, payload, now, flat)
 
     def queued_event(self, queued: QueuedEvent, now: float, wall: float) -> Event:
         """The event a shared queue hands over, at clock time ``now`` and wall time ``wall``.
@@ -150,7 +151,7 @@ class HandlerSet:
         """
         rt = self.lookup(queued.handler)
         age = max(0.0, wall - queued.first_enqueued)
-        ev = Event(queued.request_id, rt, queued.payload, now - age)
+        ev = make_event(queued.request_id, rt, queued.payload, now - age)
         ev.attempts = queued.attempts
         ev.trace_context = queued.trace_context
         if queued.attempts > ev.cfg.max_retries:
@@ -174,7 +175,7 @@ class HandlerSet:
         """An event that cannot run (``App.reject``): ``reason`` is its error message."""
         rt = self.lookup(handler)
         # an age of infinity routes it to the failure path (WorkerPool.run, Outcomes.too_old)
-        ev = Event(request_id or new_request_id(), rt, payload, -math.inf)
+        ev = make_event(request_id or new_request_id(), rt, payload, -math.inf)
         ev.error = {
             "errorMessage": reason,
             "errorType": "InvalidEvent",

@@ -90,7 +90,8 @@ class EventQueue:
                 "await app.invoke() to wait for room, or raise App(queue_size=...)."
             )
         self._fresh.append(event)
-        if self._getters and not self._waking:
+        # a worker already woken takes this event too, or wakes the next: none to wake
+        if not self._waking and self._getters:
             self._wake_worker()
 
     async def wait_for_room(self) -> None:

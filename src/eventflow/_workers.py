@@ -136,7 +136,7 @@ class WorkerPool:
                     await after_inline(ev, idem_runs.not_claimed(ev, key, status, token, at))
                     continue
             # AttemptRunner.run's steps, in place: count, log, bind the log context
-            ev.attempts += 1
+            ev.attempts = attempt = ev.attempts + 1
             acct.attempts += 1
             if log_attempts:
                 self._log.info("attempt.started", **log_context(ev))
@@ -145,15 +145,16 @@ class WorkerPool:
             # when they differ from this worker's last, or when a handler cleared (or
             # rebound) the handler key, as structlog's clear_contextvars() does
             rid_var.set(ev.request_id)
-            if ev.attempts != bound_attempt or h_get(None) is not rt.name:
+            if attempt != bound_attempt or h_get(None) is not rt.name:
                 h_var.set(rt.name)
-                bound_attempt = ev.attempts
-                a_var.set(bound_attempt)
+                bound_attempt = attempt
+                a_var.set(attempt)
             try:
                 # a private copy of the event, as Lambda deserialises one per attempt
                 fn = rt.fn  # an attribute, not a method: a method call would not specialise
                 value = await fn(
-                    payload.copy() if ev.flat else private_copy(payload), new_context(ev, None)
+                    payload.copy() if ev.flat else private_copy(payload),
+                    new_context(ev, None, None),
                 )
             except BaseException as exc:
                 if idem is not None:

@@ -16,7 +16,7 @@ from eventflow._accounting import Accounting
 from eventflow._attempts import AttemptRunner, Failed, Succeeded
 from eventflow._contracts import Outcome
 from eventflow._delivery import Deliverer
-from eventflow._event import Event
+from eventflow._event import Event, make_event
 from eventflow._idempotent_runs import Deduplicated, IdempotentRuns, WaitForKey
 from eventflow._outcomes import Outcomes
 from eventflow._queue import EventQueue
@@ -43,7 +43,7 @@ class Parts:
     def event(self, handler: eventflow.Handler, payload: Any) -> Event:
         log = structlog.get_logger("test")
         rt = HandlerRuntime(handler, region="us-east-1", account_id="0", clock=self.clock, log=log)
-        return Event(f"rid-{id(payload)}", rt, payload, self.clock.now())
+        return make_event(f"rid-{id(payload)}", rt, payload, self.clock.now())
 
 
 async def _noop(event: Any, context: eventflow.Context) -> None:

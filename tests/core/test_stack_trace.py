@@ -16,7 +16,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import eventflow
-from eventflow._event import Event
+from eventflow._event import make_event
 from eventflow._records import function_error
 from eventflow.sinks import MemorySink
 from eventflow.testing import VirtualClock
@@ -149,7 +149,7 @@ def _deep_size(obj: object) -> int:
 def _kept_while_waiting(depth: int) -> int:
     """Bytes the event holds, besides what it held when accepted, once its retry waits."""
     rid = "0e9a1c3b-4f6d-4a8e-9b2c-5d7e8f901234"
-    ev = Event(rid, _Runtime(), {"order": 1}, 0.0)  # type: ignore[arg-type]
+    ev = make_event(rid, _Runtime(), {"order": 1}, 0.0)  # type: ignore[arg-type]
     accepted = {id(o) for o in gc.get_referents(ev)}
     ev.error = _error_of_depth(depth, rid)
     ev.wait_for_retry()
@@ -173,7 +173,7 @@ def test_what_a_waiting_retry_keeps_does_not_grow_with_the_stack() -> None:
 
 def test_a_waiting_retry_still_reads_as_the_error_object_without_its_trace() -> None:
     rid = "0e9a1c3b-4f6d-4a8e-9b2c-5d7e8f901234"
-    ev = Event(rid, _Runtime(), {}, 0.0)  # type: ignore[arg-type]
+    ev = make_event(rid, _Runtime(), {}, 0.0)  # type: ignore[arg-type]
     full = _error_of_depth(3, rid)
     ev.error = full
     assert ev.error is full
