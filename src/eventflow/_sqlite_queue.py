@@ -69,14 +69,14 @@ _SCHEMA = (
 )
 # the operations that come in runs, each run one executemany: (statement, parameters)
 _MANY = {
-    "put": (
-        "INSERT INTO eventflow_queue "
-        "(request_id, handler, payload, first_enqueued, attempts, trace_context) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        slice(1, 7),
-    ),
     "delete": ("DELETE FROM eventflow_queue WHERE id = ? AND lease = ?", slice(1, 3)),
 }
+_INSERT = (
+    "INSERT INTO eventflow_queue "
+    "(request_id, handler, payload, first_enqueued, attempts, trace_context) VALUES "
+)
+_PUT_VALUES = 6  # the values of one put: its operation after the kind
+_MAX_CHUNK = 512  # most rows in one INSERT (each distinct size is a cached statement)
 _COLUMNS = "id, request_id, handler, payload, first_enqueued, attempts, lease, trace_context"
 # one encoder for every payload (json.dumps with options builds one per call)
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -250,7 +250,7 @@ class SQLiteQueue:
         self._poll = float(poll_interval)
         self._db = GroupCommit(
             self.path,
-            setup=_setup,
+            setup=self._setup,
             apply=self._apply,
             synchronous=cast(Synchronous, level),
             # a put is a 202: synced; a claim, delete or retry time lost to a power cut
@@ -272,6 +272,8 @@ class SQLiteQueue:
         self._posted = anyio.Event()  # writes wait for the writer
         self._any_held = anyio.Event()
         self._counts = _Counts()
+        self._chunk = 1  # rows per INSERT at most: set when the file opens
+        self._inserts: dict[int, str] = {}  # a multi-row INSERT by its number of rows
         self._put = self._claimed = self._deleted = self._deferred = self._released = 0
         self._undecodable = self._undeliverable = self._write_errors = 0
 
@@ -606,12 +608,26 @@ class SQLiteQueue:
 
     # -- in the worker thread -------------------------------------------------------
 
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        _setup(conn)
+        # the largest power of two of rows whose values SQLite takes in one statement
+        rows = min(_MAX_CHUNK, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _PUT_VALUES)
+        self._chunk = 1 << (rows.bit_length() - 1)
+
     def _apply(self, conn: sqlite3.Connection, ops: Sequence[tuple[Any, ...]]) -> list[Any]:
         out: list[Any] = []
         counted = False
         i = 0
         while i < len(ops):
             kind = ops[i][0]
+            if kind == "put":
+                j = i
+                while j < len(ops) and ops[j][0] == "put":
+                    j += 1
+                self._insert(conn, ops, i, j)
+                out += [None] * (j - i)
+                i = j
+                continue
             if kind in _MANY:
                 # a run of puts or deletes: one executemany, in order with the rest
                 j = i
@@ -660,6 +676,23 @@ class SQLiteQueue:
         ):
             self._count_rows(conn, self._now_hint)
         return out
+
+    def _insert(
+        self, conn: sqlite3.Connection, ops: Sequence[tuple[Any, ...]], i: int, j: int
+    ) -> None:
+        """Insert the puts ``ops[i:j]`` with a few multi-row INSERTs: SQLite's step runs
+        once per statement, not once per row (each step lets go of the GIL and takes it
+        back, a wait while the event loop runs)."""
+        while i < j:
+            size = self._chunk
+            while size > j - i:
+                size >>= 1  # sizes are powers of two: a handful of cached statements
+            statement = self._inserts.get(size)
+            if statement is None:
+                statement = _INSERT + ",".join(["(?,?,?,?,?,?)"] * size)
+                self._inserts[size] = statement
+            conn.execute(statement, [v for op in ops[i : i + size] for v in op[1:]])
+            i += size
 
     def _count_rows(self, conn: sqlite3.Connection, now: float) -> None:
         depth, leased, scheduled = conn.execute(
