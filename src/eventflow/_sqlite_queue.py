@@ -77,6 +77,7 @@ _INSERT = (
 )
 _PUT_VALUES = 6  # the values of one put: its operation after the kind
 _MAX_CHUNK = 512  # most rows in one INSERT (each distinct size is a cached statement)
+_SINGLE_MAX = 256  # most puts written as one statement of their exact number of rows
 _COLUMNS = "id, request_id, handler, payload, first_enqueued, attempts, lease, trace_context"
 # one encoder for every payload (json.dumps with options builds one per call)
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -257,6 +258,7 @@ class SQLiteQueue:
             # only runs an event again (the row is still there), so it is not
             durable=_is_put,
             max_batch=max_batch,
+            single=self._single,
             what="The event queue",
         )
         self._owner = f"{os.getpid()}-{random.getrandbits(48):012x}"
@@ -273,6 +275,7 @@ class SQLiteQueue:
         self._any_held = anyio.Event()
         self._counts = _Counts()
         self._chunk = 1  # rows per INSERT at most: set when the file opens
+        self._single_max = 0  # most puts written as one statement: set when the file opens
         self._inserts: dict[int, str] = {}  # a multi-row INSERT by its number of rows
         self._put = self._claimed = self._deleted = self._deferred = self._released = 0
         self._undecodable = self._undeliverable = self._write_errors = 0
@@ -611,8 +614,9 @@ class SQLiteQueue:
     def _setup(self, conn: sqlite3.Connection) -> None:
         _setup(conn)
         # the largest power of two of rows whose values SQLite takes in one statement
-        rows = min(_MAX_CHUNK, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _PUT_VALUES)
-        self._chunk = 1 << (rows.bit_length() - 1)
+        rows = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _PUT_VALUES
+        self._chunk = 1 << (min(_MAX_CHUNK, rows).bit_length() - 1)
+        self._single_max = min(_SINGLE_MAX, rows)
 
     def _apply(self, conn: sqlite3.Connection, ops: Sequence[tuple[Any, ...]]) -> list[Any]:
         out: list[Any] = []
@@ -667,15 +671,36 @@ class SQLiteQueue:
             else:
                 raise AssertionError(f"unknown operation {kind!r}")
             out.append(None)
-        commit = self._db.commits + 1
-        if commit % _VACUUM_EVERY == 0:
+        if self._vacuum_due():
             conn.execute(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})")
-        c = self._counts
-        if not counted and (
-            c.depth <= _COUNT_SMALL or time.monotonic() - c.monotonic >= _COUNT_EVERY
-        ):
+        if not counted and self._count_due():
             self._count_rows(conn, self._now_hint)
         return out
+
+    def _vacuum_due(self) -> bool:
+        return (self._db.commits + 1) % _VACUUM_EVERY == 0
+
+    def _count_due(self) -> bool:
+        c = self._counts
+        return c.depth <= _COUNT_SMALL or time.monotonic() - c.monotonic >= _COUNT_EVERY
+
+    def _single(self, ops: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]] | None:
+        """A batch of puts alone, with no count or vacuum due: one INSERT of them all."""
+        if (
+            len(ops) > self._single_max
+            or any(op[0] != "put" for op in ops)
+            or self._vacuum_due()
+            or self._count_due()
+        ):
+            return None
+        return self._statement(len(ops)), [v for op in ops for v in op[1:]]
+
+    def _statement(self, size: int) -> str:
+        statement = self._inserts.get(size)
+        if statement is None:
+            statement = _INSERT + ",".join(["(?,?,?,?,?,?)"] * size)
+            self._inserts[size] = statement
+        return statement
 
     def _insert(
         self, conn: sqlite3.Connection, ops: Sequence[tuple[Any, ...]], i: int, j: int
@@ -687,10 +712,7 @@ class SQLiteQueue:
             size = self._chunk
             while size > j - i:
                 size >>= 1  # sizes are powers of two: a handful of cached statements
-            statement = self._inserts.get(size)
-            if statement is None:
-                statement = _INSERT + ",".join(["(?,?,?,?,?,?)"] * size)
-                self._inserts[size] = statement
+            statement = self._statement(size)
             conn.execute(statement, [v for op in ops[i : i + size] for v in op[1:]])
             i += size
 
