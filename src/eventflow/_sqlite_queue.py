@@ -44,6 +44,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from ._clock import Clock, sleep_until
 from ._contracts import AppHost, Outcome, QueuedEvent
 from ._errors import AppClosed, ConfigurationError, QueueUnavailable, UnknownHandler
+from ._payload import checked_to_json
 from ._sqlite_commit import GroupCommit, Synchronous
 
 __all__ = ("SQLiteQueue", "SQLiteQueueStatistics")
@@ -79,8 +80,6 @@ _PUT_VALUES = 6  # the values of one put: its operation after the kind
 _MAX_CHUNK = 512  # most rows in one INSERT (each distinct size is a cached statement)
 _SINGLE_MAX = 256  # most puts written as one statement of their exact number of rows
 _COLUMNS = "id, request_id, handler, payload, first_enqueued, attempts, lease, trace_context"
-# one encoder for every payload (json.dumps with options builds one per call)
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _SYNCHRONOUS = ("FULL", "NORMAL")
 _WAL_LIMIT = 16 * 1024 * 1024  # bytes the WAL is cut back to after a checkpoint
 _VACUUM_EVERY = 512  # transactions between returns of free pages to the file system
@@ -345,10 +344,10 @@ class SQLiteQueue:
             "put",
             event.request_id,
             event.handler,
-            _encode(event.payload),
+            checked_to_json(event.payload),
             event.first_enqueued,
             event.attempts,
-            None if not event.trace_context else _encode(dict(event.trace_context)),
+            None if not event.trace_context else checked_to_json(dict(event.trace_context)),
         )
         try:
             await self._db.submit(op)
