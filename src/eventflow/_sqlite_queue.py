@@ -349,8 +349,12 @@ class SQLiteQueue:
             event.attempts,
             None if not event.trace_context else checked_to_json(dict(event.trace_context)),
         )
+        db = self._db
+        written = db.push(op)  # submit() inlined: one coroutine level less per invoke
         try:
-            await self._db.submit(op)
+            if not db.flushing:
+                await db.flush()
+            await written
         except OSError as exc:
             raise QueueUnavailable(
                 f"{exc}. The event was not stored: nothing was accepted; invoke again."
