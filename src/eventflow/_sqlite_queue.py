@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -76,7 +78,8 @@ _INSERT = (
     "INSERT INTO eventflow_queue "
     "(request_id, handler, payload, first_enqueued, attempts, trace_context) VALUES "
 )
-_PUT_VALUES = 6  # the values of one put: its operation after the kind
+_PUT_VALUES = 6  # the values of one put's row
+_row = itemgetter(1)  # a put's row
 _MAX_CHUNK = 512  # most rows in one INSERT (each distinct size is a cached statement)
 _SINGLE_MAX = 256  # most puts written as one statement of their exact number of rows
 _COLUMNS = "id, request_id, handler, payload, first_enqueued, attempts, lease, trace_context"
@@ -340,14 +343,17 @@ class SQLiteQueue:
             QueueUnavailable: the row could not be written (nothing was accepted).
         """
         self._check_open("store events")
+        # the row's values in a tuple of their own: the thread chains them without a slice
         op = (
             "put",
-            event.request_id,
-            event.handler,
-            checked_to_json(event.payload),
-            event.first_enqueued,
-            event.attempts,
-            None if not event.trace_context else checked_to_json(dict(event.trace_context)),
+            (
+                event.request_id,
+                event.handler,
+                checked_to_json(event.payload),
+                event.first_enqueued,
+                event.attempts,
+                None if not event.trace_context else checked_to_json(dict(event.trace_context)),
+            ),
         )
         db = self._db
         written = db.push(op)  # submit() inlined: one coroutine level less per invoke
@@ -696,7 +702,7 @@ class SQLiteQueue:
             or self._count_due()
         ):
             return None
-        return self._statement(len(ops)), [v for op in ops for v in op[1:]]
+        return self._statement(len(ops)), _values(ops)
 
     def _statement(self, size: int) -> str:
         statement = self._inserts.get(size)
@@ -716,7 +722,7 @@ class SQLiteQueue:
             while size > j - i:
                 size >>= 1  # sizes are powers of two: a handful of cached statements
             statement = self._statement(size)
-            conn.execute(statement, [v for op in ops[i : i + size] for v in op[1:]])
+            conn.execute(statement, _values(ops[i : i + size]))
             i += size
 
     def _count_rows(self, conn: sqlite3.Connection, now: float) -> None:
@@ -762,6 +768,11 @@ class SQLiteQueue:
             ).fetchone()
             next_due = None if after is None else float(after[0])
         return rows, next_due
+
+
+def _values(puts: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """The values of ``puts``, one row after the other, for a multi-row INSERT."""
+    return list(chain.from_iterable(map(_row, puts)))
 
 
 def _is_put(op: tuple[Any, ...]) -> bool:
