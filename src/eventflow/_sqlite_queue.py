@@ -642,7 +642,7 @@ class SQLiteQueue:
                 i = j
                 continue
             if kind in _MANY:
-                # a run of puts or deletes: one executemany, in order with the rest
+                # a run of deletes: one executemany, in order with the rest
                 j = i
                 while j < len(ops) and ops[j][0] == kind:
                     j += 1
