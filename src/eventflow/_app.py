@@ -567,7 +567,8 @@ class App:
         if hooks is not None:
             ev.trace_context = hooks.inject(ev)  # in the invoker's context
         if self._shared is not None:
-            return await self._put_shared(ev)
+            await self._shared.put(self._queued(ev))  # no coroutine of our own around it
+            return self._enqueued(ev)
         try:
             self._queue.put_nowait(ev)
         except QueueFull:
@@ -586,12 +587,12 @@ class App:
         accepted.request_id = ev.request_id
         return accepted
 
-    async def _put_shared(self, ev: Event) -> Accepted:
-        assert self._shared is not None
-        queued = QueuedEvent(
-            ev.request_id, ev.rt.name, ev.payload, self._wall(), 0, ev.trace_context
-        )
-        await self._shared.put(queued)
+    def _queued(self, ev: Event) -> QueuedEvent:
+        """A new event as a shared queue stores it."""
+        return QueuedEvent(ev.request_id, ev.rt.name, ev.payload, self._wall(), 0, ev.trace_context)
+
+    def _enqueued(self, ev: Event) -> Accepted:
+        """Count and log ``ev`` once a shared queue stored it."""
         self._acct.enqueued += 1
         if self._info:
             self._log.info(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._errors import InvalidPayload
@@ -31,6 +31,7 @@ __all__ = (
     "SAFE_INT",
     "SAFE_INT_MIN",
     "check_payload",
+    "checked_to_json",
     "json_error",
     "payload_problem",
     "private_copy",
@@ -220,6 +221,25 @@ def to_json(value: Any) -> str:
     if value is None:
         return "null"  # most handlers return nothing; skip the encoder
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _checked_encoder() -> Callable[[Any], str]:
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python without the C accelerator
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    # no markers: a checked value has no cycle (it would break the depth limit)
+    chunks = make(None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    return lambda value: "".join(chunks(value, 0))
+
+
+checked_to_json: Callable[[Any], str] = _checked_encoder()
+""":func:`to_json` of a value :func:`check_payload` accepted, with one C encoder made
+once (``json.dumps`` sets one up per call, which costs more than a small payload's
+encoding)."""
 
 
 def private_copy(value: Any) -> Any:

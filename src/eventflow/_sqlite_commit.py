@@ -39,6 +39,10 @@ error)."""
 Apply = Callable[[sqlite3.Connection, Sequence[tuple[Any, ...]]], list[Any]]
 """Runs a batch of operations inside an open transaction; one result per operation."""
 
+Single = Callable[[Sequence[tuple[Any, ...]]], tuple[str, list[Any]] | None]
+"""For a batch that one statement writes whole: that statement and its parameters (each
+operation's result is then ``None``); else ``None``."""
+
 Refuse = Callable[[tuple[Any, ...], Exception], Exception]
 """The error an operation that cannot be written fails with, from what it raised."""
 
@@ -86,6 +90,9 @@ class GroupCommit:
             runs at ``NORMAL`` (it survives a process crash; a power cut may undo it, and
             the next synced commit syncs it too). ``None``: every transaction.
         max_batch: Most operations per transaction.
+        single: Which batches one statement writes whole (see :data:`Single`): it runs
+            without ``BEGIN``, so SQLite commits it in the same step and the thread lets go
+            of the GIL once for the whole transaction.
         what: What the file is, for error messages ("The event queue ...").
         refuse: The error an operation that cannot be written fails with (by default an
             ``OSError`` naming the file and the problem).
@@ -100,6 +107,7 @@ class GroupCommit:
         synchronous: Synchronous = "NORMAL",
         durable: Callable[[tuple[Any, ...]], bool] | None = None,
         max_batch: int = 1024,
+        single: Single | None = None,
         what: str,
         refuse: Refuse | None = None,
     ) -> None:
@@ -111,6 +119,7 @@ class GroupCommit:
         self._durable = durable if synchronous == "FULL" else None
         self._level = synchronous
         self._max_batch = max_batch
+        self._single = single
         self._what = what
         self._refuse = refuse if refuse is not None else self._default_refusal
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any] | Done]] = []
@@ -137,11 +146,23 @@ class GroupCommit:
             OSError: the file could not be opened or the transaction failed (it was rolled
                 back: nothing of it was stored).
         """
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, fut))
+        fut = self.push(op)
         if not self._flushing:  # else the flush under way takes it
             await self.flush()
         return await fut
+
+    def push(self, op: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Queue ``op`` for the next transaction: :meth:`submit` in two steps, for a caller
+        that saves a coroutine level. Unless :attr:`flushing`, await :meth:`flush`; then
+        await the future, which gets the result or the error ``submit`` would raise."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, fut))
+        return fut
+
+    @property
+    def flushing(self) -> bool:
+        """Whether a flush is under way (it takes what is pushed meanwhile)."""
+        return self._flushing
 
     def post(self, op: tuple[Any, ...], done: Done) -> None:
         """Queue ``op`` for the next transaction without waiting (someone must ``flush``);
@@ -261,12 +282,19 @@ class GroupCommit:
                 if level != self._level:
                     conn.execute(f"PRAGMA synchronous={level}")
                     self._level = level
-            conn.execute("BEGIN IMMEDIATE")
+            single = self._single(ops) if self._single is not None else None
+            if single is None:
+                conn.execute("BEGIN IMMEDIATE")
         except (sqlite3.Error, OSError) as exc:
             error = OSError(f"{self._what} {self.path} cannot be opened: {exc}")
             return [(False, error)] * len(ops)
         before = conn.total_changes
         try:
+            if single is not None:
+                # outside a transaction SQLite commits a lone statement in the same step
+                conn.execute(*single)
+                self._committed(conn.total_changes - before)
+                return [(True, None)] * len(ops)
             outcomes: list[tuple[bool, Any]] = [(True, r) for r in self._apply(conn, ops)]
         except Exception as exc:
             _rollback(conn)
@@ -286,11 +314,13 @@ class GroupCommit:
         except sqlite3.Error as exc:
             _rollback(conn)
             return [(False, OSError(f"{self._what} {self.path} failed: {exc}"))] * len(ops)
-        changes = conn.total_changes - before
+        self._committed(conn.total_changes - before)
+        return outcomes
+
+    def _committed(self, changes: int) -> None:
         if changes:  # a transaction that only read is no commit to count
             self.commits += 1
             self.rows += changes
-        return outcomes
 
     def _one(self, conn: sqlite3.Connection, op: tuple[Any, ...]) -> tuple[bool, Any]:
         """Apply one operation inside a savepoint; undo just it if it cannot be written."""

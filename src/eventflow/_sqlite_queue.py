@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -44,6 +46,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from ._clock import Clock, sleep_until
 from ._contracts import AppHost, Outcome, QueuedEvent
 from ._errors import AppClosed, ConfigurationError, QueueUnavailable, UnknownHandler
+from ._payload import checked_to_json
 from ._sqlite_commit import GroupCommit, Synchronous
 
 __all__ = ("SQLiteQueue", "SQLiteQueueStatistics")
@@ -69,17 +72,17 @@ _SCHEMA = (
 )
 # the operations that come in runs, each run one executemany: (statement, parameters)
 _MANY = {
-    "put": (
-        "INSERT INTO eventflow_queue "
-        "(request_id, handler, payload, first_enqueued, attempts, trace_context) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        slice(1, 7),
-    ),
     "delete": ("DELETE FROM eventflow_queue WHERE id = ? AND lease = ?", slice(1, 3)),
 }
+_INSERT = (
+    "INSERT INTO eventflow_queue "
+    "(request_id, handler, payload, first_enqueued, attempts, trace_context) VALUES "
+)
+_PUT_VALUES = 6  # the values of one put's row
+_row = itemgetter(1)  # a put's row
+_MAX_CHUNK = 512  # most rows in one INSERT (each distinct size is a cached statement)
+_SINGLE_MAX = 256  # most puts written as one statement of their exact number of rows
 _COLUMNS = "id, request_id, handler, payload, first_enqueued, attempts, lease, trace_context"
-# one encoder for every payload (json.dumps with options builds one per call)
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _SYNCHRONOUS = ("FULL", "NORMAL")
 _WAL_LIMIT = 16 * 1024 * 1024  # bytes the WAL is cut back to after a checkpoint
 _VACUUM_EVERY = 512  # transactions between returns of free pages to the file system
@@ -250,13 +253,14 @@ class SQLiteQueue:
         self._poll = float(poll_interval)
         self._db = GroupCommit(
             self.path,
-            setup=_setup,
+            setup=self._setup,
             apply=self._apply,
             synchronous=cast(Synchronous, level),
             # a put is a 202: synced; a claim, delete or retry time lost to a power cut
             # only runs an event again (the row is still there), so it is not
             durable=_is_put,
             max_batch=max_batch,
+            single=self._single,
             what="The event queue",
         )
         self._owner = f"{os.getpid()}-{random.getrandbits(48):012x}"
@@ -272,6 +276,9 @@ class SQLiteQueue:
         self._posted = anyio.Event()  # writes wait for the writer
         self._any_held = anyio.Event()
         self._counts = _Counts()
+        self._chunk = 1  # rows per INSERT at most: set when the file opens
+        self._single_max = 0  # most puts written as one statement: set when the file opens
+        self._inserts: dict[int, str] = {}  # a multi-row INSERT by its number of rows
         self._put = self._claimed = self._deleted = self._deferred = self._released = 0
         self._undecodable = self._undeliverable = self._write_errors = 0
 
@@ -336,17 +343,24 @@ class SQLiteQueue:
             QueueUnavailable: the row could not be written (nothing was accepted).
         """
         self._check_open("store events")
+        # the row's values in a tuple of their own: the thread chains them without a slice
         op = (
             "put",
-            event.request_id,
-            event.handler,
-            _encode(event.payload),
-            event.first_enqueued,
-            event.attempts,
-            None if not event.trace_context else _encode(dict(event.trace_context)),
+            (
+                event.request_id,
+                event.handler,
+                checked_to_json(event.payload),
+                event.first_enqueued,
+                event.attempts,
+                None if not event.trace_context else checked_to_json(dict(event.trace_context)),
+            ),
         )
+        db = self._db
+        written = db.push(op)  # submit() inlined: one coroutine level less per invoke
         try:
-            await self._db.submit(op)
+            if not db.flushing:
+                await db.flush()
+            await written
         except OSError as exc:
             raise QueueUnavailable(
                 f"{exc}. The event was not stored: nothing was accepted; invoke again."
@@ -606,14 +620,29 @@ class SQLiteQueue:
 
     # -- in the worker thread -------------------------------------------------------
 
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        _setup(conn)
+        # the largest power of two of rows whose values SQLite takes in one statement
+        rows = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _PUT_VALUES
+        self._chunk = 1 << (min(_MAX_CHUNK, rows).bit_length() - 1)
+        self._single_max = min(_SINGLE_MAX, rows)
+
     def _apply(self, conn: sqlite3.Connection, ops: Sequence[tuple[Any, ...]]) -> list[Any]:
         out: list[Any] = []
         counted = False
         i = 0
         while i < len(ops):
             kind = ops[i][0]
+            if kind == "put":
+                j = i
+                while j < len(ops) and ops[j][0] == "put":
+                    j += 1
+                self._insert(conn, ops, i, j)
+                out += [None] * (j - i)
+                i = j
+                continue
             if kind in _MANY:
-                # a run of puts or deletes: one executemany, in order with the rest
+                # a run of deletes: one executemany, in order with the rest
                 j = i
                 while j < len(ops) and ops[j][0] == kind:
                     j += 1
@@ -651,15 +680,50 @@ class SQLiteQueue:
             else:
                 raise AssertionError(f"unknown operation {kind!r}")
             out.append(None)
-        commit = self._db.commits + 1
-        if commit % _VACUUM_EVERY == 0:
+        if self._vacuum_due():
             conn.execute(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})")
-        c = self._counts
-        if not counted and (
-            c.depth <= _COUNT_SMALL or time.monotonic() - c.monotonic >= _COUNT_EVERY
-        ):
+        if not counted and self._count_due():
             self._count_rows(conn, self._now_hint)
         return out
+
+    def _vacuum_due(self) -> bool:
+        return (self._db.commits + 1) % _VACUUM_EVERY == 0
+
+    def _count_due(self) -> bool:
+        c = self._counts
+        return c.depth <= _COUNT_SMALL or time.monotonic() - c.monotonic >= _COUNT_EVERY
+
+    def _single(self, ops: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]] | None:
+        """A batch of puts alone, with no count or vacuum due: one INSERT of them all."""
+        if (
+            len(ops) > self._single_max
+            or any(op[0] != "put" for op in ops)
+            or self._vacuum_due()
+            or self._count_due()
+        ):
+            return None
+        return self._statement(len(ops)), _values(ops)
+
+    def _statement(self, size: int) -> str:
+        statement = self._inserts.get(size)
+        if statement is None:
+            statement = _INSERT + ",".join(["(?,?,?,?,?,?)"] * size)
+            self._inserts[size] = statement
+        return statement
+
+    def _insert(
+        self, conn: sqlite3.Connection, ops: Sequence[tuple[Any, ...]], i: int, j: int
+    ) -> None:
+        """Insert the puts ``ops[i:j]`` with a few multi-row INSERTs: SQLite's step runs
+        once per statement, not once per row (each step lets go of the GIL and takes it
+        back, a wait while the event loop runs)."""
+        while i < j:
+            size = self._chunk
+            while size > j - i:
+                size >>= 1  # sizes are powers of two: a handful of cached statements
+            statement = self._statement(size)
+            conn.execute(statement, _values(ops[i : i + size]))
+            i += size
 
     def _count_rows(self, conn: sqlite3.Connection, now: float) -> None:
         depth, leased, scheduled = conn.execute(
@@ -704,6 +768,11 @@ class SQLiteQueue:
             ).fetchone()
             next_due = None if after is None else float(after[0])
         return rows, next_due
+
+
+def _values(puts: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """The values of ``puts``, one row after the other, for a multi-row INSERT."""
+    return list(chain.from_iterable(map(_row, puts)))
 
 
 def _is_put(op: tuple[Any, ...]) -> bool:

@@ -124,6 +124,15 @@ async def test_every_json_payload_within_the_limits_is_accepted_and_runs(payload
     assert json.loads(to_json(payload).encode("utf-8")) == json.loads(json.dumps(payload))
 
 
+@pytest.mark.parametrize(
+    "payload", [*ACCEPTED, None, "é", 7, 2.5, []], ids=range(len(ACCEPTED) + 5)
+)
+def test_the_encoder_made_once_writes_what_to_json_writes(payload: Any) -> None:
+    from eventflow._payload import checked_to_json, to_json
+
+    assert checked_to_json(payload) == to_json(payload)
+
+
 def test_the_bound_is_the_documented_one() -> None:
     from eventflow._payload import MAX_DEPTH as bound
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -19,6 +20,33 @@ def test_it_implements_the_protocol_and_checks_its_options() -> None:
         MemoryQueue(batch_size=True)
     with pytest.raises(eventflow.ConfigurationError, match="shared event queue"):
         eventflow.App(queue=object())  # type: ignore[arg-type]
+
+
+def test_a_queued_event_is_a_frozen_dataclass_built_by_position_or_keyword() -> None:
+    by_position = QueuedEvent("r-1", "work", {"n": 1}, 12.5, 2, {"traceparent": "t"})
+    by_keyword = QueuedEvent(
+        request_id="r-1",
+        handler="work",
+        payload={"n": 1},
+        first_enqueued=12.5,
+        attempts=2,
+        trace_context={"traceparent": "t"},
+    )
+    assert by_position == by_keyword
+    assert [f.name for f in dataclasses.fields(QueuedEvent)] == list(QueuedEvent.__match_args__)
+    assert [getattr(by_position, name) for name in QueuedEvent.__match_args__] == [
+        "r-1",
+        "work",
+        {"n": 1},
+        12.5,
+        2,
+        {"traceparent": "t"},
+    ]
+    defaults = QueuedEvent("r-2", "work", None, 1.0)
+    assert (defaults.attempts, defaults.trace_context) == (0, None)
+    assert dataclasses.replace(defaults, attempts=3).attempts == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        defaults.attempts = 1  # type: ignore[misc]
 
 
 async def test_apps_sharing_a_queue_run_each_event_once() -> None:

@@ -74,6 +74,74 @@ async def test_a_burst_of_invokes_shares_commits_and_each_202_is_a_row(tmp_path:
     assert json.loads(stored[0]["payload"]) == {"n": -1}
 
 
+async def test_every_row_of_a_burst_holds_its_own_values(tmp_path: Path) -> None:
+    # Given a burst whose transactions hold sizes that are not powers of two
+    path = tmp_path / "q.db"
+    queue = SQLiteQueue(path, consume=False, max_batch=700)
+    app = eventflow.App(queue=queue)
+
+    @app.handler
+    async def work(event: dict[str, int], context: eventflow.Context) -> None:
+        return None
+
+    accepted: dict[str, int] = {}
+
+    async def caller(n: int) -> None:
+        accepted[(await app.invoke(work, {"n": n})).request_id] = n
+
+    # When 1,001 callers invoke at once
+    async with app:
+        async with anyio.create_task_group() as tg:
+            for n in range(1001):
+                tg.start_soon(caller, n)
+        stats = queue.statistics()
+    # Then each 202 is the row with that caller's payload, in a few large transactions
+    assert stats.commits <= 10 and stats.rows_per_commit > 100, stats
+    stored = {r["request_id"]: r for r in rows(path)}
+    assert len(stored) == 1001
+    assert {rid: json.loads(r["payload"])["n"] for rid, r in stored.items()} == accepted
+    assert all(r["handler"] == "work" and r["attempts"] == 0 for r in stored.values())
+
+
+async def test_a_row_that_cannot_be_written_fails_only_its_own_invoke(tmp_path: Path) -> None:
+    # Given a middleware that gives the 50th event a trace context UTF-8 cannot encode
+    path = tmp_path / "q.db"
+    injected: list[str] = []
+
+    class Unwritable:
+        def inject(self, event: eventflow.EventInfo) -> dict[str, str] | None:
+            injected.append(event.request_id)
+            return {"traceparent": "\ud800"} if len(injected) == 50 else None
+
+    queue = SQLiteQueue(path, consume=False)
+    app = eventflow.App(queue=queue, middleware=[Unwritable()])
+
+    @app.handler
+    async def work(event: dict[str, int], context: eventflow.Context) -> None:
+        return None
+
+    accepted: list[str] = []
+    refused: list[eventflow.QueueUnavailable] = []
+
+    async def caller(n: int) -> None:
+        try:
+            accepted.append((await app.invoke(work, {"n": n})).request_id)
+        except eventflow.QueueUnavailable as exc:
+            refused.append(exc)
+
+    # When it is invoked in one burst with 99 others
+    async with app:
+        async with anyio.create_task_group() as tg:
+            for n in range(100):
+                tg.start_soon(caller, n)
+        stats = queue.statistics()
+    # Then only its invoke fails, and the other 99 share a few transactions
+    assert len(refused) == 1 and "nothing was accepted" in str(refused[0])
+    assert stats.put == 99 and stats.commits <= 5, stats
+    assert sorted(r["request_id"] for r in rows(path)) == sorted(accepted)
+    assert injected[49] not in accepted
+
+
 async def test_consume_false_runs_nothing(tmp_path: Path) -> None:
     runs: list[int] = []
     app = eventflow.App(queue=SQLiteQueue(tmp_path / "q.db", consume=False))
