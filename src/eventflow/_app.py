@@ -136,6 +136,50 @@ class App:
             expiries are always logged.
     """
 
+    # slots: invoke() reads a dozen of these per event, and a slot is the cheapest read
+    # (__dict__ too: an application may still hang its own attributes on its app)
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_account_id",
+        "_acct",
+        "_clock",
+        "_concurrency",
+        "_deliverer",
+        "_handler_set",
+        "_hooks",
+        "_info",
+        "_log",
+        "_log_attempts",
+        "_log_success_option",
+        "_logger_arg",
+        "_max_scheduled",
+        "_now",
+        "_outcomes",
+        "_queue",
+        "_queue_size",
+        "_region",
+        "_request_responses",
+        "_resources",
+        "_scheduler",
+        "_shared",
+        "_shutdown_timeout",
+        "_sink_timeout",
+        "_source_scopes",
+        "_sources",
+        "_spill",
+        "_state",
+        "_tg",
+        "_thread_limit",
+        "_threads",
+        "_tick",
+        "_wall",
+        "_wheel",
+        "_workers",
+        "_yield_at",
+        "name",
+    )
+
     # the engine's parts, wired when the app starts (see _build_engine)
     _outcomes: Outcomes
     _workers: WorkerPool
