@@ -12,12 +12,19 @@ through it. What follows a result is :mod:`eventflow._outcomes`' business.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, final
 
 from ._context import Context, new_context
 from ._logging import attempt_var, handler_var, log_context, request_id_var
-from ._records import function_error, marshal_error, timeout_error
+from ._records import (
+    WaitingError,
+    deferred_function_error,
+    error_object,
+    marshal_error,
+    timeout_error,
+)
 
 if TYPE_CHECKING:
     from ._accounting import Accounting
@@ -50,16 +57,61 @@ class Succeeded:
 @final
 class Failed:
     """The attempt failed with Lambda's error object ``error``; ``exc`` is what the handler
-    raised (``None`` for a timeout, a result JSON cannot carry, or a failed claim)."""
+    raised (``None`` for a timeout, a result JSON cannot carry, or a failed claim).
 
-    __slots__ = ("error", "exc")
+    Made with ``error=None`` (and ``exc``, ``request_id``), the error object is
+    ``error_object(exc, request_id)``, built on first use: its stack trace costs more than
+    the rest of a failure, and a failure whose retry waits may never need it.
+    """
 
-    def __init__(self, error: dict[str, Any], exc: BaseException | None = None) -> None:
-        self.error = error
+    __slots__ = ("_error", "exc", "request_id")
+
+    def __init__(
+        self,
+        error: dict[str, Any] | None,
+        exc: BaseException | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        if error is None and (exc is None or request_id is None):
+            raise TypeError("Failed(None, ...) needs the exception and the request ID.")
+        self._error = error
         self.exc = exc
+        self.request_id = request_id
+
+    @property
+    def error(self) -> dict[str, Any]:
+        """Lambda's error object of the attempt."""
+        error = self._error
+        if error is None:
+            assert self.exc is not None and self.request_id is not None
+            error = self._error = error_object(self.exc, self.request_id)
+        return error
+
+    @property
+    def error_type(self) -> str:
+        """The error object's ``errorType``, without building it."""
+        if self._error is None:
+            return type(self.exc).__name__
+        return str(self._error.get("errorType"))
+
+    @property
+    def error_message(self) -> str:
+        """The error object's ``errorMessage``, without building it."""
+        if self._error is None:
+            return str(self.exc)
+        return str(self._error.get("errorMessage", ""))
+
+    def waiting(self) -> dict[str, Any] | WaitingError:
+        """What the event keeps while its retry waits: (errorType, errorMessage), as
+        ``waiting_error`` keeps, if the error object was not made; else the object (the
+        scheduler's ``Event.wait_for_retry`` makes it compact)."""
+        if self._error is None:
+            # a built-in exception type makes a new name string on every failure: share one
+            return sys.intern(type(self.exc).__name__), str(self.exc)
+        return self._error
 
     def __repr__(self) -> str:
-        return f"Failed({self.error.get('errorType')!r})"
+        return f"Failed({self.error_type!r})"
 
 
 class AttemptRunner:
@@ -96,7 +148,7 @@ class AttemptRunner:
     def classify(ev: Event, exc: BaseException) -> Failed:
         """What the handler raised, as the attempt's failure; a cancellation of the
         attempt's own task (shutdown) is raised again (see ``_records.function_error``)."""
-        return Failed(function_error(exc, ev.request_id), exc)
+        return Failed(deferred_function_error(exc, ev.request_id), exc, ev.request_id)
 
     @staticmethod
     def check_result(ev: Event, value: Any) -> Failed | None:

@@ -81,6 +81,11 @@ class Event:
     def error(self, error: dict[str, Any] | None) -> None:
         self._error = error
 
+    def keep_error(self, error: dict[str, Any] | WaitingError) -> None:
+        """Keep ``error`` as the last one: an error object, or the compact form a waiting
+        retry keeps (see ``Failed.waiting``)."""
+        self._error = error
+
     def wait_for_retry(self) -> None:
         """The event waits for a retry: keep its last error compact (``waiting_error``),
         so that what a waiting retry holds does not grow with the handler's stack."""

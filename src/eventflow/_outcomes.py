@@ -80,12 +80,11 @@ class Outcomes:
 
     def log_failure(self, ev: Event, failed: Failed) -> None:
         """``attempt.failed``: always logged, with the handler's traceback if it raised."""
-        error = failed.error
         self._log.error(
             "attempt.failed",
             **log_context(ev),
-            error_type=error.get("errorType"),
-            error_message=error.get("errorMessage"),
+            error_type=failed.error_type,
+            error_message=failed.error_message,
             exc_info=failed.exc if failed.exc is not None else False,
         )
 
@@ -151,28 +150,33 @@ class Outcomes:
     async def after_failure(self, ev: Event, failed: Failed) -> None:
         """Route a failed attempt: a retry, or (out of retries, too old) failure for good."""
         self._acct.errors += 1
-        error = ev.error = failed.error
         if self._hooks is not None:
-            self._hooks.attempt_failed(ev, error)
+            self._hooks.attempt_failed(ev, failed.error)
         self.log_failure(ev, failed)
         h = ev.cfg
         if ev.attempts > h.max_retries:
-            await self.fail(ev, RETRIES_EXHAUSTED, str(error.get("errorMessage", "")))
+            ev.error = failed.error
+            await self.fail(ev, RETRIES_EXHAUSTED, failed.error_message)
             return
         delay = h.retry_delay(ev.attempts)
         due = self._now() + delay
         if due - ev.enqueued_at > h.max_event_age:
+            ev.error = failed.error
             reason = self._age_reason(ev, h.max_event_age, next_retry_in=delay)
             await self.fail(ev, EVENT_AGE_EXCEEDED, reason)
             return
         if ev.defer is not None:
+            ev.error = failed.error
             self._defer(ev, delay)
             return
+        # the retry waits: the stack trace was logged (or filtered away), and is not kept
+        ev.keep_error(failed.waiting())
         try:
             self._scheduler.schedule(due, ev)
         except SchedulerFull as full:
+            ev.error = failed.error
             self._log.error("retry.not_scheduled", reason=str(full), **log_context(ev))
-            await self.fail(ev, RETRIES_EXHAUSTED, f"{error.get('errorMessage')} ({full})")
+            await self.fail(ev, RETRIES_EXHAUSTED, f"{failed.error_message} ({full})")
             return
         self._acct.in_flight -= 1
         self._acct.retries += 1
