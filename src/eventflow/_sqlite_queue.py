@@ -180,7 +180,9 @@ def _decode(columns: tuple[Any, ...], lease: int) -> _Row:
 
 def _trace_context(stored: object) -> dict[str, str] | None:
     """The trace context of a row; one that cannot be read is left out (it only links
-    spans: the event runs all the same)."""
+    spans: the event runs all the same); none is stored as "" (or NULL, in older files)."""
+    if not stored:
+        return None
     try:
         pairs = json.loads(stored) if isinstance(stored, str) else None
     except ValueError:
@@ -352,7 +354,9 @@ class SQLiteQueue:
                 checked_to_json(event.payload),
                 event.first_enqueued,
                 event.attempts,
-                None if not event.trace_context else checked_to_json(dict(event.trace_context)),
+                # "" rather than NULL for none: binding None makes sqlite3 look for an
+                # adapter, raising and formatting two AttributeErrors per row
+                "" if not event.trace_context else checked_to_json(dict(event.trace_context)),
             ),
         )
         db = self._db
