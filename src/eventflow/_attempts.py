@@ -12,7 +12,6 @@ through it. What follows a result is :mod:`eventflow._outcomes`' business.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, final
 
@@ -24,6 +23,7 @@ from ._records import (
     error_object,
     marshal_error,
     timeout_error,
+    waiting_error_of,
 )
 
 if TYPE_CHECKING:
@@ -106,8 +106,8 @@ class Failed:
         ``waiting_error`` keeps, if the error object was not made; else the object (the
         scheduler's ``Event.wait_for_retry`` makes it compact)."""
         if self._error is None:
-            # a built-in exception type makes a new name string on every failure: share one
-            return sys.intern(type(self.exc).__name__), str(self.exc)
+            assert self.exc is not None
+            return waiting_error_of(self.exc)
         return self._error
 
     def __repr__(self) -> str:

@@ -25,14 +25,13 @@ _current: list[str] = []
 
 
 def _reseed() -> None:
-    global _prefix, _blocks, _current
+    global _prefix, _blocks
     u = str(uuid.uuid4())
     _prefix = u[:24]
     # start at a random block (so two processes rarely share a suffix either) above
     # 0x1_0000_0000_00, so hex(b)[3:] is always the 10 digits after a leading "0x1"
     _blocks = itertools.count(0x1_0000_0000_00 + (int(u[24:34], 16) & 0xFF_FFFF_FFFF))
     _current.clear()
-    _current = []
 
 
 def _block(_: object) -> list[str]:

@@ -153,9 +153,18 @@ def waiting_error(error: dict[str, Any], request_id: str) -> dict[str, Any] | Wa
     if error.keys() == _ERROR_KEYS and error["requestId"] == request_id:
         error_type, message = error["errorType"], error["errorMessage"]
         if type(error_type) is str and type(message) is str:
-            # a built-in exception type makes a new name string on every failure: share one
-            return sys.intern(error_type), message
+            return _kept(error_type, message)
     return error
+
+
+def waiting_error_of(exc: BaseException) -> WaitingError:
+    """What ``waiting_error`` keeps of ``error_object(exc, ...)``, without making it."""
+    return _kept(type(exc).__name__, str(exc))
+
+
+def _kept(error_type: str, message: str) -> WaitingError:
+    # a built-in exception type makes a new name string on every failure: share one
+    return sys.intern(error_type), message
 
 
 def waited_error(kept: WaitingError, request_id: str) -> dict[str, Any]:
