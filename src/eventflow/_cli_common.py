@@ -19,7 +19,7 @@ import structlog
 
 from ._app import App
 from ._logging import REQUEST_ID, request_id_var
-from .logs import LambdaLogs, LambdaRenderer
+from .logs import LambdaLogs, LambdaRenderer, format_exc_info, plain_traceback, tracebacks
 
 __all__ = (
     "CommandError",
@@ -85,14 +85,16 @@ def configure_logging(
         renderer = LambdaRenderer()
         _route_stdlib_logging(level, out)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=plain_traceback
+        )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             *([tap] if tap is not None else []),
-            structlog.processors.format_exc_info if fmt != "console" else (lambda _, __, e: e),
+            format_exc_info if fmt != "console" else (lambda _, __, e: e),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
@@ -124,7 +126,7 @@ class _LambdaLogHandler(logging.Handler):
             if request_id is not None:
                 entry[REQUEST_ID] = request_id
             if record.exc_info:
-                entry["exception"] = logging.Formatter().formatException(record.exc_info)
+                entry["exception"] = tracebacks.exc_info(record.exc_info)
             self._write(self._render(None, record.levelname.lower(), entry))
         except Exception:
             self.handleError(record)
