@@ -26,8 +26,9 @@ does (it drains for up to the app's shutdown_timeout and spills what is left).
 Removal: an SQS message is deleted once its new invocation was accepted. The JSONL file
 is rewritten once the app has stopped, atomically (a temporary file renamed over it),
 without the redriven lines and with any line appended meanwhile (an event that failed
-again); stop any other app that writes to the file first. If the command dies before,
-the file is unchanged and its dead letters are redriven again next time (at least once).
+again), under the exclusive ``flock`` that JsonlSink takes for each append: apps may keep
+writing to the file while a redrive runs. If the command dies before, the file is
+unchanged and its dead letters are redriven again next time (at least once).
 
 --dry-run invokes nothing and removes nothing: it reports what would happen (SQS
 messages are received, which counts in their receive count, and made visible again).
@@ -63,6 +64,7 @@ from ._cli_common import (
 )
 from ._contracts import Outcome
 from ._errors import EventflowError
+from ._file_lock import locked
 from ._progress import ProgressBar
 from .sinks import JsonlSink
 
@@ -152,29 +154,32 @@ class JsonlSource:
             await anyio.to_thread.run_sync(self._rewrite)
 
     def _rewrite(self) -> None:
-        current = self.path.read_bytes()
-        if not current.startswith(self._data):
-            raise RedriveError(
-                f"The dead-letter file {str(self.path)!r} was rewritten by something else "
-                f"during the redrive, so its {len(self._removed)} redriven lines were not "
-                "removed; remove them by hand (their new request IDs are in the log)."
-            )
-        kept = [line for i, line in enumerate(self._lines) if i not in self._removed]
-        if kept and not kept[-1].endswith(b"\n"):
-            kept[-1] += b"\n"
-        # lines appended since the start (an event that failed again) are kept as they are
-        content = b"".join(kept) + current[len(self._data) :]
-        temporary = self.path.with_name(f".{self.path.name}.redrive-{os.getpid()}")
-        try:
-            with temporary.open("wb") as f:
-                f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-            with contextlib.suppress(OSError):
-                os.chmod(temporary, self.path.stat().st_mode)
-            os.replace(temporary, self.path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        # under the appenders' lock (JsonlSink's), so no line lands in the file replaced
+        with locked(self.path, "rb") as held:
+            current = held.read()
+            if not current.startswith(self._data):
+                raise RedriveError(
+                    f"The dead-letter file {str(self.path)!r} was rewritten by something "
+                    f"else during the redrive, so its {len(self._removed)} redriven lines "
+                    "were not removed; remove them by hand (their new request IDs are in "
+                    "the log)."
+                )
+            kept = [line for i, line in enumerate(self._lines) if i not in self._removed]
+            if kept and not kept[-1].endswith(b"\n"):
+                kept[-1] += b"\n"
+            # lines appended since the start (an event that failed again) are kept as they are
+            content = b"".join(kept) + current[len(self._data) :]
+            temporary = self.path.with_name(f".{self.path.name}.redrive-{os.getpid()}")
+            try:
+                with temporary.open("wb") as f:
+                    f.write(content)
+                    f.flush()
+                    os.fsync(f.fileno())
+                with contextlib.suppress(OSError):
+                    os.chmod(temporary, os.fstat(held.fileno()).st_mode)
+                os.replace(temporary, self.path)
+            finally:
+                temporary.unlink(missing_ok=True)
 
 
 def _jsonl_letter(index: int, raw: bytes) -> Letter:

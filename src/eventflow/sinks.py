@@ -22,6 +22,7 @@ from types import MappingProxyType
 import anyio
 
 from ._contracts import Message, Sink, SinkRejected
+from ._file_lock import locked
 
 __all__ = ("JsonlSink", "MemorySink", "Message", "Sink", "SinkRejected")
 
@@ -46,7 +47,9 @@ class JsonlSink:
     """Appends one JSON line per message, ``{"body": ..., "attributes": {...}}``, to a file.
 
     Writes happen in a worker thread, one at a time, each flushed and fsynced
-    (``fsync=False`` to skip the fsync), so a line that was sent survives a crash.
+    (``fsync=False`` to skip the fsync), so a line that was sent survives a crash. Each
+    append holds an exclusive ``flock`` on the file, which ``eventflow redrive`` takes too
+    when it rewrites the file: processes may append while a redrive runs.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
@@ -55,7 +58,8 @@ class JsonlSink:
         self._lock = anyio.Lock()
 
     def _append(self, line: str) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
+        # locked: eventflow redrive may be renaming a rewritten file over the path
+        with locked(self.path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
             if self._fsync:
