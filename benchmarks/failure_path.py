@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import gc
 import logging
 import os
@@ -118,7 +119,8 @@ def configure_logging(config: str) -> None:
 
 # structlog's defaults (the last is its ConsoleRenderer), as the process started with them
 _DEFAULT_PROCESSORS: list[Any] = list(structlog.get_config()["processors"])
-_DEVNULL = open(os.devnull, "w")  # open for the whole run
+_DEVNULL = open(os.devnull, "w")  # a real write per line, as to a terminal or a pipe
+atexit.register(_DEVNULL.close)
 
 
 async def successes(n: int) -> float:
