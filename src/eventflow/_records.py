@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import linecache
 import os
 import sys
 import threading
@@ -20,6 +19,7 @@ import anyio
 
 from ._contracts import Message
 from ._payload import json_error, to_json
+from ._tracebacks import StackTexts
 
 if TYPE_CHECKING:
     from ._event import Event
@@ -85,38 +85,16 @@ def _trim_traceback(exc: BaseException) -> TracebackType | None:
     return tb
 
 
-class _StackSummary(traceback.StackSummary):
-    """``traceback.StackSummary`` that formats each distinct frame once.
-
-    Formatting a frame parses its source segment to place the ``^`` marks, the larger part
-    of a failure's cost; in an outage the same few frames fail over and over. The text is a
-    function of the frame's position and its source lines, which the key holds entire, so a
-    hit returns what the standard formatting returns (a changed file misses).
-    """
-
-    def format_frame_summary(self, frame_summary: traceback.FrameSummary, **kwargs: Any) -> str:
-        f = frame_summary
-        first = f.lineno
-        last = first if f.end_lineno is None else f.end_lineno
-        if f.locals is not None or first is None or last is None or last - first > _SOURCE_LINES:
-            return super().format_frame_summary(f, **kwargs)
-        source = tuple(linecache.getline(f.filename, n) for n in range(first, last + 1))
-        options = tuple(kwargs.items())  # Python 3.13 passes colorize=
-        key = (f.filename, f.lineno, f.end_lineno, f.colno, f.end_colno, f.name, source, options)
-        text = _formatted.get(key)
-        if text is None:
-            text = super().format_frame_summary(f, **kwargs)
-            if len(_formatted) >= _FORMATTED_LIMIT:
-                _formatted.clear()  # a new set of failing lines: start over
-            _formatted[key] = text
-        return text
+def _lambda_stack_trace(tb: TracebackType) -> list[str]:
+    # eventflow frames the handler called through (middleware, context) are left out too
+    frames = traceback.extract_tb(tb)
+    return traceback.StackSummary.from_list(
+        [f for f in frames if "/eventflow/_" not in f.filename.replace("\\", "/")]
+    ).format()
 
 
-# frames formatted, by position and source; bounded (cleared when full)
-_formatted: dict[tuple[Any, ...], str] = {}
-_FORMATTED_LIMIT = 512
-# a frame spanning more lines than this is formatted without the cache's help
-_SOURCE_LINES = 20
+# in an outage the same few stacks fail over and over: each one's text is made once
+_stack_traces = StackTexts(512, _lambda_stack_trace)
 
 
 def error_object(exc: BaseException, request_id: str) -> dict[str, Any]:
@@ -125,16 +103,12 @@ def error_object(exc: BaseException, request_id: str) -> dict[str, Any]:
     Its ``stackTrace`` starts at the handler's frame, as the runtime's starts after its
     bootstrap; ``exc``'s traceback is cut to the same frames (see ``_trim_traceback``).
     """
-    frames = traceback.extract_tb(_trim_traceback(exc))
-    # eventflow frames the handler called through (middleware, context) are left out too
-    summary = _StackSummary(
-        f for f in frames if "/eventflow/_" not in f.filename.replace("\\", "/")
-    )
+    tb = _trim_traceback(exc)
     return {
         "errorMessage": str(exc),
         "errorType": type(exc).__name__,
         "requestId": request_id,
-        "stackTrace": summary.format(),
+        "stackTrace": [] if tb is None else list(_stack_traces(tb)),
     }
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType, TracebackType
 from typing import Any, TextIO
 
-__all__ = ("TracebackFormatter", "TracebackStats")
+__all__ = ("StackTexts", "TracebackFormatter", "TracebackStats")
 
 # the standard library's chain headers (``traceback._cause_message``, ``_context_message``)
 _CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
@@ -41,6 +42,52 @@ class TracebackStats:
     maxsize: int  # at most this many stacks kept; the oldest goes first
 
 
+class StackTexts:
+    """The text of a traceback's frames, made by ``make`` once per stack: keyed by where the
+    frames stopped (each frame's code object and instruction offset), which decides the
+    text but for a source file edited since. Keeps at most ``maxsize`` stacks (the oldest
+    is dropped first); safe to share between threads."""
+
+    def __init__(self, maxsize: int, make: Callable[[TracebackType], list[str]]) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize={maxsize!r} keeps no stack: give 1 or more.")
+        self._maxsize = maxsize
+        self._make = make
+        self._texts: dict[tuple[CodeType | int, ...], list[str]] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def size(self) -> int:
+        return len(self._texts)
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    def __call__(self, tb: TracebackType) -> list[str]:
+        """The text of ``tb``'s frames (shared: not to be changed)."""
+        key: list[CodeType | int] = []
+        t: TracebackType | None = tb
+        while t is not None:
+            key.append(t.tb_frame.f_code)
+            key.append(t.tb_lasti)
+            t = t.tb_next
+        k = tuple(key)
+        text = self._texts.get(k)
+        if text is not None:
+            self.hits += 1
+            return text
+        text = self._make(tb)
+        with self._lock:
+            self.misses += 1
+            if k not in self._texts and len(self._texts) >= self._maxsize:
+                del self._texts[next(iter(self._texts))]
+            self._texts[k] = text
+        return text
+
+
 class TracebackFormatter:
     """Formats exceptions exactly as ``traceback.format_exception`` does, reusing the text
     of stacks it has formatted before.
@@ -55,17 +102,12 @@ class TracebackFormatter:
             raise ValueError(
                 f"TracebackFormatter(maxsize={maxsize!r}) keeps no stack: give 1 or more."
             )
-        self._maxsize = maxsize
-        self._stacks: dict[tuple[CodeType | int, ...], list[str]] = {}
-        self._lock = threading.Lock()
-        self._hits = 0
-        self._misses = 0
+        self._stacks = StackTexts(maxsize, traceback.format_tb)
         self._fallbacks = 0
 
     def stats(self) -> TracebackStats:
-        return TracebackStats(
-            self._hits, self._misses, self._fallbacks, len(self._stacks), self._maxsize
-        )
+        s = self._stacks
+        return TracebackStats(s.hits, s.misses, self._fallbacks, s.size, s.maxsize)
 
     def format_exception(self, exc: BaseException, tb: TracebackType | None = None) -> str:
         """``"".join(traceback.format_exception(exc))``; ``tb`` in place of
@@ -82,7 +124,7 @@ class TracebackFormatter:
             e_tb = top_tb if e is exc else e.__traceback__
             if e_tb is not None:
                 out.append(_HEADER)
-                out.extend(self._stack(e_tb))
+                out.extend(self._stacks(e_tb))
             out.extend(_exception_only(e))
         return "".join(out)
 
@@ -99,26 +141,6 @@ class TracebackFormatter:
         """For ``structlog.dev.ConsoleRenderer(exception_formatter=...)``: what structlog's
         ``plain_traceback`` writes."""
         sio.write("\n" + self.exc_info(exc_info))
-
-    def _stack(self, tb: TracebackType) -> list[str]:
-        key: list[CodeType | int] = []
-        t: TracebackType | None = tb
-        while t is not None:
-            key.append(t.tb_frame.f_code)
-            key.append(t.tb_lasti)
-            t = t.tb_next
-        k = tuple(key)
-        text = self._stacks.get(k)
-        if text is not None:
-            self._hits += 1
-            return text
-        text = traceback.format_tb(tb)
-        with self._lock:
-            self._misses += 1
-            if k not in self._stacks and len(self._stacks) >= self._maxsize:
-                del self._stacks[next(iter(self._stacks))]
-            self._stacks[k] = text
-        return text
 
 
 def _chain(exc: BaseException) -> list[tuple[str, BaseException]] | None:

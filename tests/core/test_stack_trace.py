@@ -248,3 +248,24 @@ async def test_an_event_out_of_retries_reports_its_whole_last_trace() -> None:
     trace = record["responsePayload"]["stackTrace"]
     assert len(trace) == 6  # flaky, then _raise_at_depth(3), _and_again(2), ... down to 1
     assert trace[0].split("\n")[0].endswith("in flaky")
+
+
+def _failure_at_one_site() -> BaseException:
+    try:
+        plain_handler({"quantity": 3}, None)
+    except ZeroDivisionError as exc:
+        return exc
+    raise AssertionError("the handler did not raise")
+
+
+def test_failures_at_one_site_share_the_text_but_not_the_list() -> None:
+    # called here, not by eventflow: the trace starts at this module's caller frame
+    expected = expected_trace(plain_handler)
+    first = function_error(_failure_at_one_site(), "r-1")
+    second = function_error(_failure_at_one_site(), "r-2")  # the same stack, formatted once
+    assert first["stackTrace"] == second["stackTrace"]
+    assert first["stackTrace"][1:] == expected
+    first["stackTrace"].append("changed by a middleware")
+    assert second["stackTrace"][1:] == expected
+    third = function_error(_failure_at_one_site(), "r-3")
+    assert third["stackTrace"] == second["stackTrace"]
