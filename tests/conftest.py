@@ -1,5 +1,6 @@
-"""Shared fixtures: a clean default handler registry for every test, and for the tests
-that speak to AWS a moto server on 127.0.0.1 (one per session, started here, as
+"""Shared fixtures: a clean default handler registry for every test, structlog's
+configuration put back after a test that configures it (``restore_structlog``), and for
+the tests that speak to AWS a moto server on 127.0.0.1 (one per session, started here, as
 aiobotocore's own suite does) plus an environment stripped of every AWS_* variable."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 import eventflow
 
@@ -17,6 +19,13 @@ def _clean_registry() -> Iterator[None]:
     eventflow.reset_default_registry()
     yield
     eventflow.reset_default_registry()
+
+
+@pytest.fixture
+def restore_structlog() -> Iterator[None]:
+    before = structlog.get_config()
+    yield
+    structlog.configure(**before)
 
 
 @pytest.fixture(scope="session")

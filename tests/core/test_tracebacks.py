@@ -6,7 +6,7 @@ import io
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 
 import pytest
@@ -289,13 +289,6 @@ def test_a_failed_attempts_log_line_carries_the_same_text(
     out = capsys.readouterr().out
     assert "During handling of the above exception" in out
     assert "RuntimeError: while handling" in out
-
-
-@pytest.fixture
-def restore_structlog() -> Iterator[None]:
-    before = structlog.get_config()
-    yield
-    structlog.configure(**before)
 
 
 @pytest.mark.usefixtures("restore_structlog")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,6 @@ def _production_block() -> str:
     match = re.search(r"```python\n(.*?)```", section, re.S)
     assert match is not None, "the README's production logging block is gone"
     return match.group(1)
-
-
-@pytest.fixture
-def restore_structlog() -> Iterator[None]:
-    before = structlog.get_config()
-    yield
-    structlog.configure(**before)
 
 
 def _shape(processors: list[object]) -> list[str]:
