@@ -461,3 +461,37 @@ async def test_a_row_keeps_its_trace_context_and_a_file_from_before_the_column_o
     assert sorted(seen) == sorted(
         [("r-old", None), (accepted.request_id, {"traceparent": "for-work"})]
     )
+
+
+async def test_statistics_count_leased_scheduled_and_ready_rows(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    await create(path)
+    now = time.time()
+    base: dict[str, Any] = {"handler": "work", "payload": "{}", "first_enqueued": now}
+    kinds: dict[str, dict[str, Any]] = {
+        "ready": {"due": now - 1},
+        "leased": {"due": now + 60, "owner": "4242-other", "lease": 7},
+        "lapsed": {"due": now - 5, "owner": "4242-dead", "lease": 3},  # ready again
+        "scheduled": {"due": now + 3600, "attempts": 1},
+    }
+    counts = {"ready": 3, "leased": 2, "lapsed": 1, "scheduled": 4}
+    for kind, n in counts.items():
+        for i in range(n):
+            insert(path, request_id=f"req-{kind}-{i}", **base, **kinds[kind])
+    async with SQLiteQueue(path, consume=False) as queue:
+        # a put is a transaction, and a shallow file is counted at each one
+        await queue.put(QueuedEvent("req-new", "work", {}, now))
+        stats = queue.statistics()
+    assert (stats.depth, stats.leased, stats.scheduled, stats.ready) == (11, 2, 4, 5)
+
+
+def test_the_count_reads_the_due_index_never_every_row(tmp_path: Path) -> None:
+    from eventflow._sqlite_queue import _COUNT
+
+    path = tmp_path / "q.db"
+    anyio.run(create, path)
+    with sqlite3.connect(path) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {_COUNT}", (0.0,))]
+    assert plan, "no query plan"
+    # every step searches or scans the due index; none reads the table's rows one by one
+    assert all("INDEX eventflow_queue_due" in step for step in plan if "eventflow_queue" in step)
