@@ -198,3 +198,34 @@ async def test_the_context_survives_a_handler_that_clears_or_rebinds_it() -> Non
         (2, ids[2], "h", 2),
         (3, ids[3], "h", 1),
     ]
+
+
+async def test_keys_a_handler_scopes_to_its_attempt_do_not_reach_the_next_event() -> None:
+    # the README's advice: bound_contextvars (or context.log.bind) scopes a key to the
+    # attempt; bind_contextvars alone outlives it in the worker, as in a Lambda sandbox
+    structlog.reset_defaults()
+
+    async def scoped(event: dict[str, int], context: eventflow.Context) -> None:
+        if event["n"] == 0:
+            with structlog.contextvars.bound_contextvars(order_id="order-0"):
+                structlog.get_logger("mine").warning("own", n=0)
+        else:
+            structlog.get_logger("mine").warning("own", n=event["n"])
+
+    async def unscoped(event: dict[str, int], context: eventflow.Context) -> None:
+        if event["n"] == 0:
+            structlog.contextvars.bind_contextvars(order_id="order-0")
+        structlog.get_logger("mine").warning("own", n=event["n"])
+
+    seen: dict[str, list[tuple[int, object]]] = {}
+    for fn in (scoped, unscoped):
+        h = eventflow.handler(fn, name=fn.__name__)
+        with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            async with eventflow.App(handlers=[h], concurrency=1) as app:
+                for n in range(3):
+                    await app.invoke(h, {"n": n})
+                await app.drain()
+        seen[fn.__name__] = [(e["n"], e.get("order_id")) for e in logs if e["event"] == "own"]
+        structlog.contextvars.clear_contextvars()
+    assert seen["scoped"] == [(0, "order-0"), (1, None), (2, None)]
+    assert seen["unscoped"] == [(0, "order-0"), (1, "order-0"), (2, "order-0")]
