@@ -26,6 +26,7 @@ import anyio
 import structlog
 
 import eventflow
+import eventflow.logs
 from eventflow.aws import SQSSink, SQSSource
 from eventflow.events import S3Event
 
@@ -62,6 +63,12 @@ async def main() -> None:
 if __name__ == "__main__":
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
+        processors=[
+            structlog.contextvars.merge_contextvars,  # request_id, handler, attempt
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            eventflow.logs.format_exc_info,  # a failure's traceback, as text
+            structlog.processors.JSONRenderer(),
+        ],
     )
     anyio.run(main)
