@@ -7,11 +7,13 @@ more: its line would be lost. So both sides lock (``flock``) the file they opene
 appender that finds, once it holds the lock, that the path now names another file opens the
 path again. The rewriter renames while it holds the lock on the old file.
 
-Where ``fcntl`` does not exist (Windows) the file is opened without a lock.
+Where ``fcntl`` does not exist (Windows), or the file system has no ``flock``, the file is
+opened without a lock.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +27,9 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = ("locked",)
 
+# what flock() raises on a file system that has no locks
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+
 
 @contextmanager
 def locked(path: Path, mode: str, **kwargs: Any) -> Iterator[IO[Any]]:
@@ -35,7 +40,12 @@ def locked(path: Path, mode: str, **kwargs: Any) -> Iterator[IO[Any]]:
         try:
             if fcntl is None:
                 break
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            except OSError as exc:
+                if exc.errno not in _NO_LOCKS:
+                    raise
+                break  # a file system without flock: as before, unlocked
             mine = os.fstat(f.fileno())
             try:
                 now = os.stat(path)
