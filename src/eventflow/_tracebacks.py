@@ -28,9 +28,6 @@ _CAUSE = "\nThe above exception was the direct cause of the following exception:
 _CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 _HEADER = "Traceback (most recent call last):\n"
 
-ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
-
-
 @dataclass(frozen=True, slots=True)
 class TracebackStats:
     """What a :class:`TracebackFormatter` holds and how often its stacks were reused."""
@@ -109,10 +106,21 @@ class TracebackFormatter:
         s = self._stacks
         return TracebackStats(s.hits, s.misses, self._fallbacks, s.size, s.maxsize)
 
-    def format_exception(self, exc: BaseException, tb: TracebackType | None = None) -> str:
-        """``"".join(traceback.format_exception(exc))``; ``tb`` in place of
-        ``exc.__traceback__`` when given (as in an ``exc_info`` tuple)."""
-        top_tb = exc.__traceback__ if tb is None else tb
+    def format_exception(self, exc: BaseException) -> str:
+        """``"".join(traceback.format_exception(exc))``."""
+        return self._format(exc, exc.__traceback__)
+
+    def exc_info(self, exc_info: Any) -> str:
+        """An ``exc_info`` tuple's text without its last newline: for structlog's
+        ``ExceptionRenderer`` (what ``structlog.processors.format_exc_info`` does)."""
+        _type, value, tb = exc_info
+        if value is None:
+            self._fallbacks += 1
+            return "".join(traceback.format_exception(_type, value, tb)).removesuffix("\n")
+        return self._format(value, tb).removesuffix("\n")
+
+    def _format(self, exc: BaseException, top_tb: TracebackType | None) -> str:
+        """``exc`` printed with ``top_tb`` as its traceback (its chain with their own)."""
         chain = _chain(exc)
         if chain is None or getattr(sys, "tracebacklimit", None) is not None:
             self._fallbacks += 1
@@ -127,15 +135,6 @@ class TracebackFormatter:
                 out.extend(self._stacks(e_tb))
             out.extend(_exception_only(e))
         return "".join(out)
-
-    def exc_info(self, exc_info: Any) -> str:
-        """An ``exc_info`` tuple's text without its last newline: for structlog's
-        ``ExceptionRenderer`` (what ``structlog.processors.format_exc_info`` does)."""
-        _type, value, tb = exc_info
-        if value is None:
-            self._fallbacks += 1
-            return "".join(traceback.format_exception(_type, value, tb)).removesuffix("\n")
-        return self.format_exception(value, tb).removesuffix("\n")
 
     def console(self, sio: TextIO, exc_info: Any) -> None:
         """For ``structlog.dev.ConsoleRenderer(exception_formatter=...)``: what structlog's

@@ -308,3 +308,9 @@ def test_the_command_lines_logging_formats_tracebacks_with_it(fmt: str) -> None:
     text = out.getvalue().replace("\\n", "\n").replace('\\"', '"')
     assert text.count("The above exception was the direct cause") == 2
     assert text.count("_Custom: wrapped") == 2
+
+
+def test_an_exc_info_tuple_without_a_traceback_prints_none(exc: BaseException) -> None:
+    formatter = TracebackFormatter()
+    expected = "".join(traceback.format_exception(type(exc), exc, None)).removesuffix("\n")
+    assert formatter.exc_info((type(exc), exc, None)) == expected
