@@ -102,9 +102,9 @@ class Failed:
         return str(self._error.get("errorMessage", ""))
 
     def waiting(self) -> dict[str, Any] | WaitingError:
-        """What the event keeps while its retry waits: (errorType, errorMessage), as
-        ``waiting_error`` keeps, if the error object was not made; else the object (the
-        scheduler's ``Event.wait_for_retry`` makes it compact)."""
+        """What ``Event.wait_for_retry`` keeps of this failure: (errorType, errorMessage),
+        as ``waiting_error`` keeps, if the error object was not made; else the object,
+        which it then makes compact."""
         if self._error is None:
             assert self.exc is not None
             return waiting_error_of(self.exc)

@@ -9,6 +9,7 @@ from ._payload import private_copy
 from ._records import WaitingError, waited_error, waiting_error
 
 if TYPE_CHECKING:
+    from ._attempts import Failed
     from ._handler import HandlerConfig
     from ._runtime import HandlerRuntime
     from .queues import Defer
@@ -62,7 +63,7 @@ class Event:
     flat: bool
     enqueued_at: float
     attempts: int
-    _error: dict[str, Any] | WaitingError | None
+    _error: dict[str, Any] | WaitingError | Failed | None
     timer: object | None
     settle: Settle | None
     defer: Defer | None
@@ -73,24 +74,30 @@ class Event:
     def error(self) -> dict[str, Any] | None:
         """The last failed attempt's error object (rebuilt, without a trace, if it waited)."""
         error = self._error
-        if type(error) is tuple:
+        if error is None or isinstance(error, dict):
+            return error
+        if isinstance(error, tuple):
             return waited_error(error, self.request_id)
-        return error  # type: ignore[return-value]
+        # a failed attempt kept whole: its error object is made now, once
+        made = self._error = error.error
+        return made
 
     @error.setter
     def error(self, error: dict[str, Any] | None) -> None:
         self._error = error
 
-    def keep_error(self, error: dict[str, Any] | WaitingError) -> None:
-        """Keep ``error`` as the last one: an error object, or the compact form a waiting
-        retry keeps (see ``Failed.waiting``)."""
-        self._error = error
+    def keep_failure(self, failed: Failed) -> None:
+        """Keep the failed attempt as the last error: its error object is made only if
+        something reads :attr:`error` before :meth:`wait_for_retry` makes it compact."""
+        self._error = failed
 
     def wait_for_retry(self) -> None:
         """The event waits for a retry: keep its last error compact (``waiting_error``),
         so that what a waiting retry holds does not grow with the handler's stack."""
         error = self._error
-        if type(error) is dict:
+        if error is not None and not isinstance(error, dict | tuple):
+            error = self._error = error.waiting()  # a failed attempt kept whole
+        if isinstance(error, dict):
             self._error = waiting_error(error, self.request_id)
 
     def private_payload(self) -> Any:

@@ -153,28 +153,25 @@ class Outcomes:
         if self._hooks is not None:
             self._hooks.attempt_failed(ev, failed.error)
         self.log_failure(ev, failed)
+        # the error object is made only if a path reads it: a retry that waits keeps the
+        # compact form (the scheduler's wait_for_retry), its stack trace was logged
+        ev.keep_failure(failed)
         h = ev.cfg
         if ev.attempts > h.max_retries:
-            ev.error = failed.error
             await self.fail(ev, RETRIES_EXHAUSTED, failed.error_message)
             return
         delay = h.retry_delay(ev.attempts)
         due = self._now() + delay
         if due - ev.enqueued_at > h.max_event_age:
-            ev.error = failed.error
             reason = self._age_reason(ev, h.max_event_age, next_retry_in=delay)
             await self.fail(ev, EVENT_AGE_EXCEEDED, reason)
             return
         if ev.defer is not None:
-            ev.error = failed.error
             self._defer(ev, delay)
             return
-        # the retry waits: the stack trace was logged (or filtered away), and is not kept
-        ev.keep_error(failed.waiting())
         try:
             self._scheduler.schedule(due, ev)
         except SchedulerFull as full:
-            ev.error = failed.error
             self._log.error("retry.not_scheduled", reason=str(full), **log_context(ev))
             await self.fail(ev, RETRIES_EXHAUSTED, f"{failed.error_message} ({full})")
             return

@@ -28,6 +28,7 @@ _CAUSE = "\nThe above exception was the direct cause of the following exception:
 _CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 _HEADER = "Traceback (most recent call last):\n"
 
+
 @dataclass(frozen=True, slots=True)
 class TracebackStats:
     """What a :class:`TracebackFormatter` holds and how often its stacks were reused."""
@@ -42,12 +43,10 @@ class TracebackStats:
 class StackTexts:
     """The text of a traceback's frames, made by ``make`` once per stack: keyed by where the
     frames stopped (each frame's code object and instruction offset), which decides the
-    text but for a source file edited since. Keeps at most ``maxsize`` stacks (the oldest
-    is dropped first); safe to share between threads."""
+    text but for a source file edited since. Keeps at most ``maxsize`` stacks (1 or more;
+    the oldest is dropped first); safe to share between threads."""
 
     def __init__(self, maxsize: int, make: Callable[[TracebackType], list[str]]) -> None:
-        if maxsize < 1:
-            raise ValueError(f"maxsize={maxsize!r} keeps no stack: give 1 or more.")
         self._maxsize = maxsize
         self._make = make
         self._texts: dict[tuple[CodeType | int, ...], list[str]] = {}
