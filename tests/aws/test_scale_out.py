@@ -357,7 +357,10 @@ async def test_a_retry_scheduled_by_a_killed_worker_runs_elsewhere_after_its_del
     first.send_signal(signal.SIGKILL)
     first.wait()
     second = group.start()
-    await wait_for(lambda: queue_empty(sqs, urls["queue"]), 60, "the retry never ran")
+    # the retry's run, not the queue's counts: moto may read empty while a retry waits
+    await wait_for(lambda: len(group.attempts()[request_id]) >= 2, 60, "the retry never ran")
+    await wait_for(group.successes, 60, "the retry never succeeded")
+    await wait_for(lambda: queue_empty(sqs, urls["queue"]), 60, "the retry was never deleted")
     assert group.stop_all()[second.pid] == 0
 
     tries = sorted(group.attempts()[request_id])
